@@ -1,0 +1,75 @@
+import { openapi } from "@elysiajs/openapi";
+import { type AnyElysia, Elysia } from "elysia";
+import { z } from "zod";
+import { httpPlugin } from "./http";
+import type { Platform } from "./platform";
+import { pingRedis } from "./redis";
+
+/**
+ * What every service factory returns: its routes as an Elysia plugin, plus start/stop for what
+ * lives beside the routes (migrations, consumers, sockets).
+ */
+export interface ServiceModule {
+  name: string;
+  /** Where Traefik sends this service's traffic; also where its OpenAPI docs live. */
+  prefix: string;
+  plugin: AnyElysia;
+  /** Runs before the server accepts traffic (migrations, subscriptions). */
+  start?(): Promise<void>;
+  /** Stops background work; the server has already stopped accepting requests. */
+  stop?(): Promise<void>;
+}
+
+export interface AppOptions {
+  platform: Platform;
+  modules: ServiceModule[];
+  /** Set by graceful shutdown: /ready answers 503 while draining. */
+  isDraining?: () => boolean;
+}
+
+/** The root application: HTTP plugin, operational endpoints, docs, then each service's routes. */
+export function createApp({ platform, modules, isDraining = () => false }: AppOptions) {
+  const serviceLabel = modules.length === 1 ? (modules[0]?.name ?? "none") : "all";
+  const docsPath = modules.length === 1 ? `${modules[0]?.prefix}/docs` : "/docs";
+  let app = new Elysia()
+    .use(
+      httpPlugin({
+        service: serviceLabel,
+        logger: platform.logger,
+        metrics: platform.metrics,
+        maxBodyBytes: platform.env.MAX_BODY_BYTES,
+      }),
+    )
+    .use(
+      openapi({
+        path: docsPath,
+        documentation: { info: { title: `Adiuva ${serviceLabel} API`, version: "1" } },
+        mapJsonSchema: { zod: z.toJSONSchema },
+        exclude: { paths: ["/health", "/ready", "/metrics"] },
+      }),
+    )
+    .get("/health", () => ({ status: "ok", service: serviceLabel, instance: platform.instanceId }))
+    .get("/ready", async ({ set }) => {
+      const checks = await readiness(platform);
+      const ok = !isDraining() && Object.values(checks).every((check) => check !== "down");
+      set.status = ok ? 200 : 503;
+      return { status: ok ? "ready" : isDraining() ? "draining" : "unavailable", checks };
+    })
+    .get("/metrics", async ({ set }) => {
+      set.headers["content-type"] = platform.metrics.registry.contentType;
+      return platform.metrics.registry.metrics();
+    }) as AnyElysia;
+  for (const module of modules) app = app.use(module.plugin);
+  return app;
+}
+
+async function readiness(platform: Platform): Promise<Record<string, string>> {
+  const checks: Record<string, string> = {};
+  const [db, redis] = await Promise.allSettled([
+    platform.database.ping(1500),
+    platform.redis ? pingRedis(platform.redis, 1500) : Promise.resolve(),
+  ]);
+  checks.database = db.status === "fulfilled" ? "ok" : "down";
+  checks.redis = !platform.redis ? "embedded" : redis.status === "fulfilled" ? "ok" : "down";
+  return checks;
+}

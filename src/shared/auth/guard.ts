@@ -1,0 +1,28 @@
+import { Elysia } from "elysia";
+import { forbidden } from "../errors";
+import type { Logger } from "../logger";
+import { type Tier, tierRank } from "../tiers";
+import { type AuthUser, bearerToken, TokenError, type TokenVerifier } from "./verifier";
+
+/**
+ * Resolves `user` from the bearer token for every route registered after it in the plugin that
+ * uses it (scoped: it protects its parent, not the whole app). Deliberately unnamed: a named
+ * plugin is deduplicated, and a second service using it would be left unprotected.
+ */
+export function authGuard(verifier: TokenVerifier, logger?: Logger) {
+  return new Elysia().resolve({ as: "scoped" }, async ({ headers }): Promise<{ user: AuthUser }> => {
+    try {
+      return { user: await verifier.verify(bearerToken(headers.authorization)) };
+    } catch (error) {
+      if (error instanceof TokenError) logger?.info({ reason: error.reason }, "token rejected");
+      throw error;
+    }
+  });
+}
+
+/** Throws 403 `tier_insufficient` unless the user's tier is at least `minimum`. */
+export function requireTier(user: Pick<AuthUser, "tier">, minimum: Tier): void {
+  if (tierRank(user.tier) < tierRank(minimum)) {
+    throw forbidden("tier_insufficient", `this requires the ${minimum} tier or higher`);
+  }
+}

@@ -1,0 +1,60 @@
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { exportPKCS8, exportSPKI, generateKeyPair } from "jose";
+
+export interface PemKeyPair {
+  privatePem: string;
+  publicPem: string;
+}
+
+/** A fresh RS256 key pair as PEM (PKCS#8 private, SPKI public). */
+export async function generateRsaPemPair(): Promise<PemKeyPair> {
+  const { privateKey, publicKey } = await generateKeyPair("RS256", { modulusLength: 2048, extractable: true });
+  return { privatePem: await exportPKCS8(privateKey), publicPem: await exportSPKI(publicKey) };
+}
+
+/** 32 random bytes, base64: the master key that wraps users' encryption keys. */
+export function generateMasterKey(): string {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64");
+}
+
+/**
+ * Writes the key files an installation needs unless they exist (never overwrites a key).
+ * Returns the paths it created.
+ */
+export async function ensureKeyFiles(dir: string): Promise<{ created: string[]; paths: KeyPaths }> {
+  const paths = keyPaths(dir);
+  const created: string[] = [];
+  mkdirSync(dir, { recursive: true });
+  if (!existsSync(paths.privateKey) || !existsSync(paths.publicKey)) {
+    const pair = await generateRsaPemPair();
+    writeSecret(paths.privateKey, pair.privatePem);
+    writeFileSync(paths.publicKey, pair.publicPem, { mode: 0o644 });
+    created.push(paths.privateKey, paths.publicKey);
+  }
+  if (!existsSync(paths.masterKey)) {
+    writeSecret(paths.masterKey, `${generateMasterKey()}\n`);
+    created.push(paths.masterKey);
+  }
+  return { created, paths };
+}
+
+export interface KeyPaths {
+  privateKey: string;
+  publicKey: string;
+  masterKey: string;
+}
+
+export function keyPaths(dir: string): KeyPaths {
+  return {
+    privateKey: `${dir}/jwt_private.pem`,
+    publicKey: `${dir}/jwt_public.pem`,
+    masterKey: `${dir}/master.key`,
+  };
+}
+
+function writeSecret(path: string, content: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  // Readable by the service user only; Compose mounts these as secrets.
+  writeFileSync(path, content, { mode: 0o600 });
+}

@@ -1,0 +1,109 @@
+import { z } from "zod";
+
+export const SERVICE_NAMES = ["auth", "chat", "agent", "billing"] as const;
+export const ServiceName = z.enum(SERVICE_NAMES);
+export type ServiceName = z.infer<typeof ServiceName>;
+
+const optionalUrl = z
+  .string()
+  .trim()
+  .transform((value) => (value === "" ? undefined : value))
+  .pipe(z.string().url().optional())
+  .optional();
+
+const optionalString = z
+  .string()
+  .trim()
+  .transform((value) => (value === "" ? undefined : value))
+  .optional();
+
+/** Every variable any service reads; each service validates the ones it needs in `requireFor`. */
+export const Env = z.object({
+  SERVICE_NAME: z.enum([...SERVICE_NAMES, "all"]),
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8000),
+  HOST: z.string().default("0.0.0.0"),
+  LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /** Unset: embedded PGlite under DATA_DIR (development only). */
+  DATABASE_URL: optionalUrl,
+  /** Unset: in-process adapters for bus, presence, rate limiting and jobs (development only). */
+  REDIS_URL: optionalUrl,
+  DATA_DIR: z.string().default(".data"),
+  INSTANCE_ID: optionalString,
+  PUBLIC_URL: z.string().url().default("http://localhost:8000"),
+  /** Largest request body accepted by any route, in bytes. */
+  MAX_BODY_BYTES: z.coerce.number().int().positive().default(1_048_576),
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
+
+  JWT_ISSUER: z.string().default("adiuva-auth"),
+  JWT_PRIVATE_KEY_FILE: optionalString,
+  JWT_PUBLIC_KEY_FILE: optionalString,
+  JWKS_URL: optionalUrl,
+  ACCESS_TOKEN_TTL_S: z.coerce.number().int().positive().default(900),
+  REFRESH_TOKEN_TTL_S: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(30 * 24 * 3600),
+  /** Wraps every user's encryption key (AES-256-GCM); base64 of 32 bytes. */
+  MASTER_KEY_FILE: optionalString,
+
+  LLM_BASE_URL: optionalUrl,
+  LLM_API_KEY: optionalString,
+  LLM_CHAT_MODEL: z.string().default("gpt-4o-mini"),
+  LLM_CLASSIFY_MODEL: z.string().default("gpt-4o-mini"),
+  LLM_EMBEDDING_MODEL: z.string().default("text-embedding-3-small"),
+  QDRANT_URL: optionalUrl,
+  QDRANT_API_KEY: optionalString,
+
+  STRIPE_SECRET_KEY: optionalString,
+  STRIPE_WEBHOOK_SECRET: optionalString,
+  /** Points the Stripe SDK at another host (tests run a fake Stripe API). */
+  STRIPE_API_BASE: optionalUrl,
+  STRIPE_PRICE_PRO: optionalString,
+  STRIPE_PRICE_POWER: optionalString,
+  STRIPE_PRICE_TEAM: optionalString,
+});
+export type Env = z.infer<typeof Env>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Variables a service cannot run without in production; development falls back to embedded defaults. */
+const requiredInProduction: Record<ServiceName, (keyof Env)[]> = {
+  auth: ["DATABASE_URL", "REDIS_URL", "JWT_PRIVATE_KEY_FILE", "MASTER_KEY_FILE"],
+  chat: ["DATABASE_URL", "REDIS_URL", "LLM_BASE_URL"],
+  agent: ["DATABASE_URL", "REDIS_URL", "LLM_BASE_URL"],
+  billing: ["DATABASE_URL", "REDIS_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"],
+};
+
+/** Parses the environment once; throws a ConfigError naming every offending variable. */
+export function loadEnv(source: Record<string, string | undefined> = process.env): Env {
+  const parsed = Env.safeParse(source);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = issue.path.join(".") || "environment";
+      const value = source[name];
+      return value === undefined && issue.code === "invalid_value"
+        ? `${name} is required (one of: ${"values" in issue ? issue.values.join(", ") : "?"})`
+        : `${name}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+  }
+  const env = parsed.data;
+  if (env.NODE_ENV === "production") {
+    const services = env.SERVICE_NAME === "all" ? SERVICE_NAMES : [env.SERVICE_NAME];
+    const missing = new Set<string>();
+    for (const service of services) {
+      for (const name of requiredInProduction[service]) if (env[name] === undefined) missing.add(name);
+    }
+    if (env.SERVICE_NAME !== "auth" && !env.JWT_PUBLIC_KEY_FILE && !env.JWKS_URL && !env.JWT_PRIVATE_KEY_FILE) {
+      missing.add("JWT_PUBLIC_KEY_FILE or JWKS_URL");
+    }
+    if (missing.size > 0) {
+      throw new ConfigError(`invalid configuration: ${[...missing].join(", ")} must be set when NODE_ENV=production`);
+    }
+  }
+  return env;
+}

@@ -1,0 +1,38 @@
+/**
+ * Every Redis key, channel and stream name, in one place. Nothing else builds a name inline.
+ * `prefix` namespaces a deployment (and each test); ids are our own UUIDs, never raw user input.
+ */
+export function createKeys(prefix = "adiuva") {
+  const p = prefix;
+  return {
+    prefix: p,
+    /** BullMQ's own prefix for the agent queues. */
+    queuePrefix: `${p}:bull`,
+
+    // Rate limiting and quotas
+    rateLimit: (service: string, subject: string) => `${p}:rl:${service}:${subject}`,
+    quota: (name: string, subject: string, day: string) => `${p}:quota:${name}:${subject}:${day}`,
+
+    // Device presence and RPC (chat gateway)
+    presence: (userId: string) => `${p}:presence:${userId}`,
+    instanceAlive: (instanceId: string) => `${p}:instance:${instanceId}`,
+    instanceInbox: (instanceId: string) => `${p}:inbox:${instanceId}`,
+    deviceStream: (userId: string) => `${p}:stream:${userId}`,
+
+    // Events between services
+    tierChangedStream: `${p}:events:tier_changed`,
+    /** The seed's real-time channel, kept for listeners such as the chat gateway. */
+    tierChanged: (userId: string) => `${p}:tier_changed:${userId}`,
+    tierChangedPattern: `${p}:tier_changed:*`,
+
+    // Auth
+    loginFailures: (subject: string) => `${p}:auth:fail:${subject}`,
+    loginLock: (subject: string) => `${p}:auth:lock:${subject}`,
+
+    // Agent service
+    agentConcurrency: (userId: string) => `${p}:agent:running:${userId}`,
+    agentRunCancel: (runId: string) => `${p}:agent:cancel:${runId}`,
+  } as const;
+}
+
+export type Keys = ReturnType<typeof createKeys>;

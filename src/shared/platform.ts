@@ -1,0 +1,95 @@
+import type { Redis } from "ioredis";
+import type { TokenVerifier } from "./auth/verifier";
+import type { Bus } from "./bus/bus";
+import { MemoryBus } from "./bus/memory-bus";
+import { RedisBus } from "./bus/redis-bus";
+import { type Database, type DatabaseHandle, openDatabase } from "./db";
+import type { Env } from "./env";
+import { createKeys, type Keys } from "./keys";
+import type { Logger } from "./logger";
+import { Metrics } from "./metrics";
+import { openRedis, openSubscriber } from "./redis";
+
+/**
+ * Everything a service needs from the outside world, built once per process (or per test) and
+ * passed in. Services never read process.env or open connections of their own.
+ */
+export interface Platform {
+  env: Env;
+  instanceId: string;
+  logger: Logger;
+  metrics: Metrics;
+  database: DatabaseHandle;
+  db: Database;
+  /** Absent in embedded mode: ports fall back to their in-process adapters. */
+  redis?: Redis;
+  /** A second connection for SUBSCRIBE, which cannot share one with commands. */
+  subscriber?: Redis;
+  bus: Bus;
+  keys: Keys;
+  verifier: TokenVerifier;
+  /** Cleanups run in reverse order by `closePlatform`. */
+  cleanups: Array<() => Promise<void> | void>;
+}
+
+export interface PlatformOptions {
+  env: Env;
+  logger: Logger;
+  verifier: TokenVerifier;
+  instanceId?: string;
+  keyPrefix?: string;
+  metrics?: Metrics;
+  database?: DatabaseHandle;
+}
+
+export function createPlatform(options: PlatformOptions): Platform {
+  const { env, logger } = options;
+  const instanceId = options.instanceId ?? env.INSTANCE_ID ?? crypto.randomUUID();
+  const database =
+    options.database ??
+    openDatabase({ url: env.DATABASE_URL, dataDir: env.DATA_DIR, applicationName: `adiuva-${env.SERVICE_NAME}` });
+  const cleanups: Platform["cleanups"] = [];
+  let redis: Redis | undefined;
+  let subscriber: Redis | undefined;
+  let bus: Bus;
+  if (env.REDIS_URL) {
+    redis = openRedis({ url: env.REDIS_URL, logger, name: `${env.SERVICE_NAME}:${instanceId}:cmd` });
+    subscriber = openSubscriber({ url: env.REDIS_URL, logger, name: `${env.SERVICE_NAME}:${instanceId}:sub` });
+    bus = new RedisBus(redis, subscriber);
+  } else {
+    bus = new MemoryBus();
+  }
+  const platform: Platform = {
+    env,
+    instanceId,
+    logger: logger.child({ instance: instanceId }),
+    metrics: options.metrics ?? new Metrics({ defaultMetrics: env.NODE_ENV !== "test" }),
+    database,
+    db: database.db,
+    redis,
+    subscriber,
+    bus,
+    keys: createKeys(options.keyPrefix),
+    verifier: options.verifier,
+    cleanups,
+  };
+  if (!options.database) cleanups.push(() => database.close());
+  cleanups.push(async () => {
+    await bus.close();
+    subscriber?.disconnect();
+    // QUIT on a connection that is not ready would wait for a reconnect that may never come.
+    if (redis?.status === "ready") await redis.quit().catch(() => redis?.disconnect());
+    else redis?.disconnect();
+  });
+  return platform;
+}
+
+export async function closePlatform(platform: Platform): Promise<void> {
+  for (const cleanup of platform.cleanups.splice(0).reverse()) {
+    try {
+      await cleanup();
+    } catch (error) {
+      platform.logger.warn({ err: error }, "cleanup failed");
+    }
+  }
+}

@@ -1,0 +1,61 @@
+import { Redis } from "ioredis";
+import type { Logger } from "./logger";
+
+export type { Redis };
+
+export interface RedisOptions {
+  url: string;
+  logger: Logger;
+  /** Shown in CLIENT LIST, handy when several connections belong to one instance. */
+  name: string;
+}
+
+/**
+ * A Redis connection that never crashes the process: errors are logged, commands fail fast
+ * while disconnected (no unbounded offline queue), and it reconnects with capped backoff.
+ * Subscribers must use a connection of their own (see `openSubscriber`).
+ */
+export function openRedis(options: RedisOptions): Redis {
+  const client = new Redis(options.url, {
+    connectionName: options.name,
+    lazyConnect: false,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 3000,
+    commandTimeout: 5000,
+    retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
+    reconnectOnError: () => true,
+  });
+  let lastLogged = 0;
+  client.on("error", (error) => {
+    // A down Redis reports on every retry; one line a few seconds is enough.
+    const now = Date.now();
+    if (now - lastLogged > 5000) {
+      lastLogged = now;
+      options.logger.warn({ err: error.message, connection: options.name }, "redis connection error");
+    }
+  });
+  return client;
+}
+
+/** A connection dedicated to SUBSCRIBE; ioredis re-subscribes every channel after a reconnect. */
+export function openSubscriber(options: RedisOptions): Redis {
+  const client = openRedis(options);
+  // Subscriber connections cannot queue ordinary commands; failing fast is right for them too.
+  return client;
+}
+
+export async function pingRedis(client: Redis, timeoutMs = 2000): Promise<void> {
+  if (client.status !== "ready") throw new Error(`redis is ${client.status}`);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      client.ping(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("redis did not answer")), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,5 @@
+export * from "./context";
+export * from "./eventually";
+export * from "./infra";
+export * from "./tcp-proxy";
+export * from "./tokens";
