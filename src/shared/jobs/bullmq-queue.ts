@@ -1,0 +1,131 @@
+import { type Job as BullJob, Queue, WaitingError, Worker } from "bullmq";
+import { Redis } from "ioredis";
+import type { Logger } from "../logger";
+import { type Job, type JobHandler, JobInterrupted, type JobQueue, type JobQueueOptions } from "./job-queue";
+
+export interface BullJobQueueConfig {
+  name: string;
+  url: string;
+  /** `platform.keys.queuePrefix`: isolates deployments and tests. */
+  prefix: string;
+  logger: Logger;
+  instanceId: string;
+  options: JobQueueOptions;
+}
+
+/** BullMQ blocks on its connections, so it needs its own, with no per-command retry limit. */
+const connect = (url: string, name: string) =>
+  new Redis(url, { maxRetriesPerRequest: null, connectionName: name, enableOfflineQueue: true });
+
+/**
+ * The queue on Redis. A job's lock is renewed while its handler runs; when an instance dies the
+ * lock lapses and the stalled-job check of any other instance puts the job back in the queue.
+ */
+export class BullJobQueue<T> implements JobQueue<T> {
+  readonly name: string;
+  private readonly queue: Queue;
+  private readonly connections: Redis[] = [];
+  private worker?: Worker;
+  private readonly controllers = new Map<string, AbortController>();
+
+  constructor(private readonly config: BullJobQueueConfig) {
+    this.name = config.name;
+    const connection = this.connection("queue");
+    this.queue = new Queue(config.name, {
+      connection,
+      prefix: config.prefix,
+      defaultJobOptions: {
+        attempts: config.options.attempts,
+        backoff: { type: "exponential", delay: config.options.backoffMs },
+        removeOnComplete: true,
+        removeOnFail: { count: 1000 },
+      },
+    });
+    this.queue.on("error", (error) => this.config.logger.warn({ err: error.message, queue: this.name }, "queue error"));
+  }
+
+  async add(id: string, data: T): Promise<void> {
+    await this.queue.add(this.name, data, { jobId: id });
+  }
+
+  process(handler: JobHandler<T>, options: { concurrency: number }): void {
+    if (this.worker) throw new Error(`queue ${this.name} already has a handler`);
+    const { options: queueOptions } = this.config;
+    this.worker = new Worker(this.name, (job, token) => this.handle(handler, job, token), {
+      connection: this.connection("worker"),
+      prefix: this.config.prefix,
+      name: this.config.instanceId,
+      concurrency: Math.max(1, options.concurrency),
+      lockDuration: queueOptions.lockMs,
+      stalledInterval: queueOptions.stalledIntervalMs,
+      // A stalled job is a crashed instance, not a bad job: let it be recovered several times.
+      maxStalledCount: 5,
+    });
+    this.worker.on("error", (error) =>
+      this.config.logger.warn({ err: error.message, queue: this.name }, "worker error"),
+    );
+    this.worker.on("failed", (job, error) => {
+      if (error instanceof WaitingError) return;
+      this.config.logger.warn({ err: error.message, queue: this.name, job_id: job?.id }, "job attempt failed");
+    });
+  }
+
+  async remove(id: string): Promise<boolean> {
+    const job = await this.queue.getJob(id);
+    if (!job) return false;
+    const state = await job.getState();
+    if (state !== "waiting" && state !== "delayed" && state !== "prioritized") return false;
+    try {
+      return (await this.queue.remove(id)) === 1;
+    } catch {
+      // A worker took it between the state check and the removal (it holds the lock).
+      return false;
+    }
+  }
+
+  async counts(): Promise<{ waiting: number; active: number }> {
+    const counts = await this.queue.getJobCounts("waiting", "delayed", "prioritized", "active");
+    return {
+      waiting: (counts.waiting ?? 0) + (counts.delayed ?? 0) + (counts.prioritized ?? 0),
+      active: counts.active ?? 0,
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const controller of this.controllers.values()) controller.abort(new JobInterrupted());
+    await this.worker?.close();
+    await this.queue.close();
+    await Promise.all(this.connections.map((each) => each.quit().catch(() => each.disconnect())));
+  }
+
+  private async handle(handler: JobHandler<T>, job: BullJob, token: string | undefined): Promise<void> {
+    const id = job.id as string;
+    const controller = new AbortController();
+    this.controllers.set(id, controller);
+    try {
+      await handler({
+        id,
+        data: job.data as T,
+        attempt: job.attemptsMade + 1,
+        maxAttempts: job.opts.attempts ?? 1,
+        signal: controller.signal,
+      } satisfies Job<T>);
+    } catch (error) {
+      if (error instanceof JobInterrupted) {
+        // Back to the queue without spending an attempt, for another instance to continue.
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
+      throw error;
+    } finally {
+      this.controllers.delete(id);
+    }
+  }
+
+  private connection(role: string): Redis {
+    const connection = connect(this.config.url, `${this.name}:${this.config.instanceId}:${role}`);
+    connection.on("error", () => {});
+    this.connections.push(connection);
+    return connection;
+  }
+}
