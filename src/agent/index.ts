@@ -1,15 +1,71 @@
 import { Elysia } from "elysia";
 import type { ServiceModule } from "../shared/app";
+import { migrate } from "../shared/db";
+import type { DevicePush, DeviceRpc } from "../shared/device-rpc";
+import { type JobQueue, openJobQueue } from "../shared/jobs";
 import type { Platform } from "../shared/platform";
+import type { AgentContext, AgentModels } from "./context";
+import { defaultDependencies } from "./dependencies";
+import { migrations } from "./migrations";
+import type { RunJob } from "./model";
+import { agentRoutes } from "./routes";
+import { createRunner } from "./runner";
 
 export const AGENT_PREFIX = "/api/v1/agents";
+export const RUN_QUEUE = "agent-runs";
+
+/** What the agent service talks to beyond the platform; tests pass their own. */
+export interface AgentDependencies {
+  rpc: DeviceRpc;
+  push: DevicePush;
+  models: AgentModels;
+  queue?: JobQueue<RunJob>;
+}
 
 /** Builds the agent service from its dependencies; no globals. */
-export async function createAgentService(platform: Platform): Promise<ServiceModule> {
-  void platform;
+export async function createAgentService(
+  platform: Platform,
+  overrides: Partial<AgentDependencies> = {},
+): Promise<ServiceModule> {
+  const { env } = platform;
+  const deps = { ...(await defaultDependencies(platform, overrides)), ...overrides };
+  const queue =
+    deps.queue ??
+    openJobQueue<RunJob>(platform, RUN_QUEUE, {
+      attempts: env.AGENT_RUN_ATTEMPTS,
+      lockMs: env.AGENT_JOB_LOCK_MS,
+      stalledIntervalMs: env.AGENT_STALLED_INTERVAL_MS,
+    });
+  const ctx: AgentContext = {
+    db: platform.db,
+    keys: platform.keys,
+    bus: platform.bus,
+    logger: platform.logger.child({ service: "agent" }),
+    metrics: platform.metrics,
+    instanceId: platform.instanceId,
+    queue,
+    rpc: deps.rpc,
+    push: deps.push,
+    models: deps.models,
+    settings: {
+      workerConcurrency: env.AGENT_WORKER_CONCURRENCY,
+      itemConcurrency: env.AGENT_ITEM_CONCURRENCY,
+      deviceGraceMs: env.AGENT_DEVICE_GRACE_MS,
+      deviceCallMs: env.AGENT_DEVICE_CALL_MS,
+    },
+  };
+  const runner = createRunner(ctx);
   return {
     name: "agent",
     prefix: AGENT_PREFIX,
-    plugin: new Elysia({ name: "agent", prefix: AGENT_PREFIX }),
+    plugin: new Elysia({ name: "agent" }).use(agentRoutes(AGENT_PREFIX, platform, ctx)),
+    async start() {
+      await migrate(platform.db, "agent", migrations);
+      if (env.AGENT_WORKER) await runner.start();
+    },
+    async stop() {
+      await queue.close();
+      await runner.stop();
+    },
   };
 }

@@ -56,6 +56,21 @@ export const Env = z.object({
   QDRANT_URL: optionalUrl,
   QDRANT_API_KEY: optionalString,
 
+  /** false: this agent replica serves the API but takes no runs from the queue. */
+  AGENT_WORKER: z.stringbool().default(true),
+  /** Runs one agent replica works on at once. */
+  AGENT_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(4),
+  /** Files of one run processed at once (device reads, model calls, device writes). */
+  AGENT_ITEM_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  /** Deadline of one device tool call made by an agent run. */
+  AGENT_DEVICE_CALL_MS: z.coerce.number().int().positive().default(30_000),
+  /** How long a run stays paused waiting for its device before it fails. */
+  AGENT_DEVICE_GRACE_MS: z.coerce.number().int().nonnegative().default(60_000),
+  /** Lock on a running job: a replica silent for this long loses its run to another one. */
+  AGENT_JOB_LOCK_MS: z.coerce.number().int().min(500).default(30_000),
+  AGENT_STALLED_INTERVAL_MS: z.coerce.number().int().min(200).default(15_000),
+  AGENT_RUN_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
+
   STRIPE_SECRET_KEY: optionalString,
   STRIPE_WEBHOOK_SECRET: optionalString,
   /** Points the Stripe SDK at another host (tests run a fake Stripe API). */

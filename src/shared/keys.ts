@@ -32,6 +32,8 @@ export function createKeys(prefix = "adiuva") {
     // Agent service
     agentConcurrency: (userId: string) => `${p}:agent:running:${userId}`,
     agentRunCancel: (runId: string) => `${p}:agent:cancel:${runId}`,
+    /** Every replica listens once for cancellations of whichever runs it is working on. */
+    agentRunCancelPattern: `${p}:agent:cancel:*`,
   } as const;
 }
 
