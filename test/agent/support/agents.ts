@@ -1,0 +1,37 @@
+import type { createAgentService as Factory } from "../../../src/agent";
+import { createAgentService } from "../../../src/agent";
+import type { TestContext } from "../../../src/shared/testing";
+import { eventually } from "../../../src/shared/testing";
+import { type MemoryDevice, mockModels } from "./fakes";
+import type { Api } from "./http";
+
+type Overrides = Parameters<typeof Factory>[1];
+
+/** Starts an agent replica on the test's database and Redis, wired to an in-memory device. */
+export async function startAgent(
+  ctx: TestContext,
+  device: MemoryDevice,
+  env: Record<string, string> = {},
+  overrides: Overrides = {},
+) {
+  return ctx.start(
+    [
+      (platform) =>
+        createAgentService(platform, { rpc: device.rpc, push: device.push, models: mockModels(), ...overrides }),
+    ],
+    { env: { AGENT_JOB_LOCK_MS: "2000", AGENT_STALLED_INTERVAL_MS: "500", ...env } },
+  );
+}
+
+const TERMINAL = ["succeeded", "failed", "cancelled"];
+
+/** Polls a run until it reaches one of `statuses` (any terminal status by default). */
+export async function waitForRun(call: Api, runId: string, statuses = TERMINAL, timeoutMs = 20_000) {
+  const seen = await eventually(
+    () => call("GET", `/runs/${runId}`),
+    (response) => statuses.includes(response.body?.status),
+    timeoutMs,
+    25,
+  );
+  return seen.body;
+}
