@@ -61,7 +61,7 @@ await ensureInfrastructure();
 mkdirSync(".data", { recursive: true });
 const report = ".data/junit.xml";
 const args = process.argv.slice(2);
-const child = Bun.spawn(["bun", "test", "--reporter=junit", `--reporter-outfile=${report}`, ...args], {
+const child = Bun.spawn(["bun", "test", "--timeout=30000", "--reporter=junit", `--reporter-outfile=${report}`, ...args], {
   stdout: "inherit",
   stderr: "inherit",
   env: { ...process.env, DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: TEST_REDIS_URL },
