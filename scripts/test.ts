@@ -42,7 +42,7 @@ async function ensureInfrastructure(): Promise<void> {
     ]);
   }
   if ((await reachable()) !== undefined && has("docker")) {
-    run(["docker", "compose", "up", "-d", "db", "redis", "--wait"]);
+    run(["docker", "compose", "-f", "infra/compose.test.yaml", "up", "-d", "--wait"]);
   }
   for (let attempt = 0; attempt < 50; attempt++) {
     const problem = await reachable();

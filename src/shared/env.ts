@@ -71,7 +71,7 @@ export class ConfigError extends Error {
 }
 
 /** Variables a service cannot run without in production; development falls back to embedded defaults. */
-const requiredInProduction: Record<ServiceName, (keyof Env)[]> = {
+export const requiredInProduction: Record<ServiceName, (keyof Env)[]> = {
   auth: ["DATABASE_URL", "REDIS_URL", "JWT_PRIVATE_KEY_FILE", "MASTER_KEY_FILE"],
   chat: ["DATABASE_URL", "REDIS_URL", "LLM_BASE_URL"],
   agent: ["DATABASE_URL", "REDIS_URL", "LLM_BASE_URL"],
