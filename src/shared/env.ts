@@ -28,6 +28,11 @@ export const Env = z.object({
   DATABASE_URL: optionalUrl,
   /** Unset: in-process adapters for bus, presence, rate limiting and jobs (development only). */
   REDIS_URL: optionalUrl,
+  /** Namespaces every Redis key and channel, so deployments (or tests) can share one Redis. */
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[\w:.-]+$/)
+    .default("adiuva"),
   DATA_DIR: z.string().default(".data"),
   INSTANCE_ID: optionalString,
   PUBLIC_URL: z.string().url().default("http://localhost:8000"),
