@@ -15,8 +15,8 @@ COPY scripts ./scripts
 COPY src ./src
 RUN bun scripts/build.ts "$SERVICE"
 
-# glibc and libstdc++ for the Bun runtime inside the executable, nothing else: no shell, no package
-# manager. The :nonroot variant runs as uid 65532.
+# The executable links only against glibc; distroless adds CA certificates and tzdata, and no shell
+# or package manager. The :nonroot variant runs as uid 65532.
 FROM gcr.io/distroless/cc-debian12:nonroot
 ARG SERVICE
 LABEL org.opencontainers.image.title="adiuva-${SERVICE}-service"
