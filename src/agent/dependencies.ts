@@ -1,5 +1,5 @@
-import { createOpenAI } from "@ai-sdk/openai";
 import { DeviceCallError, type DevicePush, type DeviceRpc } from "../shared/device-rpc";
+import { createLlm } from "../shared/llm";
 import type { Platform } from "../shared/platform";
 import type { AgentModels } from "./context";
 
@@ -14,10 +14,10 @@ const noDeviceRpc: DeviceRpc = {
 
 const noPush: DevicePush = { push: async () => 0 };
 
+/** Any OpenAI-compatible endpoint at LLM_BASE_URL, or the built-in development model without one. */
 function modelsFromEnv(platform: Platform): AgentModels {
-  const { env } = platform;
-  const provider = createOpenAI({ baseURL: env.LLM_BASE_URL, apiKey: env.LLM_API_KEY ?? "unused" });
-  return { classify: provider.chat(env.LLM_CLASSIFY_MODEL), extract: provider.chat(env.LLM_CHAT_MODEL) };
+  const llm = createLlm(platform.env, platform.logger);
+  return { classify: llm.classifyModel, extract: llm.chatModel };
 }
 
 /** Production wiring of the agent service's outside world, for whatever the caller did not pass. */

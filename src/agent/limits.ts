@@ -1,6 +1,6 @@
 import { and, count, eq, gte, inArray, sql } from "drizzle-orm";
 import type { Database } from "../shared/db";
-import { forbidden, ServiceError, tooManyRequests } from "../shared/errors";
+import { forbidden, tooManyRequests } from "../shared/errors";
 import { limitsFor, type Tier } from "../shared/tiers";
 import { ACTIVE_RUN_STATUSES } from "./model";
 import { agentConfigs, agentRunLogs } from "./tables";
@@ -75,5 +75,3 @@ export function assertRunAllowed(tier: Tier, usage: RunUsage, now = new Date()):
     );
   }
 }
-
-export const isServiceError = (error: unknown): error is ServiceError => error instanceof ServiceError;
