@@ -115,6 +115,9 @@ async function finishItem(
 ): Promise<void> {
   const created = outcome.created ?? { tasks: 0, projects: 0, notes: 0, events: 0 };
   await work.ctx.db.transaction(async (tx) => {
+    // Losing the last few completions in a database crash only means redoing those items, which
+    // the idempotency keys make harmless; not waiting for the WAL flush per item is worth it.
+    await tx.execute(sql`set local synchronous_commit = off`);
     const updated = await tx
       .update(agentRunItems)
       .set({
