@@ -63,6 +63,21 @@ export const Env = z.object({
   STRIPE_PRICE_PRO: optionalString,
   STRIPE_PRICE_POWER: optionalString,
   STRIPE_PRICE_TEAM: optionalString,
+  /** How old a webhook's signed timestamp may be before it is refused (replay protection). */
+  STRIPE_WEBHOOK_TOLERANCE_S: z.coerce.number().int().positive().default(300),
+  STRIPE_TIMEOUT_MS: z.coerce.number().int().positive().default(20_000),
+  /** The SDK retries network errors and 5xx with the same idempotency key. */
+  STRIPE_MAX_NETWORK_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  /** Where Checkout sends the user back; unset: PUBLIC_URL + /billing/success|cancel. */
+  BILLING_SUCCESS_URL: optionalUrl,
+  BILLING_CANCEL_URL: optionalUrl,
+  /** Where the customer portal's "return" link goes; unset: PUBLIC_URL + /billing. */
+  BILLING_PORTAL_RETURN_URL: optionalUrl,
+  /**
+   * Comma-separated origins (e.g. `https://app.adiuva.ai,adiuva://billing`) a client may name as
+   * success/cancel/return URL; the defaults' origins and PUBLIC_URL's are always allowed.
+   */
+  BILLING_REDIRECT_ORIGINS: optionalString,
 });
 export type Env = z.infer<typeof Env>;
 
