@@ -49,7 +49,9 @@ describe("POST /webhook", () => {
     const forged = await h.webhook(payload, { signature: await signWebhook(payload, "whsec_someone_else") });
     expect(forged.status).toBe(400);
     expect(forged.body.error.code).toBe("invalid_signature");
-    const tampered = await h.webhook(payload.replace('"livemode":false', '"livemode":true'), {
+    const altered = payload.replace('"livemode": false', '"livemode": true');
+    expect(altered).not.toBe(payload);
+    const tampered = await h.webhook(altered, {
       signature: await signWebhook(payload, WEBHOOK_SECRET),
     });
     expect(tampered.status).toBe(400);

@@ -121,19 +121,26 @@ export class FakeStripe {
     return structuredClone(subscription);
   }
 
-  /** A webhook event with a snapshot of `object`; each new event is one second newer than the last. */
+  /**
+   * A webhook payload with a snapshot of `object`, pretty-printed as Stripe sends it (so a server
+   * that re-serialises the body before verifying fails); each event is one second newer than the last.
+   */
   event(type: string, object: Record<string, unknown>, options: { id?: string; created?: number } = {}): string {
-    return JSON.stringify({
-      id: options.id ?? this.id("evt"),
-      object: "event",
-      api_version: Stripe.API_VERSION,
-      created: options.created ?? this.tick(),
-      data: { object: structuredClone(object) },
-      livemode: false,
-      pending_webhooks: 1,
-      request: { id: null, idempotency_key: null },
-      type,
-    });
+    return JSON.stringify(
+      {
+        id: options.id ?? this.id("evt"),
+        object: "event",
+        api_version: Stripe.API_VERSION,
+        created: options.created ?? this.tick(),
+        data: { object: structuredClone(object) },
+        livemode: false,
+        pending_webhooks: 1,
+        request: { id: null, idempotency_key: null },
+        type,
+      },
+      null,
+      2,
+    );
   }
 
   /** An invoice snapshot for `invoice.*` events, linked to its subscription the current API's way. */
