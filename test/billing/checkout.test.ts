@@ -1,6 +1,6 @@
 // Strategy: see harness.ts — the real service and Stripe SDK against a fake Stripe API on a free port.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type BillingHarness, PRICES, PUBLIC_URL, startBilling } from "./harness";
+import { type BillingHarness, isOwnIdempotencyKey, newUserId, PRICES, PUBLIC_URL, startBilling } from "./harness";
 
 let h: BillingHarness;
 beforeAll(async () => {
@@ -8,12 +8,9 @@ beforeAll(async () => {
 });
 afterAll(() => h.ctx.close());
 
-const user = () => `user-${crypto.randomUUID()}`;
-const explicitKey = (key: string | null) => key !== null && !key.startsWith("stripe-node-retry-");
-
 describe("POST /checkout", () => {
   test("creates the customer with the user id and a subscription Checkout Session", async () => {
-    const userId = user();
+    const userId = newUserId();
     const response = await h.call("POST", "/checkout", { token: await h.ctx.token(userId), body: { tier: "pro" } });
     expect(response.status).toBe(200);
     expect(response.body).toEqual({ mode: "checkout", url: expect.stringContaining("/c/pay/cs_test_") });
@@ -35,17 +32,17 @@ describe("POST /checkout", () => {
   });
 
   test("every Stripe write carries our own idempotency key", async () => {
-    const userId = user();
+    const userId = newUserId();
     await h.call("POST", "/checkout", { token: await h.ctx.token(userId), body: { tier: "power" } });
     const writes = h.fake.requests.filter((r) => r.method === "POST");
     expect(writes.length).toBeGreaterThan(0);
-    expect(writes.filter((r) => !explicitKey(r.idempotencyKey))).toEqual([]);
+    expect(writes.filter((r) => !isOwnIdempotencyKey(r.idempotencyKey))).toEqual([]);
     const customerWrites = h.fake.requestsTo("POST", "/v1/customers");
     expect(customerWrites.map((r) => r.idempotencyKey)).toContain(`customer:${userId}`);
   });
 
   test("two checkouts at once create one customer", async () => {
-    const userId = user();
+    const userId = newUserId();
     const token = await h.ctx.token(userId);
     const before = h.fake.customers.size;
     const [a, b] = await Promise.all([
@@ -62,7 +59,7 @@ describe("POST /checkout", () => {
   });
 
   test("a double click gets the same session", async () => {
-    const token = await h.ctx.token(user());
+    const token = await h.ctx.token(newUserId());
     const [a, b] = await Promise.all([
       h.call("POST", "/checkout", { token, body: { tier: "team" } }),
       h.call("POST", "/checkout", { token, body: { tier: "team" } }),
@@ -71,7 +68,7 @@ describe("POST /checkout", () => {
   });
 
   test("client redirect URLs on an allowed origin are used", async () => {
-    const userId = user();
+    const userId = newUserId();
     const response = await h.call("POST", "/checkout", {
       token: await h.ctx.token(userId),
       body: { tier: "pro", success_url: "adiuva://billing/done", cancel_url: `${PUBLIC_URL}/pricing` },
@@ -85,7 +82,7 @@ describe("POST /checkout", () => {
   });
 
   test("a subscriber asking for another tier is sent to change it, not to buy again", async () => {
-    const userId = user();
+    const userId = newUserId();
     const { token, subscription } = await h.subscribe(userId, "pro");
     const sessionsBefore = h.fake.sessions.size;
     const response = await h.call("POST", "/checkout", { token, body: { tier: "power" } });
@@ -106,14 +103,14 @@ describe("POST /checkout", () => {
   });
 
   test("a subscriber asking for the tier they have gets 409", async () => {
-    const { token } = await h.subscribe(user(), "pro");
+    const { token } = await h.subscribe(newUserId(), "pro");
     const response = await h.call("POST", "/checkout", { token, body: { tier: "pro" } });
     expect(response.status).toBe(409);
     expect(response.body.error.code).toBe("already_subscribed");
   });
 
   test("Stripe down is 503 and creates nothing", async () => {
-    const userId = user();
+    const userId = newUserId();
     const customersBefore = h.fake.customers.size;
     h.fake.unavailable = true;
     try {
@@ -140,7 +137,7 @@ describe("POST /checkout", () => {
     ];
     for (const [name, body] of cases) {
       test(`${name} is 422`, async () => {
-        const response = await h.call("POST", "/checkout", { token: await h.ctx.token(user()), body });
+        const response = await h.call("POST", "/checkout", { token: await h.ctx.token(newUserId()), body });
         expect(response.status).toBe(422);
         expect(response.body.error.code).toBe("validation_failed");
       });

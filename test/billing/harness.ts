@@ -14,6 +14,13 @@ export const WEBHOOK_SECRET = "whsec_test_secret";
 export const PRICES = { pro: "price_pro_monthly", power: "price_power_monthly", team: "price_team_monthly" } as const;
 export const PUBLIC_URL = "https://app.adiuva.test";
 
+/** A fresh user id; every test uses its own users so tests never see each other's state. */
+export const newUserId = () => `user-${crypto.randomUUID()}`;
+
+/** Stripe-node adds `stripe-node-retry-*` keys itself; ours are the other ones. */
+export const isOwnIdempotencyKey = (key: string | null | undefined) =>
+  typeof key === "string" && !key.startsWith("stripe-node-retry-");
+
 export interface Call {
   token?: string;
   body?: unknown;
@@ -85,6 +92,9 @@ export async function startBilling(overrides: PlatformOverrides = {}) {
     return entries.map(([, fields]) => TierChangedEvent.parse(JSON.parse(fields[1] ?? "null")));
   };
 
+  /** One user's tier changes on the stream, oldest first. */
+  const eventsFor = async (userId: string) => (await streamEvents()).filter((event) => event.userId === userId);
+
   /** Checkout and payment in Stripe, without the webhook that tells us. */
   const checkoutAndPay = async (userId: string, tier: Exclude<Tier, "free">) => {
     const token = await ctx.token(userId);
@@ -111,6 +121,7 @@ export async function startBilling(overrides: PlatformOverrides = {}) {
     webhook,
     pendingOutbox,
     streamEvents,
+    eventsFor,
     checkoutAndPay,
     subscribe,
   };

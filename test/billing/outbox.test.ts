@@ -5,7 +5,7 @@ import { Redis } from "ioredis";
 import { outbox } from "../../src/billing/tables";
 import { TierChangedEvent } from "../../src/shared/events/tier-changed";
 import { eventually, TcpProxy, TEST_REDIS_URL, viaProxy } from "../../src/shared/testing";
-import { type BillingHarness, startBilling } from "./harness";
+import { type BillingHarness, newUserId, startBilling } from "./harness";
 
 const redisUrl = new URL(TEST_REDIS_URL);
 const proxy = new TcpProxy(redisUrl.hostname, Number(redisUrl.port || 6379));
@@ -19,12 +19,10 @@ afterAll(async () => {
   proxy.stop();
 });
 
-const user = () => `user-${crypto.randomUUID()}`;
-
 test("a tier change made while Redis is down reaches the stream once Redis is back", async () => {
-  const userId = user();
+  const userId = newUserId();
   const { token, subscription } = await h.subscribe(userId, "pro");
-  expect((await h.streamEvents()).filter((event) => event.userId === userId)).toHaveLength(1);
+  expect(await h.eventsFor(userId)).toHaveLength(1);
 
   proxy.cut();
   try {
@@ -49,7 +47,7 @@ test("a tier change made while Redis is down reaches the stream once Redis is ba
     proxy.resume();
   }
 
-  const events = (await h.streamEvents()).filter((event) => event.userId === userId);
+  const events = await h.eventsFor(userId);
   expect(events.map(({ tier, previousTier }) => ({ tier, previousTier }))).toEqual([
     { tier: "pro", previousTier: "free" },
     { tier: "power", previousTier: "pro" },
@@ -57,7 +55,7 @@ test("a tier change made while Redis is down reaches the stream once Redis is ba
 });
 
 test("each change is also announced on the user's tier_changed channel", async () => {
-  const userId = user();
+  const userId = newUserId();
   const listener = new Redis(TEST_REDIS_URL);
   try {
     const received = Promise.withResolvers<string>();

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eq } from "drizzle-orm";
 import { processedEvents } from "../../src/billing/tables";
 import { signWebhook } from "../../src/shared/testing/fake-stripe";
-import { type BillingHarness, startBilling, WEBHOOK_SECRET } from "./harness";
+import { type BillingHarness, newUserId, startBilling, WEBHOOK_SECRET } from "./harness";
 
 let h: BillingHarness;
 beforeAll(async () => {
@@ -12,15 +12,13 @@ beforeAll(async () => {
 });
 afterAll(() => h.ctx.close());
 
-const user = () => `user-${crypto.randomUUID()}`;
-const eventsFor = async (userId: string) => (await h.streamEvents()).filter((event) => event.userId === userId);
 const tierOf = async (token: string) => (await h.call("GET", "/subscription", { token })).body;
 const wasProcessed = async (eventId: string) =>
   (await h.platform.db.select().from(processedEvents).where(eq(processedEvents.eventId, eventId))).length === 1;
 
 describe("POST /webhook", () => {
   test("checkout.session.completed grants the tier and puts one tier change on the stream", async () => {
-    const userId = user();
+    const userId = newUserId();
     const { token } = await h.subscribe(userId, "pro");
     expect(await tierOf(token)).toEqual({
       tier: "pro",
@@ -28,7 +26,7 @@ describe("POST /webhook", () => {
       current_period_end: expect.any(String),
       cancel_at_period_end: false,
     });
-    expect(await eventsFor(userId)).toEqual([
+    expect(await h.eventsFor(userId)).toEqual([
       {
         eventId: expect.any(String),
         userId,
@@ -41,7 +39,7 @@ describe("POST /webhook", () => {
   });
 
   test("a bad signature is 400 and changes nothing", async () => {
-    const userId = user();
+    const userId = newUserId();
     const { token, session } = await h.checkoutAndPay(userId, "pro");
     const payload = h.fake.event("checkout.session.completed", session);
     const eventId = JSON.parse(payload).id;
@@ -62,14 +60,14 @@ describe("POST /webhook", () => {
 
     expect(await wasProcessed(eventId)).toBe(false);
     expect((await tierOf(token)).tier).toBe("free");
-    expect(await eventsFor(userId)).toEqual([]);
+    expect(await h.eventsFor(userId)).toEqual([]);
     // The genuine delivery of the same event still applies: the forgeries did not consume it.
     expect((await h.webhook(payload)).body).toEqual({ received: true, outcome: "processed" });
     expect((await tierOf(token)).tier).toBe("pro");
   });
 
   test("a signature older than the tolerance is 400; within it, accepted", async () => {
-    const { subscription } = await h.subscribe(user(), "pro");
+    const { subscription } = await h.subscribe(newUserId(), "pro");
     const now = Math.floor(Date.now() / 1000);
     const stale = await h.webhook(h.fake.event("customer.subscription.updated", subscription), {
       timestamp: now - 301,
@@ -88,7 +86,7 @@ describe("POST /webhook", () => {
   });
 
   test("a replayed event is acknowledged and not applied again", async () => {
-    const userId = user();
+    const userId = newUserId();
     const { token, subscription } = await h.subscribe(userId, "pro");
     const payload = h.fake.event("customer.subscription.updated", subscription);
     expect((await h.webhook(payload)).body).toEqual({ received: true, outcome: "processed" });
@@ -96,20 +94,20 @@ describe("POST /webhook", () => {
     h.fake.updateSubscription(subscription.id, { price: "price_power_monthly" });
     expect((await h.webhook(payload)).body).toEqual({ received: true, outcome: "duplicate" });
     expect((await tierOf(token)).tier).toBe("pro");
-    expect(await eventsFor(userId)).toHaveLength(1);
+    expect(await h.eventsFor(userId)).toHaveLength(1);
   });
 
   test("the same event delivered twice at once is applied once", async () => {
-    const userId = user();
+    const userId = newUserId();
     const { session } = await h.checkoutAndPay(userId, "team");
     const payload = h.fake.event("checkout.session.completed", session);
     const outcomes = (await Promise.all([h.webhook(payload), h.webhook(payload)])).map((r) => r.body.outcome).sort();
     expect(outcomes).toEqual(["duplicate", "processed"]);
-    expect(await eventsFor(userId)).toHaveLength(1);
+    expect(await h.eventsFor(userId)).toHaveLength(1);
   });
 
   test("an older event arriving after a newer one does not roll the tier back", async () => {
-    const userId = user();
+    const userId = newUserId();
     const { token, subscription } = await h.subscribe(userId, "pro");
     const older = h.fake.event("customer.subscription.updated", subscription);
     const upgraded = h.fake.updateSubscription(subscription.id, { price: "price_power_monthly" });
@@ -120,11 +118,11 @@ describe("POST /webhook", () => {
     expect((await tierOf(token)).tier).toBe("power");
     expect((await h.webhook(older)).status).toBe(200);
     expect((await tierOf(token)).tier).toBe("power");
-    expect((await eventsFor(userId)).map((event) => event.tier)).toEqual(["pro", "power"]);
+    expect((await h.eventsFor(userId)).map((event) => event.tier)).toEqual(["pro", "power"]);
   });
 
   test("a late 'active' update after the deletion leaves the user on free", async () => {
-    const userId = user();
+    const userId = newUserId();
     const { token, subscription } = await h.subscribe(userId, "pro");
     const lateUpdate = h.fake.event("customer.subscription.updated", subscription);
     const deleted = h.fake.event(
@@ -134,7 +132,7 @@ describe("POST /webhook", () => {
     expect((await h.webhook(deleted)).status).toBe(200);
     expect((await h.webhook(lateUpdate)).status).toBe(200);
     expect(await tierOf(token)).toMatchObject({ tier: "free", status: "canceled" });
-    const events = await eventsFor(userId);
+    const events = await h.eventsFor(userId);
     expect(events.map(({ tier, previousTier, reason }) => ({ tier, previousTier, reason }))).toEqual([
       { tier: "pro", previousTier: "free", reason: "checkout.session.completed" },
       { tier: "free", previousTier: "pro", reason: "customer.subscription.deleted" },
@@ -143,7 +141,7 @@ describe("POST /webhook", () => {
   });
 
   test("a failed payment keeps the tier while Stripe retries; a paid invoice restores active", async () => {
-    const userId = user();
+    const userId = newUserId();
     const { token, subscription } = await h.subscribe(userId, "pro");
     h.fake.updateSubscription(subscription.id, { status: "past_due" });
     expect(
@@ -155,16 +153,16 @@ describe("POST /webhook", () => {
       "processed",
     );
     expect(await tierOf(token)).toMatchObject({ tier: "pro", status: "active" });
-    expect(await eventsFor(userId)).toHaveLength(1);
+    expect(await h.eventsFor(userId)).toHaveLength(1);
   });
 
   test("unpaid after the retries run out drops the tier", async () => {
-    const userId = user();
+    const userId = newUserId();
     const { token, subscription } = await h.subscribe(userId, "power");
     const unpaid = h.fake.updateSubscription(subscription.id, { status: "unpaid" });
     await h.webhook(h.fake.event("customer.subscription.updated", unpaid));
     expect(await tierOf(token)).toMatchObject({ tier: "free", status: "unpaid" });
-    expect((await eventsFor(userId)).map((event) => event.tier)).toEqual(["power", "free"]);
+    expect((await h.eventsFor(userId)).map((event) => event.tier)).toEqual(["power", "free"]);
   });
 
   test("an unknown event type is acknowledged and ignored", async () => {
@@ -180,7 +178,7 @@ describe("POST /webhook", () => {
   });
 
   test("Stripe unreachable while applying: 503, nothing recorded, the redelivery applies it", async () => {
-    const userId = user();
+    const userId = newUserId();
     const { token, subscription } = await h.subscribe(userId, "pro");
     const upgraded = h.fake.updateSubscription(subscription.id, { price: "price_team_monthly" });
     const payload = h.fake.event("customer.subscription.updated", upgraded);
