@@ -1,5 +1,5 @@
 import Stripe from "stripe";
-import type { Env } from "../shared/env";
+import { ConfigError, type Env } from "../shared/env";
 import { unavailable, unprocessable } from "../shared/errors";
 import type { Tier } from "../shared/tiers";
 
@@ -30,7 +30,11 @@ export function billingConfig(env: Env): BillingConfig {
     .map((entry) => entry.trim())
     .filter(Boolean);
   const redirectOrigins = new Set(
-    [env.PUBLIC_URL, successUrl, cancelUrl, portalReturnUrl, ...listed].map((url) => originOf(url)),
+    [env.PUBLIC_URL, successUrl, cancelUrl, portalReturnUrl, ...listed].map((url) => {
+      if (!URL.canParse(url))
+        throw new ConfigError(`invalid configuration: BILLING_REDIRECT_ORIGINS: ${url} is not a URL`);
+      return originOf(url);
+    }),
   );
   return {
     stripe: env.STRIPE_SECRET_KEY ? createStripeClient(env, env.STRIPE_SECRET_KEY) : undefined,
