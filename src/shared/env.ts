@@ -28,6 +28,11 @@ export const Env = z.object({
   DATABASE_URL: optionalUrl,
   /** Unset: in-process adapters for bus, presence, rate limiting and jobs (development only). */
   REDIS_URL: optionalUrl,
+  /** Namespaces every Redis key and channel, so deployments (or tests) can share one Redis. */
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[\w:.-]+$/)
+    .default("adiuva"),
   DATA_DIR: z.string().default(".data"),
   INSTANCE_ID: optionalString,
   PUBLIC_URL: z.string().url().default("http://localhost:8000"),
@@ -86,7 +91,7 @@ export class ConfigError extends Error {
 }
 
 /** Variables a service cannot run without in production; development falls back to embedded defaults. */
-const requiredInProduction: Record<ServiceName, (keyof Env)[]> = {
+export const requiredInProduction: Record<ServiceName, (keyof Env)[]> = {
   auth: ["DATABASE_URL", "REDIS_URL", "JWT_PRIVATE_KEY_FILE", "MASTER_KEY_FILE"],
   chat: ["DATABASE_URL", "REDIS_URL", "LLM_BASE_URL"],
   agent: ["DATABASE_URL", "REDIS_URL", "LLM_BASE_URL"],
