@@ -40,6 +40,22 @@ export const Env = z.object({
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(1_048_576),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
 
+  /** Device gateway (chat): time a new socket has to send `hello`. */
+  DEVICE_HELLO_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
+  /** Announced in `welcome`; a device silent for three periods is disconnected. */
+  DEVICE_HEARTBEAT_S: z.coerce.number().positive().default(15),
+  /** Presence lease lifetime; a crashed instance's devices disappear within it. */
+  DEVICE_LEASE_TTL_MS: z.coerce.number().int().positive().default(10_000),
+  /** An instance's liveness mark; calls routed to a dead instance fail within about this long. */
+  DEVICE_INSTANCE_TTL_MS: z.coerce.number().int().positive().default(5000),
+  /** Largest frame a device may send; larger ones get an `error` frame. */
+  DEVICE_MAX_FRAME_BYTES: z.coerce.number().int().positive().default(1_048_576),
+  /** Frames queued for a slow device beyond the socket's own buffer; past it the socket is closed (1013). */
+  DEVICE_SEND_BUFFER_BYTES: z.coerce.number().int().positive().default(1_048_576),
+  DEVICE_CALL_DEADLINE_MS: z.coerce.number().int().positive().default(30_000),
+  /** Progress frames extend a call's deadline, never beyond this. */
+  DEVICE_CALL_MAX_DEADLINE_MS: z.coerce.number().int().positive().default(300_000),
+
   JWT_ISSUER: z.string().default("adiuva-auth"),
   JWT_PRIVATE_KEY_FILE: optionalString,
   JWT_PUBLIC_KEY_FILE: optionalString,
