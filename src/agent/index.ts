@@ -28,9 +28,9 @@ export async function createAgentService(
   overrides: Partial<AgentDependencies> = {},
 ): Promise<ServiceModule> {
   const { env } = platform;
-  const deps = { ...(await defaultDependencies(platform, overrides)), ...overrides };
+  const deps = defaultDependencies(platform, overrides);
   const queue =
-    deps.queue ??
+    overrides.queue ??
     openJobQueue<RunJob>(platform, RUN_QUEUE, {
       attempts: env.AGENT_RUN_ATTEMPTS,
       lockMs: env.AGENT_JOB_LOCK_MS,
@@ -61,11 +61,13 @@ export async function createAgentService(
     plugin: new Elysia({ name: "agent" }).use(agentRoutes(AGENT_PREFIX, platform, ctx)),
     async start() {
       await migrate(platform.db, "agent", migrations);
+      await deps.start();
       if (env.AGENT_WORKER) await runner.start();
     },
     async stop() {
       await queue.close();
       await runner.stop();
+      await deps.stop();
     },
   };
 }

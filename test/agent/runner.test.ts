@@ -5,12 +5,12 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { inArray } from "drizzle-orm";
 import { agentRunLogs } from "../../src/agent/tables";
-import { createTestContext, eventually, type TestContext } from "../../src/shared/testing";
+import { createTestContext, type TestContext } from "../../src/shared/testing";
 import type { Tier } from "../../src/shared/tiers";
-import { startAgent, waitForRun } from "./support/agents";
+import { progressed, startAgent, trigger, waitForRun } from "./support/agents";
 import { sampleFiles } from "./support/device-files";
 import { type MemoryDevice, memoryDevice } from "./support/fakes";
-import { type Api, api } from "./support/http";
+import { api } from "./support/http";
 
 let ctx: TestContext;
 const { files, expected } = sampleFiles("/docs", 60);
@@ -27,14 +27,6 @@ async function setup(user: string, device: MemoryDevice, env: Record<string, str
   const { body } = await call("POST", "/configs", { type: "filesystem", config: { path: "/docs" } });
   return { server, call, configId: body.id as string };
 }
-
-const trigger = async (call: Api, configId: string) =>
-  (await call("POST", "/trigger", { config_id: configId })).body.run_id as string;
-const progressed = (call: Api, runId: string, done: number) =>
-  eventually(
-    () => call("GET", `/runs/${runId}`),
-    (response) => response.body.progress.done >= done,
-  );
 
 describe("cancellation", () => {
   test("a running run stops within seconds and writes nothing more", async () => {

@@ -35,3 +35,13 @@ export async function waitForRun(call: Api, runId: string, statuses = TERMINAL, 
   );
   return seen.body;
 }
+
+export const trigger = async (call: Api, configId: string) =>
+  (await call("POST", "/trigger", { config_id: configId })).body.run_id as string;
+
+/** Waits until at least `done` items of the run are finished. */
+export const progressed = (call: Api, runId: string, done: number) =>
+  eventually(
+    () => call("GET", `/runs/${runId}`),
+    (response) => response.body.progress.done >= done,
+  );
