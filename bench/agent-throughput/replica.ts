@@ -25,4 +25,10 @@ const server = await startServer({
   hostname: "127.0.0.1",
 });
 console.log("ready");
-process.on("SIGTERM", () => server.stop().then(() => process.exit(0)));
+const cpuAtStart = process.cpuUsage();
+process.on("SIGTERM", () => {
+  // CPU this replica spent (user + system), the load-independent cost of the files it processed.
+  const used = process.cpuUsage(cpuAtStart);
+  console.log(`cpu ${(used.user + used.system) / 1000}`);
+  server.stop().then(() => process.exit(0));
+});

@@ -11,7 +11,10 @@ const FILES = Number(process.argv[3] ?? 250);
 
 async function spawnReplicas(ctx: TestContext, count: number) {
   const env = await ctx.envFor({ service: "agent" });
-  const children = [];
+  const children: Array<{
+    child: Bun.Subprocess<"ignore", "pipe", "inherit">;
+    reader: ReadableStreamDefaultReader<Uint8Array>;
+  }> = [];
   for (let n = 0; n < count; n++) {
     const child = Bun.spawn(["bun", `${import.meta.dir}/replica.ts`, ctx.keyPrefix], {
       env: {
@@ -31,13 +34,13 @@ async function spawnReplicas(ctx: TestContext, count: number) {
     const reader = child.stdout.getReader();
     const { value } = await reader.read();
     if (!new TextDecoder().decode(value).includes("ready")) throw new Error("replica did not start");
-    children.push(child);
+    children.push({ child, reader });
   }
   return children;
 }
 
 /** Triggers RUNS runs (spread over users so tier limits stay out of the way) and times them all. */
-async function measure(replicas: number): Promise<{ seconds: number; filesPerSecond: number }> {
+async function measure(replicas: number): Promise<{ seconds: number; filesPerSecond: number; cpuMsPerFile: number }> {
   const ctx = await createTestContext();
   try {
     const device = instantDevice(FILES);
@@ -46,10 +49,21 @@ async function measure(replicas: number): Promise<{ seconds: number; filesPerSec
       { service: "agent", env: { AGENT_WORKER: "false" } },
     );
     const children = await spawnReplicas(ctx, replicas);
-    ctx.defer(async () => {
-      for (const child of children) child.kill("SIGTERM");
-      await Promise.all(children.map((child) => child.exited));
+    // Should the measurement fail, the replicas still go.
+    ctx.defer(() => {
+      for (const { child } of children) child.kill("SIGKILL");
     });
+    let cpuMs = 0;
+    const stopReplicas = async () => {
+      for (const { child } of children) child.kill("SIGTERM");
+      for (const { child, reader } of children) {
+        let output = "";
+        for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+          output += new TextDecoder().decode(chunk.value);
+        cpuMs += Number(/cpu ([\d.]+)/.exec(output)?.[1] ?? 0);
+        await child.exited;
+      }
+    };
     const call = async (token: string, method: string, path: string, body?: unknown) => {
       const response = await fetch(`${api.url}/api/v1/agents${path}`, {
         method,
@@ -85,7 +99,8 @@ async function measure(replicas: number): Promise<{ seconds: number; filesPerSec
       if (last.status !== "succeeded") throw new Error(`run ended ${String(last.status)}`);
     }
     const seconds = (performance.now() - started) / 1000;
-    return { seconds, filesPerSecond: (RUNS * FILES) / seconds };
+    await stopReplicas();
+    return { seconds, filesPerSecond: (RUNS * FILES) / seconds, cpuMsPerFile: cpuMs / (RUNS * FILES) };
   } finally {
     await ctx.close();
   }
@@ -95,12 +110,14 @@ const ROUNDS = Number(process.argv[4] ?? 3);
 console.log(`agent throughput: ${RUNS} runs x ${FILES} files, ${cpus().length} cores, ${ROUNDS} alternating rounds`);
 // Alternating rounds, best of each: the machine may be shared, and noise only ever slows a round down.
 const results: Record<1 | 2, number[]> = { 1: [], 2: [] };
+const cpu: Record<1 | 2, number[]> = { 1: [], 2: [] };
 for (let round = 0; round < ROUNDS; round++) {
   for (const replicas of [1, 2] as const) {
-    const { filesPerSecond, seconds } = await measure(replicas);
+    const { filesPerSecond, seconds, cpuMsPerFile } = await measure(replicas);
     results[replicas].push(filesPerSecond);
+    cpu[replicas].push(cpuMsPerFile);
     console.log(
-      `round ${round + 1}, ${replicas} replica(s): ${filesPerSecond.toFixed(0)} files/s (${seconds.toFixed(2)} s)`,
+      `round ${round + 1}, ${replicas} replica(s): ${filesPerSecond.toFixed(0)} files/s (${seconds.toFixed(2)} s), replica CPU ${cpuMsPerFile.toFixed(2)} ms/file`,
     );
   }
 }
@@ -108,7 +125,7 @@ const best = (values: number[]) => Math.max(...values);
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
 for (const replicas of [1, 2] as const) {
   console.log(
-    `${replicas} replica(s): best ${best(results[replicas]).toFixed(0)} files/s, median ${median(results[replicas]).toFixed(0)}, per replica (best) ${(best(results[replicas]) / replicas).toFixed(0)}`,
+    `${replicas} replica(s): best ${best(results[replicas]).toFixed(0)} files/s, median ${median(results[replicas]).toFixed(0)}, per replica (best) ${(best(results[replicas]) / replicas).toFixed(0)}, replica CPU median ${median(cpu[replicas]).toFixed(2)} ms/file`,
   );
 }
 console.log(
