@@ -37,7 +37,13 @@ export const Env = z.object({
 
   JWT_ISSUER: z.string().default("adiuva-auth"),
   JWT_PRIVATE_KEY_FILE: optionalString,
+  /** Comma-separated PEM files (each may hold several keys) the other services verify with. */
   JWT_PUBLIC_KEY_FILE: optionalString,
+  /**
+   * Comma-separated PEM files of public keys accepted beside the signing key: the next key before a
+   * rotation, the previous one after it (docs/key-rotation.md). Auth publishes them in its JWKS.
+   */
+  JWT_EXTRA_PUBLIC_KEY_FILES: optionalString,
   JWKS_URL: optionalUrl,
   ACCESS_TOKEN_TTL_S: z.coerce.number().int().positive().default(900),
   REFRESH_TOKEN_TTL_S: z.coerce
