@@ -35,6 +35,9 @@ export const Env = z.object({
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(1_048_576),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
 
+  /** Longest a rate-limit check waits on Redis before this instance decides alone. */
+  RATE_LIMIT_REDIS_TIMEOUT_MS: z.coerce.number().int().positive().default(100),
+
   JWT_ISSUER: z.string().default("adiuva-auth"),
   JWT_PRIVATE_KEY_FILE: optionalString,
   /** Comma-separated PEM files (each may hold several keys) the other services verify with. */
