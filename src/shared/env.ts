@@ -54,6 +54,24 @@ export const Env = z.object({
     .int()
     .positive()
     .default(30 * 24 * 3600),
+  /** A refresh token presented again this soon after its rotation gets the same successor, not a logout. */
+  AUTH_REFRESH_GRACE_S: z.coerce.number().int().min(0).default(10),
+  /** Login/register/refresh requests per minute from one client IP. */
+  AUTH_IP_REQUESTS_PER_MIN: z.coerce.number().int().positive().default(30),
+  /** Failed logins for one account (e-mail) before it is locked; each further failure doubles the lock. */
+  AUTH_LOCKOUT_THRESHOLD: z.coerce.number().int().positive().default(5),
+  /** Failed logins from one IP before it is locked the same way. */
+  AUTH_IP_LOCKOUT_THRESHOLD: z.coerce.number().int().positive().default(20),
+  AUTH_LOCKOUT_BASE_S: z.coerce.number().int().positive().default(30),
+  AUTH_LOCKOUT_MAX_S: z.coerce.number().int().positive().default(3600),
+  /** Proxies in front of the service that append to X-Forwarded-For (Traefik: 1); 0 trusts none. */
+  TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).default(0),
+  /** Password hashes computed at once; more wait in a bounded queue, beyond it 503. */
+  PASSWORD_HASH_CONCURRENCY: z.coerce.number().int().positive().default(2),
+  PASSWORD_HASH_QUEUE: z.coerce.number().int().min(0).default(64),
+  /** argon2id memory per hash (KiB) and passes; OWASP's minimum is 19456 KiB with 2 passes. */
+  PASSWORD_HASH_MEMORY_KIB: z.coerce.number().int().min(1024).default(19_456),
+  PASSWORD_HASH_TIME_COST: z.coerce.number().int().min(1).default(2),
   /** Wraps every user's encryption key (AES-256-GCM); base64 of 32 bytes. */
   MASTER_KEY_FILE: optionalString,
 
