@@ -39,4 +39,4 @@ export interface EventLog {
   consume(options: ConsumeOptions): Promise<EventConsumer>;
 }
 
-export const CONSUME_DEFAULTS = { claimIdleMs: 30_000, blockMs: 1_000, batch: 32 } as const;
+export const CONSUME_DEFAULTS = { claimIdleMs: 30_000, blockMs: 250, batch: 32 } as const;
