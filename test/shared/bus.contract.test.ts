@@ -26,14 +26,11 @@ const adapters: Array<[string, () => { bus: Bus; close: () => void }]> = [
   ],
 ];
 
-/** Subscribes (resolving once the subscription is live) and hands back the first message. */
+/** Subscribes (resolving once the subscription is live); `received` is the first message. */
 async function firstMessage(bus: Bus, channel: string) {
   const { promise, resolve } = Promise.withResolvers<{ message: string; channel: string }>();
-  const unsubscribe = await bus.subscribe(channel, (message, from) => {
-    void unsubscribe();
-    resolve({ message, channel: from });
-  });
-  return { received: promise };
+  const unsubscribe = await bus.subscribe(channel, (message, from) => resolve({ message, channel: from }));
+  return { received: promise, unsubscribe };
 }
 
 for (const [name, open] of adapters) {
@@ -85,7 +82,7 @@ for (const [name, open] of adapters) {
       const first = await firstMessage(handle.bus, channel);
       expect(await handle.bus.publish(channel, "one")).toBeGreaterThan(0);
       expect(await first.received).toEqual({ message: "one", channel });
-      await Bun.sleep(0); // let the handler's unsubscribe run before publishing again
+      await first.unsubscribe();
       expect(await handle.bus.publish(channel, "two")).toBe(0);
     });
   });
