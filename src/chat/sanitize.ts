@@ -1,0 +1,37 @@
+import { ServiceError } from "../shared/errors";
+import type { ChatContext } from "./model";
+
+// C0/C1 controls except tab and newline, and the bidi embedding/override/isolate characters that
+// can make text read differently to a person than to the model.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const UNSAFE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/g;
+
+/** Normalises user text: NFC, \r\n -> \n, unsafe characters removed, surrounding whitespace trimmed. */
+export function cleanText(text: string): string {
+  return text.normalize("NFC").replace(/\r\n?/g, "\n").replace(UNSAFE, "").trim();
+}
+
+/** The chat message as the model will see it; rejects empty or over-long input with a 422. */
+export function sanitizeMessage(text: string, maxChars: number): string {
+  const clean = cleanText(text);
+  if (clean.length === 0) throw new ServiceError("empty_message", 422, "the message is empty");
+  if (clean.length > maxChars) {
+    throw new ServiceError("message_too_long", 422, `the message exceeds ${maxChars} characters`);
+  }
+  return clean;
+}
+
+/** Cleans every string of the screen context; drops fields that end up empty. */
+export function sanitizeContext(context: ChatContext | undefined): ChatContext | undefined {
+  if (!context) return undefined;
+  const walk = (value: unknown): unknown => {
+    if (typeof value === "string") return cleanText(value) || undefined;
+    if (value && typeof value === "object") {
+      const entries = Object.entries(value).map(([key, inner]) => [key, walk(inner)] as const);
+      const kept = entries.filter(([, inner]) => inner !== undefined);
+      return kept.length > 0 ? Object.fromEntries(kept) : undefined;
+    }
+    return value;
+  };
+  return walk(context) as ChatContext | undefined;
+}
