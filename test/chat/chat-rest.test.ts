@@ -2,7 +2,7 @@
 // fake OpenAI-compatible server (see harness.ts), devices through an in-test DeviceRpc double.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eventually } from "../../src/shared/testing";
-import { type ChatHarness, promptOf, readSse, startChat, turns } from "./harness";
+import { type ChatHarness, promptOf, readSse, startChat, turns, upstreamFor } from "./harness";
 
 let h: ChatHarness;
 beforeAll(async () => {
@@ -40,9 +40,7 @@ describe("POST /api/v1/chat over SSE", () => {
     const controller = new AbortController();
     const response = await h.chatSse(token, { text: "go on forever" }, controller.signal);
     const chatId = response.headers.get("x-chat-id")!;
-    const reader = response.body!.getReader();
-    await reader.read();
-    const upstream = h.llm.chatRequests().at(-1)!;
+    const upstream = await upstreamFor(h, "go on forever");
     controller.abort();
     await upstream.abortedSignal;
     expect(upstream.aborted).toBe(true);

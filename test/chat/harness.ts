@@ -6,7 +6,13 @@ import type { UIMessageChunk } from "ai";
 import { buildChat, type ChatParts, type ChatServiceOptions } from "../../src/chat";
 import { DeviceCallError, type DeviceCallOptions, type DeviceInfo, type DeviceRpc } from "../../src/shared/device-rpc";
 import type { Platform } from "../../src/shared/platform";
-import { createTestContext, type FakeOpenAi, startFakeOpenAi, type TestContext } from "../../src/shared/testing";
+import {
+  createTestContext,
+  eventually,
+  type FakeOpenAi,
+  startFakeOpenAi,
+  type TestContext,
+} from "../../src/shared/testing";
 import type { Tier } from "../../src/shared/tiers";
 
 export type ToolHandler = (args: unknown, call: DeviceCallOptions) => unknown | Promise<unknown>;
@@ -130,6 +136,17 @@ export const textOf = (chunks: UIMessageChunk[]): string =>
 
 /** Streamed chat requests the model has received: one per model step of a conversation turn. */
 export const turns = (h: ChatHarness): number => h.llm.chatRequests().filter((each) => each.stream).length;
+
+/** Waits for the streamed model request whose last user message contains `text`. */
+export async function upstreamFor(h: ChatHarness, text: string) {
+  const find = () =>
+    h.llm
+      .chatRequests()
+      .find((each) => each.stream && JSON.stringify(each.body.messages.at(-1)?.content ?? "").includes(text));
+  const found = await eventually(find, (request) => request !== undefined);
+  if (!found) throw new Error(`no model request for ${text}`);
+  return found;
+}
 
 /** The system message and last user message the model received in the `index`th streamed request. */
 export function promptOf(llm: FakeOpenAi, index: number) {

@@ -1,0 +1,152 @@
+// The deep agent's device tools: the real provider parses streamed tool calls from the fake
+// OpenAI-compatible server; tools execute through a DeviceRpc double (harness.ts), and what the
+// model sees on its next step is read from the fake server's recorded requests.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { DeviceCallError } from "../../src/shared/device-rpc";
+import { TIER_LIMITS } from "../../src/shared/tiers";
+import { type ChatHarness, promptOf, readSse, startChat, turns } from "./harness";
+
+let h: ChatHarness;
+beforeAll(async () => {
+  h = await startChat();
+});
+afterAll(() => h.ctx.close());
+
+const user = () => `user-${crypto.randomUUID()}`;
+
+describe("device tools", () => {
+  test("a tool call runs on the device and its result reaches the model's next step", async () => {
+    const userId = user();
+    h.devices.connect(userId, ["task_list", "task_create"]);
+    h.devices.onTool("task_list", () => [{ id: "t1", title: "Pay rent", status: "open" }]);
+    h.llm.script(
+      { toolCalls: [{ id: "call_a", name: "task_list", args: { status: "open" } }] },
+      { text: "You have one open task: Pay rent." },
+    );
+    const first = turns(h);
+    const { chunks } = await readSse(await h.chatSse(await h.token(userId), { text: "What is on my list?" }));
+    const call = h.devices.calls.at(-1)!;
+    expect({ user: call.userId, name: call.name, args: call.args, origin: call.origin }).toEqual({
+      user: userId,
+      name: "task_list",
+      args: { status: "open" },
+      origin: "chat",
+    });
+    const next = promptOf(h.llm, first + 1).messages;
+    expect(next.find((message) => message.role === "tool")).toEqual({
+      role: "tool",
+      tool_call_id: "call_a",
+      content: JSON.stringify([{ id: "t1", title: "Pay rent", status: "open" }]),
+    });
+    expect(chunks.find((chunk) => chunk.type === "tool-input-available")).toMatchObject({
+      toolCallId: "call_a",
+      toolName: "task_list",
+      input: { status: "open" },
+    });
+    expect(chunks.find((chunk) => chunk.type === "tool-output-available")).toMatchObject({
+      toolCallId: "call_a",
+      output: [{ id: "t1", title: "Pay rent", status: "open" }],
+    });
+  });
+
+  test("only the tools the device advertised are offered, with their schemas", async () => {
+    const userId = user();
+    h.devices.connect(userId, ["note_search", "timeline_list", "fs_read_file", "unknown_tool"]);
+    h.llm.script({ text: "ok" });
+    const index = turns(h);
+    await h.chatJson(await h.token(userId), { text: "hi" });
+    const request = h.llm.chatRequests().filter((each) => each.stream)[index]!;
+    const offered = request.body.tools ?? [];
+    expect(offered.map((tool) => tool.function.name).sort()).toEqual(["note_search", "timeline_list"]);
+    expect(offered.find((tool) => tool.function.name === "note_search")?.function.parameters).toMatchObject({
+      type: "object",
+      required: ["query"],
+    });
+  });
+
+  test("with no device online the model is offered no tools and still answers", async () => {
+    h.llm.script({ text: "I cannot reach your device, but here is an answer." });
+    const index = turns(h);
+    const response = await h.chatJson(await h.token(user()), { text: "hi" });
+    expect(response.status).toBe(200);
+    expect(promptOf(h.llm, index).tools).toEqual([]);
+  });
+
+  test("a device error reaches the model as a tool error and the turn completes", async () => {
+    const userId = user();
+    h.devices.connect(userId, ["task_complete"]);
+    h.devices.onTool("task_complete", () => {
+      throw new DeviceCallError("tool_error", "no task with id t9", "not_found");
+    });
+    h.llm.script(
+      { toolCalls: [{ id: "call_e", name: "task_complete", args: { id: "t9" } }] },
+      { text: "That task does not exist." },
+    );
+    const first = turns(h);
+    const { chunks } = await readSse(await h.chatSse(await h.token(userId), { text: "Complete t9" }));
+    const toolMessage = promptOf(h.llm, first + 1).messages.find((message) => message.role === "tool");
+    expect(String(toolMessage?.content)).toContain("tool_error (not_found): no task with id t9");
+    expect(chunks.find((chunk) => chunk.type === "tool-output-error")).toMatchObject({
+      toolCallId: "call_e",
+      errorText: expect.stringContaining("tool_error (not_found): no task with id t9"),
+    });
+    expect(chunks.at(-1)).toMatchObject({ type: "finish", finishReason: "stop" });
+  });
+
+  test("a device timeout is a tool error too, not a crash", async () => {
+    const userId = user();
+    h.devices.connect(userId, ["project_list"]);
+    h.devices.onTool("project_list", () => {
+      throw new DeviceCallError("deadline_exceeded", "the device did not answer in time");
+    });
+    h.llm.script({ toolCalls: [{ id: "call_t", name: "project_list", args: {} }] }, { text: "Your device is slow." });
+    const first = turns(h);
+    const response = await h.chatJson(await h.token(userId), { text: "projects?" });
+    expect(response.status).toBe(200);
+    const toolMessage = promptOf(h.llm, first + 1).messages.find((message) => message.role === "tool");
+    expect(String(toolMessage?.content)).toContain("deadline_exceeded");
+  });
+
+  test("invalid tool arguments from the model are reported back to it without calling the device", async () => {
+    const userId = user();
+    h.devices.connect(userId, ["note_search"]);
+    const calls = h.devices.calls.length;
+    h.llm.script({ toolCalls: [{ id: "call_bad", name: "note_search", args: { wrong: 1 } }] }, { text: "Sorry." });
+    const response = await h.chatJson(await h.token(userId), { text: "find notes" });
+    expect(response.status).toBe(200);
+    expect(h.devices.calls.length).toBe(calls);
+  });
+
+  test("creating tools get the tool call id as idempotency key when the model gives none", async () => {
+    const userId = user();
+    h.devices.connect(userId, ["task_create"]);
+    h.devices.onTool("task_create", (args) => ({ id: "t2", ...(args as object), status: "open" }));
+    h.llm.script(
+      { toolCalls: [{ id: "call_c", name: "task_create", args: { title: "Call mom" } }] },
+      { text: "Done." },
+    );
+    await h.chatJson(await h.token(userId), { text: "remind me to call mom" });
+    expect(h.devices.calls.at(-1)?.args).toEqual({ title: "Call mom", idempotency_key: "call_c" });
+  });
+
+  test("the tool loop stops at the tier's maximum number of steps", async () => {
+    const userId = user();
+    h.devices.connect(userId, ["task_list"]);
+    h.devices.onTool("task_list", () => []);
+    const loop = (_: unknown, recorded: { index: number }) => ({
+      toolCalls: [{ id: `call_${recorded.index}`, name: "task_list", args: {} }],
+    });
+    const first = turns(h);
+    h.llm.onChat(loop);
+    try {
+      const response = await h.chatJson(await h.token(userId, "free"), { text: "keep listing" });
+      expect(response.status).toBe(200);
+      expect(turns(h) - first).toBe(TIER_LIMITS.free.maxToolSteps);
+      const before = turns(h);
+      await h.chatJson(await h.token(userId, "pro"), { text: "keep listing" });
+      expect(turns(h) - before).toBe(TIER_LIMITS.pro.maxToolSteps);
+    } finally {
+      h.llm.onChat(undefined);
+    }
+  });
+});
