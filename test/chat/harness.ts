@@ -73,7 +73,7 @@ export interface ChatHarness extends AsyncDisposable {
 }
 
 export async function startChat(
-  options: { env?: Record<string, string>; chat?: ChatServiceOptions; redis?: boolean } = {},
+  options: { env?: Record<string, string>; chat?: (platform: Platform) => ChatServiceOptions; redis?: boolean } = {},
 ): Promise<ChatHarness> {
   const ctx = await createTestContext();
   const llm = startFakeOpenAi();
@@ -85,7 +85,7 @@ export async function startChat(
   const server = await ctx.start(
     [
       async (platform) => {
-        parts = await buildChat(platform, { rpc: devices, ...options.chat });
+        parts = await buildChat(platform, { rpc: devices, ...options.chat?.(platform) });
         return parts.module;
       },
     ],
