@@ -1,16 +1,20 @@
-// `bun run build`: one self-contained executable per service, each defaulting SERVICE_NAME to its own.
+// `bun run build [service...] [--outdir=dist]`: one self-contained executable per service, each
+// defaulting SERVICE_NAME to its own.
 import { rmSync } from "node:fs";
 import { SERVICE_NAMES } from "../src/shared/env";
 
-const only = process.argv.slice(2);
+const args = process.argv.slice(2);
+const outdir = args.find((arg) => arg.startsWith("--outdir="))?.slice("--outdir=".length) || "dist";
+const only = args.filter((arg) => !arg.startsWith("--"));
 const services = only.length > 0 ? only : [...SERVICE_NAMES];
-rmSync("dist", { recursive: true, force: true });
+// Stale executables of removed services must not linger in dist/; elsewhere only our own files go.
+if (outdir === "dist") rmSync(outdir, { recursive: true, force: true });
 for (const service of services) {
   if (!(SERVICE_NAMES as readonly string[]).includes(service)) {
     console.error(`unknown service ${service}; expected one of ${SERVICE_NAMES.join(", ")}`);
     process.exit(2);
   }
-  const outfile = `dist/${service}-service`;
+  const outfile = `${outdir}/${service}-service`;
   const result = Bun.spawnSync(
     [
       "bun",

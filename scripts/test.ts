@@ -42,7 +42,7 @@ async function ensureInfrastructure(): Promise<void> {
     ]);
   }
   if ((await reachable()) !== undefined && has("docker")) {
-    run(["docker", "compose", "up", "-d", "db", "redis", "--wait"]);
+    run(["docker", "compose", "-f", "infra/compose.test.yaml", "up", "-d", "--wait"]);
   }
   for (let attempt = 0; attempt < 50; attempt++) {
     const problem = await reachable();
@@ -61,11 +61,15 @@ await ensureInfrastructure();
 mkdirSync(".data", { recursive: true });
 const report = ".data/junit.xml";
 const args = process.argv.slice(2);
-const child = Bun.spawn(["bun", "test", "--reporter=junit", `--reporter-outfile=${report}`, ...args], {
-  stdout: "inherit",
-  stderr: "inherit",
-  env: { ...process.env, DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: TEST_REDIS_URL },
-});
+// bunfig.toml's [test] timeout is not honoured by bun test 1.4.4; the flag is.
+const child = Bun.spawn(
+  ["bun", "test", "--timeout=30000", "--reporter=junit", `--reporter-outfile=${report}`, ...args],
+  {
+    stdout: "inherit",
+    stderr: "inherit",
+    env: { ...process.env, DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: TEST_REDIS_URL },
+  },
+);
 const code = await child.exited;
 let summary = { tests: 0, failures: 0, skipped: 0 };
 if (existsSync(report)) {

@@ -1,15 +1,31 @@
-import { Elysia } from "elysia";
 import type { ServiceModule } from "../shared/app";
+import { migrate } from "../shared/db";
 import type { Platform } from "../shared/platform";
+import { billingConfig } from "./config";
+import type { BillingContext } from "./context";
+import { migrations } from "./migrations";
+import { OutboxRelay } from "./outbox";
+import { billingRoutes } from "./routes";
 
 export const BILLING_PREFIX = "/api/v1/billing";
 
 /** Builds the billing service from its dependencies; no globals. */
 export async function createBillingService(platform: Platform): Promise<ServiceModule> {
-  void platform;
+  const logger = platform.logger.child({ module: "billing" });
+  const config = billingConfig(platform.env);
+  const relay = new OutboxRelay(platform, logger);
+  const ctx: BillingContext = { platform, db: platform.db, logger, config, notifyOutbox: () => relay.notify() };
   return {
     name: "billing",
     prefix: BILLING_PREFIX,
-    plugin: new Elysia({ name: "billing", prefix: BILLING_PREFIX }),
+    plugin: billingRoutes(ctx, BILLING_PREFIX),
+    async start() {
+      await migrate(platform.db, "billing", migrations);
+      if (!config.stripe || !config.webhookSecret) {
+        logger.warn("STRIPE_SECRET_KEY or STRIPE_WEBHOOK_SECRET unset: checkout and webhooks answer 503");
+      }
+      relay.start();
+    },
+    stop: () => relay.stop(),
   };
 }

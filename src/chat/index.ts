@@ -1,54 +1,66 @@
+import { Elysia } from "elysia";
 import type { ServiceModule } from "../shared/app";
 import { migrate, withTimeout } from "../shared/db";
 import type { DeviceRpc } from "../shared/device-rpc";
 import { createLlm, type Llm } from "../shared/llm";
 import type { Platform } from "../shared/platform";
 import { type ChatEngine, chatMetrics } from "./engine";
+import { createDeviceGateway, type DeviceGateway, type DeviceGatewayOptions } from "./gateway";
 import { MemoryService } from "./memory/memory";
 import { PgMemoryStore } from "./memory/pg-store";
 import { QdrantMemoryStore } from "./memory/qdrant-store";
 import type { MemoryStore } from "./memory/store";
 import { migrations } from "./migrations";
-import { noDeviceRpc } from "./no-device-rpc";
 import { MemoryQuotaCounter, RedisQuotaCounter } from "./quota";
 import { CHAT_PREFIX, chatRoutes } from "./routes";
-import { type ChatFrameHandler, createChatFrameHandler } from "./ws";
+import { type ChatFrameHandler, createChatFrameHandler, gatewayChatHandlers } from "./ws";
 
 export { CHAT_PREFIX } from "./routes";
 
 export interface ChatServiceOptions {
-  /** The device gateway's RPC; without one the model is offered no device tools. */
+  gateway?: DeviceGatewayOptions;
+  /** Replaces the gateway's device RPC for the chat agent (tests of the engine alone). */
   rpc?: DeviceRpc;
   llm?: Llm;
   memoryStore?: MemoryStore;
 }
 
-export interface ChatParts {
-  module: ServiceModule;
+export interface ChatServiceModule extends ServiceModule {
+  /** The device socket, device RPC and push of this instance. */
+  gateway: DeviceGateway;
+  /** The transport-independent chat engine behind REST and the socket's `chat` frames. */
   engine: ChatEngine;
-  /** What the device gateway calls for `chat` and `chat_cancel` frames. */
   frames: ChatFrameHandler;
 }
 
-/** The chat service's pieces, for callers (the gateway, tests) that need more than the module. */
-export async function buildChat(platform: Platform, options: ChatServiceOptions = {}): Promise<ChatParts> {
-  const { env, logger } = platform;
-  const llm = options.llm ?? createLlm(env, logger);
-  const store =
-    options.memoryStore ??
+function createMemory(platform: Platform, llm: Llm, store: MemoryStore | undefined): MemoryService {
+  const { env } = platform;
+  const chosen =
+    store ??
     (env.QDRANT_URL
       ? new QdrantMemoryStore({ url: env.QDRANT_URL, apiKey: env.QDRANT_API_KEY, collection: env.QDRANT_COLLECTION })
       : new PgMemoryStore(platform.db));
-  const memory = new MemoryService(store, llm, logger, platform.metrics, {
+  return new MemoryService(chosen, llm, platform.logger, platform.metrics, {
     budgetMs: env.MEMORY_BUDGET_MS,
     maxResults: env.MEMORY_MAX_RESULTS,
     minScore: env.MEMORY_MIN_SCORE,
     dedupScore: env.MEMORY_DEDUP_SCORE,
   });
+}
+
+/** Builds the chat service from its dependencies; no globals. */
+export async function createChatService(
+  platform: Platform,
+  options: ChatServiceOptions = {},
+): Promise<ChatServiceModule> {
+  const { env, logger } = platform;
+  const gateway = createDeviceGateway(platform, options.gateway);
+  const llm = options.llm ?? createLlm(env, logger);
+  const memory = createMemory(platform, llm, options.memoryStore);
   const engine: ChatEngine = {
     db: platform.db,
     llm,
-    rpc: options.rpc ?? noDeviceRpc,
+    rpc: options.rpc ?? gateway.rpc,
     memory,
     quota: platform.redis ? new RedisQuotaCounter(platform.redis, platform.keys) : new MemoryQuotaCounter(),
     logger,
@@ -61,26 +73,29 @@ export async function buildChat(platform: Platform, options: ChatServiceOptions 
     now: () => new Date(),
   };
   const frames = createChatFrameHandler(engine);
-  const module: ServiceModule = {
+  if (!options.gateway?.chat) gateway.useChat(gatewayChatHandlers(frames));
+  return {
     name: "chat",
     prefix: CHAT_PREFIX,
-    plugin: chatRoutes(platform, engine),
+    // The device socket lives at /api/v1/ws/device, outside the chat prefix.
+    plugin: new Elysia({ name: "chat-service" }).use(gateway.plugin).use(chatRoutes(platform, engine)),
+    gateway,
+    engine,
+    frames,
     async start() {
       await migrate(platform.db, "chat", migrations);
       // Memory is best-effort: a store that is down at start is retried on first use.
-      await store.init().catch((error) => logger.warn({ err: error, store: store.kind }, "memory store not ready"));
+      await memory.store
+        .init()
+        .catch((error) => logger.warn({ err: error, store: memory.store.kind }, "memory store not ready"));
+      await gateway.start();
     },
     async stop() {
       await frames.stop();
+      await gateway.stop();
       await withTimeout(memory.idle(), env.SHUTDOWN_GRACE_MS, "memory extraction").catch((error) =>
         logger.warn({ err: error }, "memory extraction still running at shutdown"),
       );
     },
   };
-  return { module, engine, frames };
-}
-
-/** Builds the chat service from its dependencies; no globals. */
-export async function createChatService(platform: Platform, options: ChatServiceOptions = {}): Promise<ServiceModule> {
-  return (await buildChat(platform, options)).module;
 }

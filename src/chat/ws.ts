@@ -2,6 +2,7 @@ import type { UIMessageChunk } from "ai";
 import { ServiceError } from "../shared/errors";
 import type { Tier } from "../shared/tiers";
 import type { ChatEngine } from "./engine";
+import type { ChatHandlers, DeviceSession, SendFrame, ServerFrame } from "./gateway";
 import { ChatCancelFrame, ChatFrame } from "./model";
 import { runChat, usageView } from "./run-chat";
 
@@ -16,15 +17,22 @@ export type ChatServerFrame =
       finish_reason: string;
       usage: { input_tokens: number; output_tokens: number; total_tokens: number };
     }
-  | { type: "error"; code: string; message: string; ref?: string; retry_after_s?: number };
+  | { type: "error"; code: string; message: string; ref?: string; retry_after_ms?: number };
 
 /** What the gateway knows about one authenticated device connection. */
 export interface ChatSession {
+  /** Identifies the socket: `chat_cancel` finds the chats of the connection that started them. */
+  readonly connectionId: string;
   readonly userId: string;
   /** Read at every frame, so a `token` frame that changes the tier applies to the next chat. */
   readonly tier: Tier;
   readonly deviceId: string;
-  /** Sends one frame; a returned promise is awaited, which carries socket backpressure to the model stream. */
+  /** Aborted when the socket closes: its chats stop, model calls included. */
+  readonly signal?: AbortSignal;
+  /**
+   * Sends one frame; a returned promise is awaited, which carries socket backpressure to the model
+   * stream. Throwing means the socket is gone: the chat stops.
+   */
   send(frame: ChatServerFrame): void | Promise<void>;
 }
 
@@ -44,7 +52,7 @@ export interface ChatFrameHandler {
 const MAX_CONCURRENT_PER_SESSION = 4;
 
 export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
-  const running = new Map<ChatSession, Map<string, AbortController>>();
+  const running = new Map<string, Map<string, AbortController>>();
   const finished = new Set<Promise<void>>();
 
   const sendError = async (session: ChatSession, error: unknown, ref?: string) => {
@@ -53,7 +61,7 @@ export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
         ? { type: "error", code: error.code, message: error.message, ...(ref ? { ref } : {}) }
         : { type: "error", code: "internal", message: "internal error", ...(ref ? { ref } : {}) };
     if (error instanceof ServiceError && error.headers["retry-after"]) {
-      frame.retry_after_s = Number(error.headers["retry-after"]);
+      frame.retry_after_ms = Number(error.headers["retry-after"]) * 1000;
     }
     if (!(error instanceof ServiceError) || error.status >= 500) {
       engine.logger.error({ err: error, ref }, "chat frame failed");
@@ -66,7 +74,7 @@ export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
   };
 
   const chat = async (session: ChatSession, frame: ChatFrame) => {
-    const mine = running.get(session) ?? new Map<string, AbortController>();
+    const mine = running.get(session.connectionId) ?? new Map<string, AbortController>();
     if (mine.has(frame.request_id)) {
       return sendError(
         session,
@@ -78,8 +86,11 @@ export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
       return sendError(session, new ServiceError("too_many_chats", 429, "too many chats at once"), frame.request_id);
     }
     const controller = new AbortController();
+    const closed = () => controller.abort();
+    if (session.signal?.aborted) closed();
+    session.signal?.addEventListener("abort", closed, { once: true });
     mine.set(frame.request_id, controller);
-    running.set(session, mine);
+    running.set(session.connectionId, mine);
     let chatId = frame.chat_id ?? "";
     try {
       const result = await runChat(engine, {
@@ -111,8 +122,9 @@ export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
     } catch (error) {
       await sendError(session, error, frame.request_id);
     } finally {
+      session.signal?.removeEventListener("abort", closed);
       mine.delete(frame.request_id);
-      if (mine.size === 0 && running.get(session) === mine) running.delete(session);
+      if (mine.size === 0 && running.get(session.connectionId) === mine) running.delete(session.connectionId);
     }
   };
 
@@ -124,7 +136,7 @@ export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
       if (type === "chat_cancel") {
         const parsed = ChatCancelFrame.safeParse(raw);
         if (!parsed.success) return sendError(session, invalidFrame(parsed.error.issues), ref);
-        running.get(session)?.get(parsed.data.request_id)?.abort();
+        running.get(session.connectionId)?.get(parsed.data.request_id)?.abort();
         return;
       }
       const parsed = ChatFrame.safeParse(raw);
@@ -134,7 +146,7 @@ export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
       await task.finally(() => finished.delete(task));
     },
     closeSession(session) {
-      for (const controller of running.get(session)?.values() ?? []) controller.abort();
+      for (const controller of running.get(session.connectionId)?.values() ?? []) controller.abort();
     },
     async stop() {
       for (const chats of running.values()) for (const controller of chats.values()) controller.abort();
@@ -149,4 +161,28 @@ function invalidFrame(issues: Array<{ path: PropertyKey[]; message: string }>): 
     .map((issue) => `${issue.path.map(String).join(".") || "frame"}: ${issue.message}`)
     .join("; ");
   return new ServiceError("invalid_frame", 422, `malformed chat frame (${detail})`);
+}
+
+/**
+ * Plugs the frame handler into the device gateway's chat seam. The gateway has already checked
+ * the frame's shape and the per-minute rate limit; the handler validates the chat fields itself.
+ */
+export function gatewayChatHandlers(frames: ChatFrameHandler): ChatHandlers {
+  const toSession = (device: DeviceSession, send: SendFrame): ChatSession => ({
+    connectionId: device.connectionId,
+    userId: device.userId,
+    get tier() {
+      return device.tier;
+    },
+    deviceId: device.deviceId,
+    signal: device.signal,
+    send(frame) {
+      // chat_done carries finish_reason beyond the gateway's frame type; extra fields are allowed.
+      if (!send(frame as ServerFrame)) throw new Error("device socket closed or too slow");
+    },
+  });
+  return {
+    onChat: (device, frame, send) => frames.handleChatFrame(toSession(device, send), frame),
+    onChatCancel: (device, frame, send) => frames.handleChatFrame(toSession(device, send), frame),
+  };
 }

@@ -28,12 +28,33 @@ export const Env = z.object({
   DATABASE_URL: optionalUrl,
   /** Unset: in-process adapters for bus, presence, rate limiting and jobs (development only). */
   REDIS_URL: optionalUrl,
+  /** Namespaces every Redis key and channel, so deployments (or tests) can share one Redis. */
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[\w:.-]+$/)
+    .default("adiuva"),
   DATA_DIR: z.string().default(".data"),
   INSTANCE_ID: optionalString,
   PUBLIC_URL: z.string().url().default("http://localhost:8000"),
   /** Largest request body accepted by any route, in bytes. */
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(1_048_576),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
+
+  /** Device gateway (chat): time a new socket has to send `hello`. */
+  DEVICE_HELLO_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
+  /** Announced in `welcome`; a device silent for three periods is disconnected. */
+  DEVICE_HEARTBEAT_S: z.coerce.number().positive().default(15),
+  /** Presence lease lifetime; a crashed instance's devices disappear within it. */
+  DEVICE_LEASE_TTL_MS: z.coerce.number().int().positive().default(10_000),
+  /** An instance's liveness mark; calls routed to a dead instance fail within about this long. */
+  DEVICE_INSTANCE_TTL_MS: z.coerce.number().int().positive().default(5000),
+  /** Largest frame a device may send; larger ones get an `error` frame. */
+  DEVICE_MAX_FRAME_BYTES: z.coerce.number().int().positive().default(1_048_576),
+  /** Frames queued for a slow device beyond the socket's own buffer; past it the socket is closed (1013). */
+  DEVICE_SEND_BUFFER_BYTES: z.coerce.number().int().positive().default(1_048_576),
+  DEVICE_CALL_DEADLINE_MS: z.coerce.number().int().positive().default(30_000),
+  /** Progress frames extend a call's deadline, never beyond this. */
+  DEVICE_CALL_MAX_DEADLINE_MS: z.coerce.number().int().positive().default(300_000),
 
   JWT_ISSUER: z.string().default("adiuva-auth"),
   JWT_PRIVATE_KEY_FILE: optionalString,
@@ -80,6 +101,21 @@ export const Env = z.object({
   STRIPE_PRICE_PRO: optionalString,
   STRIPE_PRICE_POWER: optionalString,
   STRIPE_PRICE_TEAM: optionalString,
+  /** How old a webhook's signed timestamp may be before it is refused (replay protection). */
+  STRIPE_WEBHOOK_TOLERANCE_S: z.coerce.number().int().positive().default(300),
+  STRIPE_TIMEOUT_MS: z.coerce.number().int().positive().default(20_000),
+  /** The SDK retries network errors and 5xx with the same idempotency key. */
+  STRIPE_MAX_NETWORK_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  /** Where Checkout sends the user back; unset: PUBLIC_URL + /billing/success|cancel. */
+  BILLING_SUCCESS_URL: optionalUrl,
+  BILLING_CANCEL_URL: optionalUrl,
+  /** Where the customer portal's "return" link goes; unset: PUBLIC_URL + /billing. */
+  BILLING_PORTAL_RETURN_URL: optionalUrl,
+  /**
+   * Comma-separated origins (e.g. `https://app.adiuva.ai,adiuva://billing`) a client may name as
+   * success/cancel/return URL; the defaults' origins and PUBLIC_URL's are always allowed.
+   */
+  BILLING_REDIRECT_ORIGINS: optionalString,
 });
 export type Env = z.infer<typeof Env>;
 
@@ -88,7 +124,7 @@ export class ConfigError extends Error {
 }
 
 /** Variables a service cannot run without in production; development falls back to embedded defaults. */
-const requiredInProduction: Record<ServiceName, (keyof Env)[]> = {
+export const requiredInProduction: Record<ServiceName, (keyof Env)[]> = {
   auth: ["DATABASE_URL", "REDIS_URL", "JWT_PRIVATE_KEY_FILE", "MASTER_KEY_FILE"],
   chat: ["DATABASE_URL", "REDIS_URL", "LLM_BASE_URL"],
   agent: ["DATABASE_URL", "REDIS_URL", "LLM_BASE_URL"],

@@ -69,7 +69,7 @@ export function createPlatform(options: PlatformOptions): Platform {
     redis,
     subscriber,
     bus,
-    keys: createKeys(options.keyPrefix),
+    keys: createKeys(options.keyPrefix ?? env.REDIS_KEY_PREFIX),
     verifier: options.verifier,
     cleanups,
   };

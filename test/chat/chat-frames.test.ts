@@ -1,9 +1,8 @@
-// The WebSocket side of chat: `chat` / `chat_cancel` frames through the adapter the device gateway
-// calls (src/chat/ws.ts), with an in-test session standing in for the socket. The real provider
-// talks to the fake OpenAI-compatible server; PostgreSQL and Redis are real.
+// Chat over the device WebSocket: an SDK device sends `chat` / `chat_cancel` frames through the
+// real gateway into the chat engine; the model is the fake OpenAI-compatible server (harness.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { ChatServerFrame, ChatSession } from "../../src/chat/ws";
-import type { Tier } from "../../src/shared/tiers";
+import type { DeviceClient, ErrorFrame } from "../../src/client";
+import { eventually } from "../../src/shared/testing";
 import { type ChatHarness, promptOf, startChat, turns, upstreamFor } from "./harness";
 
 let h: ChatHarness;
@@ -12,160 +11,138 @@ beforeAll(async () => {
 });
 afterAll(() => h.ctx.close());
 
-function session(userId = `user-${crypto.randomUUID()}`, tier: Tier = "free") {
-  const frames: ChatServerFrame[] = [];
-  const waiters: Array<() => void> = [];
-  const s: ChatSession & { frames: ChatServerFrame[]; firstText(): Promise<ChatServerFrame> } = {
-    userId,
-    tier,
-    deviceId: "device-1",
-    frames,
-    send(frame) {
-      frames.push(frame);
-      for (const wake of waiters.splice(0)) wake();
-    },
-    /** Resolves at the first text chunk: the model request is then in flight. */
-    async firstText() {
-      for (;;) {
-        const found = frames.find((frame) => frame.type === "chat_chunk" && frame.chunk.type === "text-delta");
-        if (found) return found;
-        await new Promise<void>((resolve) => waiters.push(resolve));
-      }
-    },
-  };
-  return s;
+const user = () => `user-${crypto.randomUUID()}`;
+
+function errors(device: DeviceClient) {
+  const seen: ErrorFrame[] = [];
+  device.on("error", (frame) => seen.push(frame));
+  return seen;
 }
 
 describe("chat frames", () => {
-  test("a chat streams chat_chunk frames with consecutive seq numbers, then chat_done with usage", async () => {
-    const s = session();
+  test("a streamed reply arrives in order as chat_chunk frames, then chat_done with usage", async () => {
+    const device = await h.device(user());
     h.llm.script({ chunks: ["One", " two", " three"], usage: { prompt: 9, completion: 3 } });
-    await h.parts.frames.handleChatFrame(s, { type: "chat", request_id: "r1", surface: "home", text: "count" });
-    const chunks = s.frames.filter((frame) => frame.type === "chat_chunk");
+    const stream = device.chat({ text: "count" });
+    const chunks = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    const done = await stream.done;
     expect(chunks.map((frame) => frame.seq)).toEqual(chunks.map((_, index) => index));
-    expect(chunks.flatMap((frame) => (frame.chunk.type === "text-delta" ? [frame.chunk.delta] : []))).toEqual([
-      "One",
-      " two",
-      " three",
-    ]);
-    const done = s.frames.at(-1);
+    const deltas = chunks.flatMap((frame) => {
+      const chunk = frame.chunk as { type: string; delta?: string };
+      return chunk.type === "text-delta" ? [chunk.delta] : [];
+    });
+    expect(deltas).toEqual(["One", " two", " three"]);
     expect(done).toMatchObject({
       type: "chat_done",
-      request_id: "r1",
+      request_id: stream.requestId,
       chat_id: chunks[0]?.chat_id,
       finish_reason: "stop",
       usage: { input_tokens: 9, output_tokens: 3, total_tokens: 12 },
     });
-    expect(chunks.every((frame) => frame.request_id === "r1" && frame.chat_id === chunks[0]?.chat_id)).toBe(true);
   });
 
   test("the device that sent the chat is the one whose tools run", async () => {
-    const s = session();
-    h.devices.connect(s.userId, ["task_list"], "device-1").connect(s.userId, ["task_list"], "device-2");
-    h.devices.onTool("task_list", () => []);
+    const userId = user();
+    const ran: string[] = [];
+    const sender = await h.device(userId, { task_list: () => ran.push("sender") && [] });
+    await h.device(userId, { task_list: () => ran.push("newer") && [] });
     h.llm.script({ toolCalls: [{ name: "task_list", args: {} }] }, { text: "Nothing to do." });
-    await h.parts.frames.handleChatFrame(s, { type: "chat", request_id: "r-dev", text: "tasks?" });
-    expect(h.devices.calls.at(-1)?.deviceId).toBe("device-1");
+    await sender.chat({ text: "tasks?" }).done;
+    expect(ran).toEqual(["sender"]);
   });
 
   test("chat_cancel stops the upstream model request and ends with chat_done cancelled", async () => {
-    const s = session();
+    const device = await h.device(user());
     h.llm.script({ text: "this goes on and on", hang: true });
-    const running = h.parts.frames.handleChatFrame(s, { type: "chat", request_id: "r2", text: "talk r2" });
-    await s.firstText();
+    const stream = device.chat({ text: "talk r2" });
     const upstream = await upstreamFor(h, "talk r2");
-    await h.parts.frames.handleChatFrame(s, { type: "chat_cancel", request_id: "r2" });
-    await running;
+    device.cancelChat(stream.requestId);
+    expect(await stream.done).toMatchObject({ type: "chat_done", finish_reason: "cancelled" });
     await upstream.abortedSignal;
     expect(upstream.aborted).toBe(true);
-    expect(s.frames.at(-1)).toMatchObject({ type: "chat_done", request_id: "r2", finish_reason: "cancelled" });
   });
 
   test("a closed socket cancels its running chats", async () => {
-    const s = session();
+    const device = await h.device(user());
     h.llm.script({ text: "never ending", hang: true });
-    const running = h.parts.frames.handleChatFrame(s, { type: "chat", request_id: "r3", text: "talk r3" });
-    await s.firstText();
+    device.chat({ text: "talk r3" });
     const upstream = await upstreamFor(h, "talk r3");
-    h.parts.frames.closeSession(s);
-    await running;
+    device.close();
     await upstream.abortedSignal;
     expect(upstream.aborted).toBe(true);
   });
 
-  test("malformed frames get an error frame with the request id as ref; the model is not called", async () => {
-    const s = session();
+  test("malformed chat frames get an error frame with the request id as ref; the model is not called", async () => {
+    const device = await h.device(user());
+    const seen = errors(device);
     const before = turns(h);
-    const bad: unknown[] = [
-      { type: "chat", request_id: "m1" },
-      { type: "chat", request_id: "m2", text: "hi", surface: "popup" },
-      { type: "chat", request_id: "m3", text: "hi", chat_id: "nope" },
-      { type: "chat", text: "no request id" },
-      { type: "chat_cancel" },
-      null,
-      "text",
-    ];
-    for (const frame of bad) await h.parts.frames.handleChatFrame(s, frame);
-    expect(
-      s.frames.map((frame) => [frame.type, "code" in frame ? frame.code : "", "ref" in frame ? frame.ref : undefined]),
-    ).toEqual([
-      ["error", "invalid_frame", "m1"],
-      ["error", "invalid_frame", "m2"],
-      ["error", "invalid_frame", "m3"],
-      ["error", "invalid_frame", undefined],
-      ["error", "invalid_frame", undefined],
-      ["error", "invalid_frame", undefined],
-      ["error", "invalid_frame", undefined],
-    ]);
+    device.send({ type: "chat", request_id: "m1", surface: "home" });
+    device.send({ type: "chat", request_id: "m2", text: "hi", surface: "popup" });
+    device.send({ type: "chat", request_id: "m3", text: "hi", surface: "home", chat_id: "not-a-uuid" });
+    device.send({ type: "chat", request_id: "m4", text: "hi", surface: "floating", context: { app: 5 } });
+    device.send({ type: "chat_cancel" });
+    await eventually(
+      () => seen.length,
+      (count) => count >= 5,
+    );
+    expect(seen.map((frame) => [frame.code, frame.ref]).sort()).toEqual(
+      [
+        ["invalid_frame", "m1"],
+        ["invalid_frame", "m2"],
+        ["invalid_frame", "m3"],
+        ["invalid_frame", "m4"],
+        ["invalid_frame", undefined],
+      ].sort(),
+    );
     expect(turns(h)).toBe(before);
+    expect(device.status).toBe("open");
   });
 
-  test("an empty message, another user's chat and an exhausted quota are error frames", async () => {
-    const owner = session();
+  test("an empty message, another user's chat and an exhausted quota are clear error frames", async () => {
+    const owner = await h.device(user());
     h.llm.script({ text: "private" });
-    await h.parts.frames.handleChatFrame(owner, { type: "chat", request_id: "o1", text: "mine" });
-    const chatId = (owner.frames.at(-1) as { chat_id: string }).chat_id;
-
-    const s = session();
-    await h.parts.frames.handleChatFrame(s, { type: "chat", request_id: "e1", text: " \u0000 " });
-    await h.parts.frames.handleChatFrame(s, { type: "chat", request_id: "e2", text: "hi", chat_id: chatId });
-    for (let i = 0; i < 50; i++) await h.parts.engine.quota.consume("chat_messages", s.userId, 50);
-    await h.parts.frames.handleChatFrame(s, { type: "chat", request_id: "e3", text: "hi" });
-    expect(s.frames).toEqual([
-      { type: "error", code: "empty_message", message: "the message is empty", ref: "e1" },
-      { type: "error", code: "not_found", message: "conversation not found", ref: "e2" },
-      {
-        type: "error",
-        code: "quota_exceeded",
-        message: "daily chat message quota of 50 reached",
-        ref: "e3",
-        retry_after_s: expect.any(Number),
-      },
-    ]);
+    const { chat_id: chatId } = await owner.chat({ text: "mine" }).done;
+    const userId = user();
+    const device = await h.device(userId);
+    const failure = (promise: Promise<unknown>) =>
+      promise.then(
+        () => undefined,
+        (error: { code: string; message: string; retryAfterMs?: number }) => error,
+      );
+    expect(await failure(device.chat({ text: " \u0000 " }).done)).toMatchObject({ code: "empty_message" });
+    expect(await failure(device.chat({ text: "hi", chatId }).done)).toMatchObject({ code: "not_found" });
+    for (let i = 0; i < 50; i++) await h.parts.engine.quota.consume("chat_messages", userId, 50);
+    const quota = await failure(device.chat({ text: "hi" }).done);
+    expect(quota).toMatchObject({ code: "quota_exceeded", message: "daily chat message quota of 50 reached" });
+    expect(quota?.retryAfterMs).toBeGreaterThan(0);
   });
 
   test("a request id already running is refused", async () => {
-    const s = session();
+    const device = await h.device(user());
+    const seen = errors(device);
     h.llm.script({ text: "long", hang: true });
-    const running = h.parts.frames.handleChatFrame(s, { type: "chat", request_id: "dup", text: "a" });
-    await s.firstText();
-    await h.parts.frames.handleChatFrame(s, { type: "chat", request_id: "dup", text: "b" });
-    expect(s.frames.at(-1)).toMatchObject({ type: "error", code: "duplicate_request", ref: "dup" });
-    await h.parts.frames.handleChatFrame(s, { type: "chat_cancel", request_id: "dup" });
-    await running;
+    const stream = device.chat({ text: "dup one", requestId: "dup" });
+    await upstreamFor(h, "dup one");
+    device.send({ type: "chat", request_id: "dup", surface: "home", text: "dup two" });
+    await eventually(
+      () => seen.length,
+      (count) => count > 0,
+    );
+    expect(seen[0]).toMatchObject({ code: "duplicate_request", ref: "dup" });
+    device.cancelChat("dup");
+    await stream.done.catch(() => {});
   });
 
   test("floating chats over the socket carry ws_context to the model", async () => {
-    const s = session();
+    const device = await h.device(user());
     h.llm.script({ text: "It is an invoice." });
     const index = turns(h);
-    await h.parts.frames.handleChatFrame(s, {
-      type: "chat",
-      request_id: "f1",
-      surface: "floating",
+    await device.chat({
       text: "what is this?",
+      surface: "floating",
       context: { app: "Preview", item: { type: "note", id: "n1", title: "Invoice" } },
-    });
+    }).done;
     const prompt = promptOf(h.llm, index);
     expect(prompt.system).toContain("floating assistant");
     expect(prompt.user).toContain('"title": "Invoice"');

@@ -1,10 +1,9 @@
-// Shared setup for chat tests: a real chat service (PostgreSQL, Redis) whose LLM is the fake
-// OpenAI-compatible server and whose devices are an in-test DeviceRpc double. The double keeps
-// the DeviceRpc contract, so swapping it for the real gateway and an SDK device changes only
-// `startChat`'s `rpc` option.
+// Shared setup for chat tests: real chat service instances (PostgreSQL, Redis, the device gateway)
+// whose LLM is the fake OpenAI-compatible server; devices are SDK DeviceClients connected over the
+// real WebSocket, so tool calls travel the real device RPC.
 import type { UIMessageChunk } from "ai";
-import { buildChat, type ChatParts, type ChatServiceOptions } from "../../src/chat";
-import { DeviceCallError, type DeviceCallOptions, type DeviceInfo, type DeviceRpc } from "../../src/shared/device-rpc";
+import { type ChatServiceModule, type ChatServiceOptions, createChatService } from "../../src/chat";
+import { DeviceClient, type ToolHandler } from "../../src/client";
 import type { Platform } from "../../src/shared/platform";
 import {
   createTestContext,
@@ -15,54 +14,29 @@ import {
 } from "../../src/shared/testing";
 import type { Tier } from "../../src/shared/tiers";
 
-export type ToolHandler = (args: unknown, call: DeviceCallOptions) => unknown | Promise<unknown>;
-
-/** A DeviceRpc whose devices and tools are scripted per test. */
-export class FakeDevices implements DeviceRpc {
-  readonly calls: DeviceCallOptions[] = [];
-  private readonly byUser = new Map<string, DeviceInfo[]>();
-  private readonly handlers = new Map<string, ToolHandler>();
-
-  connect(userId: string, tools: string[], deviceId = "device-1"): this {
-    const devices = this.byUser.get(userId) ?? [];
-    devices.unshift({ deviceId, connectionId: `conn-${deviceId}`, instanceId: "test", tools, connectedAt: Date.now() });
-    this.byUser.set(userId, devices);
-    return this;
-  }
-
-  onTool(name: string, handler: ToolHandler): this {
-    this.handlers.set(name, handler);
-    return this;
-  }
-
-  async call(options: DeviceCallOptions): Promise<unknown> {
-    this.calls.push(options);
-    const device = (this.byUser.get(options.userId) ?? []).find(
-      (each) => options.deviceId === undefined || each.deviceId === options.deviceId,
-    );
-    if (!device) throw new DeviceCallError("device_offline", "no device is connected");
-    if (!device.tools.includes(options.name)) throw new DeviceCallError("tool_not_supported", "not advertised");
-    const handler = this.handlers.get(options.name);
-    if (!handler) throw new DeviceCallError("tool_error", "no handler", "not_implemented");
-    return handler(options.args, options);
-  }
-
-  async isOnline(userId: string): Promise<boolean> {
-    return (this.byUser.get(userId) ?? []).length > 0;
-  }
-
-  async devices(userId: string): Promise<DeviceInfo[]> {
-    return this.byUser.get(userId) ?? [];
-  }
+export interface ChatInstance {
+  url: string;
+  wsUrl: string;
+  platform: Platform;
+  module: ChatServiceModule;
 }
 
 export interface ChatHarness extends AsyncDisposable {
   ctx: TestContext;
   llm: FakeOpenAi;
-  devices: FakeDevices;
   url: string;
-  parts: ChatParts;
+  /** The first instance's chat engine, socket frame handler and gateway. */
+  parts: ChatServiceModule;
   platform: Platform;
+  first: ChatInstance;
+  /** Another chat instance on the same database and Redis. */
+  startInstance(): Promise<ChatInstance>;
+  /** An SDK device for the user, connected to an instance (the first by default). */
+  device(
+    userId: string,
+    tools?: Record<string, ToolHandler>,
+    options?: { instance?: ChatInstance; tier?: Tier; deviceId?: string },
+  ): Promise<DeviceClient>;
   token(userId: string, tier?: Tier): Promise<string>;
   /** POST /api/v1/chat with JSON accept: the whole reply. */
   chatJson(token: string, body: Record<string, unknown>): Promise<Response>;
@@ -73,25 +47,27 @@ export interface ChatHarness extends AsyncDisposable {
 }
 
 export async function startChat(
-  options: { env?: Record<string, string>; chat?: (platform: Platform) => ChatServiceOptions; redis?: boolean } = {},
+  options: { env?: Record<string, string>; chat?: (platform: Platform) => ChatServiceOptions } = {},
 ): Promise<ChatHarness> {
   const ctx = await createTestContext();
   const llm = startFakeOpenAi();
   ctx.defer(() => llm.close());
   // Memory extraction after each turn: nothing to remember unless a test says otherwise.
   llm.onStructured(() => ({ json: { facts: [] } }));
-  const devices = new FakeDevices();
-  let parts: ChatParts | undefined;
-  const server = await ctx.start(
-    [
-      async (platform) => {
-        parts = await buildChat(platform, { rpc: devices, ...options.chat?.(platform) });
-        return parts.module;
-      },
-    ],
-    { service: "chat", redis: options.redis, env: { LLM_BASE_URL: llm.url, LLM_API_KEY: "sk-test", ...options.env } },
-  );
-  const base = `${server.url}/api/v1/chat`;
+  const startInstance = async (): Promise<ChatInstance> => {
+    const server = await ctx.start([(platform) => createChatService(platform, options.chat?.(platform))], {
+      service: "chat",
+      env: { LLM_BASE_URL: llm.url, LLM_API_KEY: "sk-test", ...options.env },
+    });
+    return {
+      url: server.url,
+      wsUrl: `${server.url.replace(/^http/, "ws")}/api/v1/ws/device`,
+      platform: server.platform,
+      module: server.modules[0] as ChatServiceModule,
+    };
+  };
+  const first = await startInstance();
+  const base = `${first.url}/api/v1/chat`;
   const auth = (token: string | undefined): Record<string, string> =>
     token ? { authorization: `Bearer ${token}` } : {};
   const post = (token: string, body: Record<string, unknown>, accept: string, signal?: AbortSignal) =>
@@ -104,10 +80,23 @@ export async function startChat(
   return {
     ctx,
     llm,
-    devices,
-    url: server.url,
-    parts: parts!,
-    platform: server.platform,
+    url: first.url,
+    parts: first.module,
+    platform: first.platform,
+    first,
+    startInstance,
+    async device(userId, tools = {}, deviceOptions = {}) {
+      const client = new DeviceClient({
+        url: (deviceOptions.instance ?? first).wsUrl,
+        deviceId: deviceOptions.deviceId ?? `device-${crypto.randomUUID().slice(0, 8)}`,
+        token: () => ctx.token(userId, deviceOptions.tier ?? "free"),
+        tools,
+        backoff: { initialMs: 50, maxMs: 400 },
+      });
+      ctx.defer(() => client.close());
+      await client.connect();
+      return client;
+    },
     token: (userId, tier = "free") => ctx.token(userId, tier),
     chatJson: (token, body) => post(token, body, "application/json"),
     chatSse: (token, body, signal) => post(token, body, "text/event-stream", signal),
@@ -130,9 +119,6 @@ export async function readSse(response: Response): Promise<{ chunks: UIMessageCh
   }
   return { chunks, done };
 }
-
-export const textOf = (chunks: UIMessageChunk[]): string =>
-  chunks.flatMap((chunk) => (chunk.type === "text-delta" ? [chunk.delta] : [])).join("");
 
 /** Streamed chat requests the model has received: one per model step of a conversation turn. */
 export const turns = (h: ChatHarness): number => h.llm.chatRequests().filter((each) => each.stream).length;

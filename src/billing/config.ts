@@ -1,0 +1,89 @@
+import Stripe from "stripe";
+import { ConfigError, type Env } from "../shared/env";
+import { unavailable, unprocessable } from "../shared/errors";
+import type { Tier } from "../shared/tiers";
+
+export type PaidTier = Exclude<Tier, "free">;
+export const PAID_TIERS = ["pro", "power", "team"] as const satisfies readonly PaidTier[];
+
+/** Billing's configuration, parsed once from the environment. */
+export interface BillingConfig {
+  /** Absent when STRIPE_SECRET_KEY is unset (development): Stripe-backed routes answer 503. */
+  stripe?: Stripe;
+  webhookSecret?: string;
+  webhookToleranceS: number;
+  prices: Partial<Record<PaidTier, string>>;
+  successUrl: string;
+  cancelUrl: string;
+  portalReturnUrl: string;
+  /** Scheme + host pairs a client may redirect to, e.g. `https://app.adiuva.ai`, `adiuva://billing`. */
+  redirectOrigins: Set<string>;
+}
+
+export function billingConfig(env: Env): BillingConfig {
+  const base = env.PUBLIC_URL.replace(/\/$/, "");
+  const successUrl = env.BILLING_SUCCESS_URL ?? `${base}/billing/success`;
+  const cancelUrl = env.BILLING_CANCEL_URL ?? `${base}/billing/cancel`;
+  const portalReturnUrl = env.BILLING_PORTAL_RETURN_URL ?? `${base}/billing`;
+  const listed = (env.BILLING_REDIRECT_ORIGINS ?? "")
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  const redirectOrigins = new Set(
+    [env.PUBLIC_URL, successUrl, cancelUrl, portalReturnUrl, ...listed].map((url) => {
+      if (!URL.canParse(url))
+        throw new ConfigError(`invalid configuration: BILLING_REDIRECT_ORIGINS: ${url} is not a URL`);
+      return originOf(url);
+    }),
+  );
+  return {
+    stripe: env.STRIPE_SECRET_KEY ? createStripeClient(env, env.STRIPE_SECRET_KEY) : undefined,
+    webhookSecret: env.STRIPE_WEBHOOK_SECRET,
+    webhookToleranceS: env.STRIPE_WEBHOOK_TOLERANCE_S,
+    prices: { pro: env.STRIPE_PRICE_PRO, power: env.STRIPE_PRICE_POWER, team: env.STRIPE_PRICE_TEAM },
+    successUrl,
+    cancelUrl,
+    portalReturnUrl,
+    redirectOrigins,
+  };
+}
+
+function createStripeClient(env: Env, secretKey: string): Stripe {
+  const base = env.STRIPE_API_BASE ? new URL(env.STRIPE_API_BASE) : undefined;
+  const protocol = base?.protocol === "http:" ? "http" : "https";
+  return new Stripe(secretKey, {
+    maxNetworkRetries: env.STRIPE_MAX_NETWORK_RETRIES,
+    timeout: env.STRIPE_TIMEOUT_MS,
+    telemetry: false,
+    appInfo: { name: "adiuva-billing" },
+    ...(base && { host: base.hostname, port: base.port || (protocol === "http" ? 80 : 443), protocol }),
+  });
+}
+
+/** `scheme://host[:port]` of a URL; unlike `URL.origin` it also works for app schemes. */
+export function originOf(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.protocol}//${parsed.host}`;
+}
+
+/** The Stripe client, or 503 when billing is not configured on this deployment. */
+export function requireStripe(config: BillingConfig): Stripe {
+  if (!config.stripe) throw unavailable("billing_unconfigured", "billing is not configured on this server");
+  return config.stripe;
+}
+
+/** The tier a Stripe price grants, or null for a price this deployment does not sell. */
+export function tierForPrice(config: BillingConfig, priceId: string | null | undefined): PaidTier | null {
+  if (!priceId) return null;
+  for (const tier of PAID_TIERS) if (config.prices[tier] === priceId) return tier;
+  return null;
+}
+
+/** The client's redirect URL if its origin is allowed, the default when none was given; else 422. */
+export function redirectUrl(config: BillingConfig, field: string, requested: string | undefined, fallback: string) {
+  if (requested === undefined) return fallback;
+  if (!config.redirectOrigins.has(originOf(requested))) {
+    throw unprocessable("request failed validation", [{ path: field, message: "this origin is not allowed" }]);
+  }
+  return requested;
+}

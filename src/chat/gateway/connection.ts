@@ -1,0 +1,106 @@
+import type { ServerWebSocket } from "bun";
+import type { Tier } from "../../shared/tiers";
+import type { ServerFrame } from "./model";
+
+/** What the chat engine sees of the device that sent a frame; `tier` follows token renewals. */
+export interface DeviceSession {
+  readonly connectionId: string;
+  readonly userId: string;
+  tier: Tier;
+  readonly deviceId: string;
+  readonly deviceName?: string;
+  readonly tools: readonly string[];
+  /** Aborted when the socket closes, so work for this device can stop. */
+  readonly signal: AbortSignal;
+}
+
+/** A call delivered to this socket, waiting for the device's answer. */
+export interface OwnedCall {
+  /** The caller's instance, where the answer goes. */
+  from: string;
+  deadlineMs: number;
+  expiresAt: number;
+  maxExpiresAt: number;
+}
+
+/** Bytes Bun may buffer for a socket before further frames wait in our own bounded queue. */
+const HIGH_WATER_BYTES = 64 * 1024;
+
+/**
+ * One device socket's state, keyed by its connection id (Elysia's per-event wrapper is recreated,
+ * the raw Bun socket is not). Sends respect backpressure: past Bun's high-water mark frames wait
+ * in a queue of at most `maxQueuedBytes`; a device that falls further behind is disconnected (1013)
+ * rather than letting the server's memory grow.
+ */
+export class DeviceConnection {
+  readonly id = crypto.randomUUID();
+  /** The most recent connection of a device (or user) receives its calls. */
+  readonly connectedAt = Date.now();
+  state: "hello" | "authenticating" | "open" | "closed" = "hello";
+  session?: DeviceSession;
+  tokenExpiresAt = 0;
+  lastSeen = Date.now();
+  readonly calls = new Map<string, OwnedCall>();
+  readonly aborter = new AbortController();
+  helloTimer?: ReturnType<typeof setTimeout>;
+  expiryTimer?: ReturnType<typeof setTimeout>;
+  /** Bearer token from the upgrade request, used when `hello` carries none. */
+  headerToken = "";
+  private queue: string[] = [];
+  private queuedBytes = 0;
+
+  constructor(
+    readonly raw: ServerWebSocket<unknown>,
+    private readonly maxQueuedBytes: number,
+    private readonly onOverflow: (connection: DeviceConnection) => void,
+  ) {}
+
+  /** False when the frame could not be sent or queued (socket closed or send buffer full). */
+  send(frame: ServerFrame): boolean {
+    if (this.state === "closed") return false;
+    const text = JSON.stringify(frame);
+    if (this.queue.length === 0 && this.raw.getBufferedAmount() < HIGH_WATER_BYTES) {
+      return this.raw.send(text) !== 0;
+    }
+    if (this.queuedBytes + text.length > this.maxQueuedBytes) {
+      this.onOverflow(this);
+      return false;
+    }
+    this.queue.push(text);
+    this.queuedBytes += text.length;
+    return true;
+  }
+
+  /** Called on `drain`: moves queued frames to the socket while it keeps up. */
+  flush(): void {
+    while (this.queue.length > 0 && this.state !== "closed" && this.raw.getBufferedAmount() < HIGH_WATER_BYTES) {
+      const text = this.queue.shift()!;
+      this.queuedBytes -= text.length;
+      if (this.raw.send(text) === 0) break;
+    }
+  }
+
+  get queued(): number {
+    return this.queuedBytes;
+  }
+
+  /** Marks the connection closed and drops what it still owned; idempotent. */
+  markClosed(): boolean {
+    if (this.state === "closed") return false;
+    this.state = "closed";
+    clearTimeout(this.helloTimer);
+    clearTimeout(this.expiryTimer);
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.aborter.abort();
+    return true;
+  }
+
+  close(code: number, reason: string): void {
+    try {
+      this.raw.close(code, reason);
+    } catch {
+      // already closed by the peer
+    }
+  }
+}

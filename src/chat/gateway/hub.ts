@@ -1,0 +1,239 @@
+import type { Unsubscribe } from "../../shared/bus/bus";
+import type { CallOwner, CallRequest } from "../../shared/device-rpc/caller";
+import type { RpcMetrics } from "../../shared/device-rpc/metrics";
+import type { RpcNode } from "../../shared/device-rpc/node";
+import { parseStream } from "../../shared/device-rpc/push";
+import type { Platform } from "../../shared/platform";
+import type { Lease, Presence } from "../../shared/presence";
+import type { DeviceConnection } from "./connection";
+import type { ServerFrame, ToolProgressFrame, ToolResultFrame } from "./model";
+
+/** Grace after a call's deadline before the owner forgets it (the caller cancels first). */
+const OWNED_GRACE_MS = 1000;
+
+/**
+ * The live device sockets of this instance and the owner side of the device RPC: delivers calls
+ * to sockets, relays answers to callers, keeps leases alive, relays pushed frames.
+ */
+export class DeviceHub implements CallOwner {
+  readonly byId = new Map<string, DeviceConnection>();
+  private readonly byUser = new Map<string, Set<DeviceConnection>>();
+  private readonly streams = new Map<string, Promise<Unsubscribe | undefined>>();
+  node?: RpcNode;
+
+  constructor(
+    private readonly platform: Platform,
+    private readonly presence: Presence,
+    private readonly metrics: RpcMetrics,
+    private readonly onCount: (count: number) => void,
+  ) {}
+
+  /** Makes an authenticated connection reachable: local maps, stream relay, then its lease. */
+  async admit(connection: DeviceConnection): Promise<void> {
+    const session = connection.session!;
+    this.byId.set(connection.id, connection);
+    let devices = this.byUser.get(session.userId);
+    if (!devices) {
+      devices = new Set();
+      this.byUser.set(session.userId, devices);
+    }
+    devices.add(connection);
+    this.onCount(this.byId.size);
+    const streamReady = this.followStream(session.userId);
+    await Promise.all([
+      streamReady,
+      this.presence.put(this.lease(connection), this.platform.env.DEVICE_LEASE_TTL_MS).catch((error: Error) => {
+        // The next lease refresh retries; the socket stays usable locally meanwhile.
+        this.platform.logger.warn({ err: error.message }, "device lease not stored");
+      }),
+    ]);
+  }
+
+  /** Forgets a closed connection and fails what it owed; only its own lease is removed. */
+  async release(connection: DeviceConnection): Promise<void> {
+    const session = connection.session;
+    if (!session || !this.byId.delete(connection.id)) return;
+    this.onCount(this.byId.size);
+    const devices = this.byUser.get(session.userId);
+    devices?.delete(connection);
+    if (devices?.size === 0) {
+      this.byUser.delete(session.userId);
+      void this.unfollowStream(session.userId);
+    }
+    for (const [id, call] of connection.calls) this.fail(call.from, id, "the device disconnected");
+    connection.calls.clear();
+    await this.presence.remove(session.userId, connection.id).catch(() => {});
+  }
+
+  deliver(call: CallRequest): void {
+    const connection = this.byId.get(call.c);
+    if (connection?.state !== "open" || connection.session?.userId !== call.user) {
+      this.fail(call.from, call.id, "the device's connection is gone");
+      return;
+    }
+    if (!connection.session?.tools.includes(call.name)) {
+      this.node?.reply(call.from, {
+        t: "result",
+        id: call.id,
+        ok: false,
+        error: { code: "tool_not_supported", message: `the device does not offer ${call.name}` },
+        ts: Date.now(),
+      });
+      return;
+    }
+    const now = Date.now();
+    connection.calls.set(call.id, {
+      from: call.from,
+      deadlineMs: call.deadline_ms,
+      expiresAt: now + call.deadline_ms + OWNED_GRACE_MS,
+      maxExpiresAt: now + this.platform.env.DEVICE_CALL_MAX_DEADLINE_MS + OWNED_GRACE_MS,
+    });
+    const sent = connection.send({
+      type: "tool_call",
+      id: call.id,
+      name: call.name,
+      args: call.args,
+      deadline_ms: call.deadline_ms,
+      origin: call.origin,
+    });
+    if (!sent && connection.calls.delete(call.id)) this.fail(call.from, call.id, "the device's connection is gone");
+  }
+
+  cancel(connectionId: string, callId: string, reason: string): void {
+    const connection = this.byId.get(connectionId);
+    if (connection?.calls.delete(callId)) connection.send({ type: "tool_cancel", id: callId, reason });
+  }
+
+  /** A device's answer: only calls delivered to this very socket can be answered by it. */
+  onResult(connection: DeviceConnection, frame: ToolResultFrame): void {
+    const call = connection.calls.get(frame.id);
+    if (!call) {
+      this.metrics.late.inc({ where: "gateway" });
+      return;
+    }
+    connection.calls.delete(frame.id);
+    this.node?.reply(
+      call.from,
+      frame.ok
+        ? { t: "result", id: frame.id, ok: true, result: frame.result, ts: Date.now() }
+        : {
+            t: "result",
+            id: frame.id,
+            ok: false,
+            error: { code: "tool_error", message: frame.error.message, tool_code: frame.error.code },
+            ts: Date.now(),
+          },
+    );
+  }
+
+  onProgress(connection: DeviceConnection, frame: ToolProgressFrame): void {
+    const call = connection.calls.get(frame.id);
+    if (!call) {
+      this.metrics.late.inc({ where: "gateway" });
+      return;
+    }
+    call.expiresAt = Math.min(Date.now() + call.deadlineMs + OWNED_GRACE_MS, call.maxExpiresAt);
+    this.node?.reply(call.from, {
+      t: "progress",
+      id: frame.id,
+      progress: frame.progress,
+      total: frame.total,
+      message: frame.message,
+      ts: Date.now(),
+    });
+  }
+
+  /** Sends a frame to this instance's sockets of the user (or one device); returns how many took it. */
+  deliverLocal(userId: string, frame: ServerFrame, deviceId?: string): number {
+    let count = 0;
+    for (const connection of this.byUser.get(userId) ?? []) {
+      if (deviceId !== undefined && connection.session?.deviceId !== deviceId) continue;
+      if (connection.send(frame)) count += 1;
+    }
+    return count;
+  }
+
+  hasUser(userId: string): boolean {
+    return this.byUser.has(userId);
+  }
+
+  /** Heartbeat of this instance's leases; recreates any lost with a Redis restart. */
+  async refreshLeases(): Promise<void> {
+    const leases: Lease[] = [];
+    for (const connection of this.byId.values()) if (connection.state === "open") leases.push(this.lease(connection));
+    await this.presence.refresh(leases, this.platform.env.DEVICE_LEASE_TTL_MS);
+  }
+
+  /** Closes silent sockets and forgets calls whose caller never came back. */
+  sweep(now: number, silentAfterMs: number, closeSilent: (connection: DeviceConnection) => void): void {
+    for (const connection of this.byId.values()) {
+      if (now - connection.lastSeen > silentAfterMs) closeSilent(connection);
+      for (const [id, call] of connection.calls) {
+        if (call.expiresAt > now) continue;
+        connection.calls.delete(id);
+        connection.send({ type: "tool_cancel", id, reason: "deadline" });
+      }
+    }
+  }
+
+  connections(): DeviceConnection[] {
+    return [...this.byId.values()];
+  }
+
+  private fail(to: string, id: string, message: string): void {
+    this.node?.reply(to, {
+      t: "result",
+      id,
+      ok: false,
+      error: { code: "device_disconnected", message },
+      ts: Date.now(),
+    });
+  }
+
+  private lease(connection: DeviceConnection): Lease {
+    const session = connection.session!;
+    return {
+      userId: session.userId,
+      deviceId: session.deviceId,
+      deviceName: session.deviceName,
+      connectionId: connection.id,
+      instanceId: this.platform.instanceId,
+      tools: [...session.tools],
+      connectedAt: connection.connectedAt,
+    };
+  }
+
+  private followStream(userId: string): Promise<unknown> {
+    let subscription = this.streams.get(userId);
+    if (!subscription) {
+      const { bus, keys, instanceId } = this.platform;
+      subscription = bus
+        .subscribe(keys.deviceStream(userId), (text) => {
+          const message = parseStream(text);
+          if (!message || message.from === instanceId) return;
+          this.metrics.relayLag.observe({ kind: "stream" }, Math.max(0, Date.now() - message.ts) / 1000);
+          this.deliverLocal(userId, message.f as ServerFrame, message.d);
+        })
+        .catch((error: Error) => {
+          this.streams.delete(userId);
+          this.platform.logger.warn({ err: error.message }, "device stream not subscribed");
+          return undefined;
+        });
+      this.streams.set(userId, subscription);
+    }
+    return subscription;
+  }
+
+  private async unfollowStream(userId: string): Promise<void> {
+    const subscription = this.streams.get(userId);
+    if (!subscription) return;
+    this.streams.delete(userId);
+    const unsubscribe = await subscription;
+    // A device of the same user may have connected meanwhile: keep this subscription for it.
+    if (unsubscribe && this.byUser.has(userId) && !this.streams.has(userId)) {
+      this.streams.set(userId, Promise.resolve(unsubscribe));
+      return;
+    }
+    await unsubscribe?.();
+  }
+}

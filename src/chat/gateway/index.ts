@@ -1,0 +1,5 @@
+export type { ChatHandlers, ChatRateLimiter, SendFrame } from "./chat-seam";
+export { createLocalChatLimiter } from "./chat-seam";
+export type { DeviceSession } from "./connection";
+export { createDeviceGateway, type DeviceGateway, type DeviceGatewayOptions } from "./gateway";
+export * from "./model";

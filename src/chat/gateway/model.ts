@@ -1,0 +1,88 @@
+import { z } from "zod";
+
+/** Protocol version spoken by this gateway; `hello.protocol` must match. */
+export const PROTOCOL_VERSION = 1;
+export const DEVICE_WS_PATH = "/api/v1/ws/device";
+
+/** Close codes a device can act on (the SDK reconnects on all but the final ones). */
+export const CloseCode = {
+  goingAway: 1001,
+  /** The server could not keep up with a device that reads too slowly. */
+  tooSlow: 1013,
+  unauthorized: 4401,
+  heartbeatTimeout: 4408,
+  tokenExpired: 4419,
+  unsupportedProtocol: 4426,
+} as const;
+
+const Id = z.string().min(1).max(128);
+
+export const HelloFrame = z.object({
+  type: z.literal("hello"),
+  /** Optional when the upgrade request carried `Authorization: Bearer`. */
+  token: z.string().min(1).max(8192).optional(),
+  device_id: Id,
+  device_name: z.string().max(200).optional(),
+  tools: z.array(z.string().min(1).max(100)).max(500).default([]),
+  protocol: z.number().int(),
+});
+export type HelloFrame = z.infer<typeof HelloFrame>;
+
+export const ChatFrame = z.object({
+  type: z.literal("chat"),
+  request_id: Id,
+  chat_id: Id.optional(),
+  surface: z.enum(["home", "floating"]),
+  text: z.string().min(1).max(100_000),
+  /** `ws_context` of the floating chat; the chat engine validates its fields. */
+  context: z.unknown().optional(),
+});
+export type ChatFrame = z.infer<typeof ChatFrame>;
+
+export const ChatCancelFrame = z.object({ type: z.literal("chat_cancel"), request_id: Id });
+export type ChatCancelFrame = z.infer<typeof ChatCancelFrame>;
+
+export const ToolError = z.object({ code: z.string().min(1).max(100), message: z.string().max(10_000) });
+
+export const ToolResultFrame = z.discriminatedUnion("ok", [
+  z.object({ type: z.literal("tool_result"), id: Id, ok: z.literal(true), result: z.unknown() }),
+  z.object({ type: z.literal("tool_result"), id: Id, ok: z.literal(false), error: ToolError }),
+]);
+export type ToolResultFrame = z.infer<typeof ToolResultFrame>;
+
+export const ToolProgressFrame = z.object({
+  type: z.literal("tool_progress"),
+  id: Id,
+  progress: z.number().finite(),
+  total: z.number().finite().optional(),
+  message: z.string().max(1000).optional(),
+});
+export type ToolProgressFrame = z.infer<typeof ToolProgressFrame>;
+
+export const TokenFrame = z.object({ type: z.literal("token"), token: z.string().min(1).max(8192) });
+export const PingFrame = z.object({ type: z.literal("ping") });
+
+/** Every frame a device may send after `hello`. */
+export const DeviceFrame = z.discriminatedUnion("type", [
+  ChatFrame,
+  ChatCancelFrame,
+  ToolResultFrame,
+  ToolProgressFrame,
+  TokenFrame,
+  PingFrame,
+  HelloFrame,
+]);
+export type DeviceFrame = z.infer<typeof DeviceFrame>;
+export const DEVICE_FRAME_TYPES = ["hello", "chat", "chat_cancel", "tool_result", "tool_progress", "token", "ping"];
+
+/** Frames the server sends (not validated on the way out; typed for the SDK and the chat engine). */
+export type ServerFrame =
+  | { type: "welcome"; connection_id: string; heartbeat_s: number; protocol: number }
+  | { type: "tool_call"; id: string; name: string; args: unknown; deadline_ms: number; origin: string }
+  | { type: "tool_cancel"; id: string; reason: string }
+  | { type: "chat_chunk"; request_id: string; chat_id: string; seq: number; chunk: unknown }
+  | { type: "chat_done"; request_id: string; chat_id: string; message_id: string; usage?: unknown }
+  | ({ type: "agent_event"; run_id: string } & Record<string, unknown>)
+  | { type: "session"; action: "refresh" }
+  | { type: "error"; code: string; message: string; ref?: string; retry_after_ms?: number }
+  | { type: "pong" };

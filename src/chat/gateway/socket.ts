@@ -1,0 +1,259 @@
+import type { ServerWebSocket } from "bun";
+import { Elysia } from "elysia";
+import type { Platform } from "../../shared/platform";
+import type { ChatHandlers, ChatRateLimiter } from "./chat-seam";
+import { DeviceConnection } from "./connection";
+import type { DeviceHub } from "./hub";
+import {
+  CloseCode,
+  DEVICE_FRAME_TYPES,
+  DEVICE_WS_PATH,
+  DeviceFrame,
+  type HelloFrame,
+  HelloFrame as HelloSchema,
+  PROTOCOL_VERSION,
+  type ServerFrame,
+} from "./model";
+
+export interface SocketDeps {
+  platform: Platform;
+  hub: DeviceHub;
+  chat: () => ChatHandlers | undefined;
+  limiter: () => ChatRateLimiter;
+  rejected: (reason: string) => void;
+}
+
+/** Elysia's handlers are internal: they JSON-parse each frame before we could see its size. */
+type RawData = { message?: (ws: ServerWebSocket<unknown>, message: string | Buffer) => void };
+
+/** The `/api/v1/ws/device` endpoint: authentication, frame validation, and dispatch to hub and chat. */
+export function deviceSocket(deps: SocketDeps) {
+  const sockets = new Map<string, DeviceConnection>();
+  const handler = new FrameHandler(deps);
+  const plugin = new Elysia({ name: "chat-device-socket" }).ws(DEVICE_WS_PATH, {
+    open(ws) {
+      const raw = ws.raw as unknown as ServerWebSocket<unknown>;
+      const connection = new DeviceConnection(raw, deps.platform.env.DEVICE_SEND_BUFFER_BYTES, (slow) => {
+        deps.rejected("send_buffer_full");
+        slow.close(CloseCode.tooSlow, "device reads too slowly");
+        if (slow.markClosed()) void deps.hub.release(slow);
+      });
+      sockets.set(ws.id, connection);
+      // Frames reach our handler as they arrived, so size is checked before any parsing.
+      (raw.data as RawData).message = (_raw, message) => void handler.onMessage(connection, message);
+      const header = ws.data.headers?.authorization;
+      connection.headerToken = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "")?.[1] ?? "";
+      connection.helloTimer = setTimeout(
+        () => handler.reject(connection, "no hello in time"),
+        deps.platform.env.DEVICE_HELLO_TIMEOUT_MS,
+      );
+    },
+    message() {
+      // Replaced per connection in `open`.
+    },
+    drain(ws) {
+      sockets.get(ws.id)?.flush();
+    },
+    close(ws) {
+      const connection = sockets.get(ws.id);
+      sockets.delete(ws.id);
+      if (connection?.markClosed()) void deps.hub.release(connection);
+    },
+  });
+  return { plugin, sockets };
+}
+
+class FrameHandler {
+  constructor(private readonly deps: SocketDeps) {}
+
+  async onMessage(connection: DeviceConnection, message: string | Buffer): Promise<void> {
+    connection.lastSeen = Date.now();
+    if (connection.state === "closed") return;
+    const value = this.decode(connection, message);
+    if (value === undefined) return;
+    if (connection.state === "hello") {
+      await this.hello(connection, value);
+      return;
+    }
+    if (connection.state === "authenticating") {
+      this.error(connection, "not_ready", "wait for welcome before sending frames");
+      return;
+    }
+    const type = (value as { type?: unknown }).type;
+    if (typeof type !== "string" || !DEVICE_FRAME_TYPES.includes(type)) {
+      this.error(connection, "unknown_type", `unknown frame type ${JSON.stringify(type)?.slice(0, 64)}`);
+      return;
+    }
+    const parsed = DeviceFrame.safeParse(value);
+    if (!parsed.success) {
+      const ref =
+        (value as { id?: unknown; request_id?: unknown }).id ?? (value as { request_id?: unknown }).request_id;
+      this.error(connection, "invalid_frame", parsed.error.issues[0]?.message ?? "invalid frame", ref);
+      return;
+    }
+    await this.dispatch(connection, parsed.data);
+  }
+
+  /** Size and JSON checks; undefined when the frame was answered with an error (or the socket closed). */
+  private decode(connection: DeviceConnection, message: string | Buffer): unknown {
+    const max = this.deps.platform.env.DEVICE_MAX_FRAME_BYTES;
+    const authenticated = connection.state !== "hello";
+    if (typeof message !== "string") {
+      if (authenticated) this.error(connection, "binary_not_supported", "frames are JSON text");
+      else this.reject(connection, "expected a hello frame");
+      return undefined;
+    }
+    if (message.length > max || (message.length * 3 > max && Buffer.byteLength(message) > max)) {
+      if (authenticated) this.error(connection, "frame_too_large", `frames are limited to ${max} bytes`);
+      else this.reject(connection, "expected a hello frame");
+      return undefined;
+    }
+    try {
+      const value: unknown = JSON.parse(message);
+      if (value !== null && typeof value === "object" && !Array.isArray(value)) return value;
+    } catch {
+      // answered below
+    }
+    if (authenticated) this.error(connection, "invalid_json", "frames are JSON objects with a type");
+    else this.reject(connection, "expected a hello frame");
+    return undefined;
+  }
+
+  private async dispatch(connection: DeviceConnection, frame: DeviceFrame): Promise<void> {
+    const { hub } = this.deps;
+    switch (frame.type) {
+      case "tool_result":
+        hub.onResult(connection, frame);
+        return;
+      case "tool_progress":
+        hub.onProgress(connection, frame);
+        return;
+      case "ping":
+        connection.send({ type: "pong" });
+        return;
+      case "token":
+        await this.renew(connection, frame.token);
+        return;
+      case "hello":
+        this.error(connection, "already_authenticated", "hello was already accepted");
+        return;
+      case "chat":
+      case "chat_cancel":
+        await this.chat(connection, frame);
+        return;
+    }
+  }
+
+  private async hello(connection: DeviceConnection, value: unknown): Promise<void> {
+    if ((value as { type?: unknown }).type !== "hello") return this.reject(connection, "expected a hello frame");
+    const parsed = HelloSchema.safeParse(value);
+    if (!parsed.success) return this.reject(connection, "invalid hello frame");
+    const hello: HelloFrame = parsed.data;
+    if (hello.protocol !== PROTOCOL_VERSION) {
+      this.error(connection, "unsupported_protocol", `this server speaks protocol ${PROTOCOL_VERSION}`);
+      connection.close(CloseCode.unsupportedProtocol, "unsupported protocol");
+      return;
+    }
+    const token = hello.token ?? connection.headerToken;
+    if (!token) return this.reject(connection, "missing token");
+    connection.state = "authenticating";
+    const user = await this.deps.platform.verifier.verify(token).catch(() => undefined);
+    if (connection.state !== "authenticating") return;
+    if (!user) return this.reject(connection, "invalid or expired token");
+    clearTimeout(connection.helloTimer);
+    connection.session = {
+      connectionId: connection.id,
+      userId: user.userId,
+      tier: user.tier,
+      deviceId: hello.device_id,
+      deviceName: hello.device_name,
+      tools: [...new Set(hello.tools)],
+      signal: connection.aborter.signal,
+    };
+    this.armExpiry(connection, user.expiresAt);
+    connection.state = "open";
+    await this.deps.hub.admit(connection);
+    if (connection.state !== "open") return;
+    connection.send({
+      type: "welcome",
+      connection_id: connection.id,
+      heartbeat_s: this.deps.platform.env.DEVICE_HEARTBEAT_S,
+      protocol: PROTOCOL_VERSION,
+    });
+  }
+
+  /** A fresh token on the open socket; it must belong to the same user. */
+  private async renew(connection: DeviceConnection, token: string): Promise<void> {
+    const session = connection.session!;
+    const user = await this.deps.platform.verifier.verify(token).catch(() => undefined);
+    if (!user) {
+      this.error(connection, "token_invalid", "the new token was refused; the current one still applies");
+      return;
+    }
+    if (user.userId !== session.userId) {
+      this.reject(connection, "token belongs to another user");
+      return;
+    }
+    session.tier = user.tier;
+    this.armExpiry(connection, user.expiresAt);
+  }
+
+  private async chat(connection: DeviceConnection, frame: Extract<DeviceFrame, { type: "chat" | "chat_cancel" }>) {
+    const session = connection.session!;
+    const send = (out: ServerFrame) => connection.send(out);
+    const handlers = this.deps.chat();
+    try {
+      if (frame.type === "chat_cancel") {
+        if (handlers?.onChatCancel) await handlers.onChatCancel(session, frame, send);
+        return;
+      }
+      const verdict = await this.deps
+        .limiter()
+        .allowChat(session.userId, session.tier)
+        .catch((error: Error) => {
+          // A limiter outage must not take chat down with it.
+          this.deps.platform.logger.warn({ err: error.message }, "chat rate limit unavailable");
+          return { allowed: true, retryAfterMs: 0 };
+        });
+      if (!verdict.allowed) {
+        connection.send({
+          type: "error",
+          code: "rate_limited",
+          message: "too many chat requests for this plan, retry later",
+          ref: frame.request_id,
+          retry_after_ms: verdict.retryAfterMs,
+        });
+        return;
+      }
+      if (!handlers) {
+        this.error(connection, "chat_unavailable", "chat is not available on this server", frame.request_id);
+        return;
+      }
+      await handlers.onChat(session, frame, send);
+    } catch (error) {
+      this.deps.platform.logger.error({ err: error, user: session.userId }, "chat handler failed");
+      this.error(connection, "internal", "the request failed", frame.request_id);
+    }
+  }
+
+  private armExpiry(connection: DeviceConnection, expiresAtS: number): void {
+    clearTimeout(connection.expiryTimer);
+    connection.tokenExpiresAt = expiresAtS;
+    connection.expiryTimer = setTimeout(
+      () => connection.close(CloseCode.tokenExpired, "token expired"),
+      Math.max(0, expiresAtS * 1000 - Date.now()),
+    );
+  }
+
+  reject(connection: DeviceConnection, reason: string): void {
+    this.deps.rejected("unauthorized");
+    connection.close(CloseCode.unauthorized, reason);
+  }
+
+  private error(connection: DeviceConnection, code: string, message: string, ref?: unknown): void {
+    this.deps.rejected(code);
+    const frame: ServerFrame = { type: "error", code, message };
+    if (typeof ref === "string") frame.ref = ref;
+    connection.send(frame);
+  }
+}

@@ -1,0 +1,14 @@
+import { createAgentService } from "./agent";
+import { createAuthService } from "./auth";
+import { createBillingService } from "./billing";
+import { createChatService } from "./chat";
+import type { ServiceName } from "./shared/env";
+import type { ServiceFactory } from "./shared/run";
+
+/** Every service of this codebase by SERVICE_NAME. */
+export const serviceFactories: Record<ServiceName, ServiceFactory> = {
+  auth: createAuthService,
+  chat: createChatService,
+  agent: createAgentService,
+  billing: createBillingService,
+};

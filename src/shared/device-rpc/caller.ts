@@ -1,0 +1,219 @@
+import type { Bus } from "../bus/bus";
+import { DeviceCallError, type DeviceCallErrorCode, type DeviceCallOptions } from "../device-rpc";
+import type { Keys } from "../keys";
+import type { Logger } from "../logger";
+import type { Presence } from "../presence";
+import type { CallOutcome, CallProgress, InboxMessage } from "./envelope";
+import type { CallPath, RpcMetrics } from "./metrics";
+
+export type CallRequest = Extract<InboxMessage, { t: "call" }>;
+
+/** The instance that holds sockets: takes calls for its connections and cancels them. */
+export interface CallOwner {
+  /** Must answer every call it receives (result, failure or later cancel), never throw. */
+  deliver(call: CallRequest): void;
+  cancel(connectionId: string, callId: string, reason: string): void;
+}
+
+export interface CallerConfig {
+  defaultDeadlineMs: number;
+  maxDeadlineMs: number;
+}
+
+interface Pending {
+  userId: string;
+  startedAt: number;
+  path: CallPath;
+  owner?: string;
+  connectionId?: string;
+  deadlineMs: number;
+  maxDeadlineAt: number;
+  timer?: ReturnType<typeof setTimeout>;
+  resolve(value: unknown): void;
+  reject(error: DeviceCallError): void;
+  onProgress?: DeviceCallOptions["onProgress"];
+  detach(): void;
+}
+
+/**
+ * The calling side of the device RPC on one instance: pending calls, deadlines, progress,
+ * cancellation and the exactly-once settlement. Results come back through `settle` from the
+ * inbox (another instance) or straight from the local owner.
+ */
+export class RpcCaller {
+  private readonly pending = new Map<string, Pending>();
+
+  constructor(
+    private readonly deps: {
+      instanceId: string;
+      presence: Presence;
+      bus: Bus;
+      keys: Keys;
+      logger: Logger;
+      metrics: RpcMetrics;
+      config: CallerConfig;
+      owner?: CallOwner;
+    },
+  ) {}
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  call(options: DeviceCallOptions): Promise<unknown> {
+    const { config, instanceId } = this.deps;
+    const deadlineMs = Math.max(1, Math.min(options.deadlineMs ?? config.defaultDeadlineMs, config.maxDeadlineMs));
+    const id = crypto.randomUUID();
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    const startedAt = performance.now();
+    const onAbort = () => this.fail(id, "cancelled", "the call was cancelled", true);
+    const entry: Pending = {
+      userId: options.userId,
+      startedAt,
+      path: "none",
+      deadlineMs,
+      maxDeadlineAt: startedAt + Math.max(deadlineMs, config.maxDeadlineMs),
+      resolve,
+      reject,
+      onProgress: options.onProgress,
+      detach: () => options.signal?.removeEventListener("abort", onAbort),
+    };
+    this.pending.set(id, entry);
+    if (options.signal?.aborted) {
+      this.fail(id, "cancelled", "the call was cancelled before it started", false);
+      return promise;
+    }
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    this.arm(id, entry, deadlineMs);
+    const request: Omit<CallRequest, "c"> = {
+      t: "call",
+      id,
+      from: instanceId,
+      user: options.userId,
+      name: options.name,
+      args: options.args ?? {},
+      deadline_ms: deadlineMs,
+      origin: options.origin ?? "server",
+      ts: Date.now(),
+    };
+    void this.dispatch(id, entry, options, request);
+    return promise;
+  }
+
+  private async dispatch(id: string, entry: Pending, options: DeviceCallOptions, request: Omit<CallRequest, "c">) {
+    const { presence, instanceId, owner } = this.deps;
+    let target: Awaited<ReturnType<Presence["dispatch"]>>;
+    try {
+      target = await presence.dispatch(options.userId, options.deviceId, instanceId, JSON.stringify(request));
+    } catch (error) {
+      this.deps.logger.warn({ err: (error as Error).message }, "device call dispatch failed");
+      this.fail(id, "rpc_unavailable", "device routing is unavailable, try again", false);
+      return;
+    }
+    if (target.status === "offline" || target.status === "unreachable") {
+      this.fail(id, "device_offline", "no device of this user is connected", false);
+      return;
+    }
+    entry.connectionId = target.connectionId;
+    entry.owner = target.instanceId;
+    entry.path = target.status === "local" ? "local" : "remote";
+    if (!this.pending.has(id)) {
+      // Settled (deadline or abort) while routing: the device still got the call, withdraw it.
+      this.sendCancel(entry, id, "cancelled");
+      return;
+    }
+    if (target.status === "local") {
+      if (!owner) this.fail(id, "device_disconnected", "the device's connection is gone", false);
+      else owner.deliver({ ...request, c: target.connectionId });
+    }
+  }
+
+  /** A result from the owner (local or through the inbox); unknown ids are late or duplicates. */
+  settle(message: CallOutcome): boolean {
+    const entry = this.take(message.id);
+    if (!entry) {
+      this.deps.metrics.late.inc({ where: "caller" });
+      return false;
+    }
+    if (message.ok) {
+      this.record(entry, "ok");
+      entry.resolve(message.result);
+    } else {
+      const { code, message: text, tool_code } = message.error;
+      this.record(entry, code);
+      entry.reject(new DeviceCallError(code, text, tool_code));
+    }
+    return true;
+  }
+
+  progress(message: CallProgress): void {
+    const entry = this.pending.get(message.id);
+    if (!entry) {
+      this.deps.metrics.late.inc({ where: "caller" });
+      return;
+    }
+    const remaining = entry.maxDeadlineAt - performance.now();
+    this.arm(message.id, entry, Math.min(entry.deadlineMs, remaining));
+    try {
+      entry.onProgress?.({ progress: message.progress, total: message.total, message: message.message });
+    } catch (error) {
+      this.deps.logger.warn({ err: error }, "onProgress handler threw");
+    }
+  }
+
+  /** Fails every pending call routed to `instanceId` (it stopped, or stopped answering). */
+  failOwner(instanceId: string, message: string): void {
+    for (const [id, entry] of this.pending)
+      if (entry.path === "remote" && entry.owner === instanceId) this.fail(id, "device_disconnected", message, false);
+  }
+
+  /** Owners of pending cross-instance calls, for the liveness check. */
+  owners(): string[] {
+    const owners = new Set<string>();
+    for (const entry of this.pending.values()) if (entry.path === "remote" && entry.owner) owners.add(entry.owner);
+    return [...owners];
+  }
+
+  failAll(code: DeviceCallErrorCode, message: string): void {
+    for (const id of [...this.pending.keys()]) this.fail(id, code, message, true);
+  }
+
+  private arm(id: string, entry: Pending, ms: number): void {
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => this.fail(id, "deadline_exceeded", "the device did not answer in time", true), ms);
+  }
+
+  private fail(id: string, code: DeviceCallErrorCode, message: string, tellDevice: boolean): void {
+    const entry = this.take(id);
+    if (!entry) return;
+    if (tellDevice) this.sendCancel(entry, id, code === "deadline_exceeded" ? "deadline" : "cancelled");
+    this.record(entry, code);
+    entry.reject(new DeviceCallError(code, message));
+  }
+
+  private take(id: string): Pending | undefined {
+    const entry = this.pending.get(id);
+    if (!entry) return undefined;
+    this.pending.delete(id);
+    clearTimeout(entry.timer);
+    entry.detach();
+    return entry;
+  }
+
+  private sendCancel(entry: Pending, id: string, reason: string): void {
+    const { connectionId, owner } = entry;
+    if (!connectionId || !owner) return;
+    if (owner === this.deps.instanceId) {
+      this.deps.owner?.cancel(connectionId, id, reason);
+      return;
+    }
+    const message = JSON.stringify({ t: "cancel", c: connectionId, id, reason, ts: Date.now() });
+    this.deps.bus.publish(this.deps.keys.instanceInbox(owner), message).catch(() => {});
+  }
+
+  private record(entry: Pending, outcome: string): void {
+    const { metrics } = this.deps;
+    metrics.calls.inc({ outcome, path: entry.path });
+    metrics.latency.observe({ path: entry.path }, (performance.now() - entry.startedAt) / 1000);
+  }
+}

@@ -1,0 +1,48 @@
+import type { DeviceCallErrorCode } from "../device-rpc";
+
+/**
+ * Messages on an instance's inbox channel (`keys.instanceInbox(id)`), subscribed once per instance.
+ * `ts` is the sender's clock when published, for the relay lag metric.
+ */
+export type InboxMessage =
+  /** Caller -> owner: deliver a tool call to connection `c`. `from` is the caller's instance. */
+  | {
+      t: "call";
+      c: string;
+      id: string;
+      from: string;
+      user: string;
+      name: string;
+      args: unknown;
+      deadline_ms: number;
+      origin: string;
+      ts: number;
+    }
+  /** Caller -> owner: the call ended on the caller's side; tell the device. */
+  | { t: "cancel"; c: string; id: string; reason: string; ts: number }
+  /** Owner -> caller. */
+  | { t: "result"; id: string; ok: true; result: unknown; ts: number }
+  | { t: "result"; id: string; ok: false; error: CallFailure; ts: number }
+  | { t: "progress"; id: string; progress: number; total?: number; message?: string; ts: number };
+
+export interface CallFailure {
+  code: DeviceCallErrorCode;
+  message: string;
+  /** The device's own code when `code` is `tool_error`. */
+  tool_code?: string;
+}
+
+export type CallOutcome = Extract<InboxMessage, { t: "result" }>;
+export type CallProgress = Extract<InboxMessage, { t: "progress" }>;
+
+/** Parses an inbox message; anything that is not one of ours is dropped by the caller of this. */
+export function parseInbox(text: string): InboxMessage | undefined {
+  try {
+    const value = JSON.parse(text) as InboxMessage;
+    return value && typeof value === "object" && typeof value.t === "string" && typeof value.id === "string"
+      ? value
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,121 @@
+import type { Unsubscribe } from "../bus/bus";
+import type { DeviceInfo, DeviceRpc } from "../device-rpc";
+import type { Platform } from "../platform";
+import { type Lease, presenceFor } from "../presence";
+import { type CallOwner, RpcCaller } from "./caller";
+import { type CallOutcome, type CallProgress, parseInbox } from "./envelope";
+import { rpcMetrics } from "./metrics";
+
+export interface RpcNodeOptions {
+  /** Present on chat instances, which hold sockets; absent on pure callers (the agent service). */
+  owner?: CallOwner;
+}
+
+/** One instance's endpoint of the device RPC: its caller, its inbox, its liveness. */
+export interface RpcNode extends DeviceRpc {
+  readonly caller: RpcCaller;
+  /** Owner -> caller: straight to the local caller, or to the caller instance's inbox. */
+  reply(to: string, message: CallOutcome | CallProgress): void;
+  start(): Promise<void>;
+  /** Fails this instance's own pending calls and stops its timers and inbox. */
+  stop(): Promise<void>;
+}
+
+export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}): RpcNode {
+  const { env, instanceId, keys, bus, logger } = platform;
+  const presence = presenceFor(platform);
+  const metrics = rpcMetrics(platform.metrics);
+  const owner = options.owner;
+  const caller = new RpcCaller({
+    instanceId,
+    presence,
+    bus,
+    keys,
+    logger,
+    metrics,
+    owner,
+    config: { defaultDeadlineMs: env.DEVICE_CALL_DEADLINE_MS, maxDeadlineMs: env.DEVICE_CALL_MAX_DEADLINE_MS },
+  });
+  let unsubscribe: Unsubscribe | undefined;
+  let timer: ReturnType<typeof setInterval> | undefined;
+  let sinceMark = Number.POSITIVE_INFINITY;
+  const instanceTtl = env.DEVICE_INSTANCE_TTL_MS;
+  const tick = Math.max(50, Math.floor(instanceTtl / 4));
+
+  const onInbox = (text: string) => {
+    const message = parseInbox(text);
+    if (!message) return;
+    metrics.relayLag.observe({ kind: message.t }, Math.max(0, Date.now() - message.ts) / 1000);
+    switch (message.t) {
+      case "result":
+        caller.settle(message);
+        return;
+      case "progress":
+        caller.progress(message);
+        return;
+      case "call":
+        if (owner) owner.deliver(message);
+        else reply(message.from, failure(message.id, "no device connection here"));
+        return;
+      case "cancel":
+        owner?.cancel(message.c, message.id, message.reason);
+        return;
+    }
+  };
+
+  const reply = (to: string, message: CallOutcome | CallProgress) => {
+    if (to === instanceId) {
+      if (message.t === "result") caller.settle(message);
+      else caller.progress(message);
+      return;
+    }
+    bus.publish(keys.instanceInbox(to), JSON.stringify(message)).catch((error: Error) => {
+      logger.warn({ err: error.message }, "device rpc reply not published");
+    });
+  };
+
+  // Keeps this instance's liveness mark fresh (owners only) and fails calls whose owner vanished.
+  const housekeeping = async () => {
+    sinceMark += tick;
+    if (owner && sinceMark >= instanceTtl / 3) {
+      sinceMark = 0;
+      await presence.markInstance(instanceId, instanceTtl).catch(() => {});
+    }
+    const owners = caller.owners();
+    if (owners.length === 0) return;
+    const alive = await presence.instancesAlive(owners).catch(() => undefined);
+    // Unknown while Redis is down: deadlines still bound every call.
+    alive?.forEach((isAlive, index) => {
+      if (!isAlive) caller.failOwner(owners[index]!, "the instance holding the device stopped");
+    });
+  };
+
+  const toInfo = ({ userId: _user, ...info }: Lease): DeviceInfo => info;
+
+  return {
+    caller,
+    reply,
+    call: (callOptions) => caller.call(callOptions),
+    async isOnline(userId, deviceId) {
+      const leases = await presence.list(userId);
+      return leases.some((lease) => deviceId === undefined || lease.deviceId === deviceId);
+    },
+    devices: async (userId) => (await presence.list(userId)).map(toInfo),
+    async start() {
+      unsubscribe = await bus.subscribe(keys.instanceInbox(instanceId), onInbox);
+      if (owner) await presence.markInstance(instanceId, instanceTtl);
+      sinceMark = 0;
+      timer = setInterval(() => void housekeeping(), tick);
+    },
+    async stop() {
+      clearInterval(timer);
+      caller.failAll("rpc_unavailable", "this instance is shutting down");
+      if (owner) await presence.dropInstance(instanceId).catch(() => {});
+      await unsubscribe?.();
+    },
+  };
+}
+
+function failure(id: string, message: string): CallOutcome {
+  return { t: "result", id, ok: false, error: { code: "device_disconnected", message }, ts: Date.now() };
+}

@@ -1,0 +1,35 @@
+import type { DevicePush } from "../device-rpc";
+import type { Platform } from "../platform";
+
+/** A frame relayed on the seed's `stream:{user_id}` channel to the instances holding that user's devices. */
+export interface StreamMessage {
+  /** Publishing instance: it delivered to its own devices itself. */
+  from: string;
+  /** Only this device, when set. */
+  d?: string;
+  f: { type: string } & Record<string, unknown>;
+  ts: number;
+}
+
+export function parseStream(text: string): StreamMessage | undefined {
+  try {
+    const value = JSON.parse(text) as StreamMessage;
+    return value && typeof value.from === "string" && typeof value.f?.type === "string" ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Pushes through Redis only, for services without sockets. Frames published by one instance for one
+ * user arrive in publish order (one connection, one channel). Resolves with how many instances took it.
+ */
+export function createStreamPublisher(platform: Platform): DevicePush {
+  return {
+    push(userId, frame, deviceId) {
+      const message: StreamMessage = { from: platform.instanceId, f: frame, ts: Date.now() };
+      if (deviceId !== undefined) message.d = deviceId;
+      return platform.bus.publish(platform.keys.deviceStream(userId), JSON.stringify(message));
+    },
+  };
+}

@@ -1,0 +1,49 @@
+import type { DeviceInfo } from "../device-rpc";
+
+/**
+ * Device presence as leases (DESIGN.md "Device RPC"): one entry per connection, kept alive by its
+ * instance and expiring on its own when that instance dies. Removal compares the connection id, so
+ * the close of an old socket never erases a newer connection of the same device. Redis in
+ * production, in-process in embedded mode; both pass `test/shared/presence.contract.test.ts`.
+ */
+/** A live connection of a device: the contract's `DeviceInfo` plus its user. */
+export interface Lease extends DeviceInfo {
+  userId: string;
+}
+
+/** Where a call should go, decided (and, for another instance, handed over) in one step. */
+export type Dispatch =
+  | { status: "offline" }
+  /** The lease belongs to the asking instance: deliver on the local socket. */
+  | { status: "local"; connectionId: string; instanceId: string }
+  /** Published to the owning instance's inbox and somebody received it. */
+  | { status: "sent"; connectionId: string; instanceId: string }
+  /** A lease exists but nobody listens on its instance's inbox. */
+  | { status: "unreachable"; connectionId: string; instanceId: string };
+
+export interface Presence {
+  /** Creates or renews a lease for `ttlMs`. */
+  put(lease: Lease, ttlMs: number): Promise<void>;
+  /** Renews many leases at once (an instance's heartbeat); a missing lease is recreated. */
+  refresh(leases: Lease[], ttlMs: number): Promise<void>;
+  /** Compare-and-delete: removes the lease only if it is this connection's. */
+  remove(userId: string, connectionId: string): Promise<boolean>;
+  /** Live leases of the user on live instances, most recent first. */
+  list(userId: string): Promise<Lease[]>;
+  /**
+   * Picks the target lease (the device, or the user's most recent one) and, when it lives on another
+   * instance, publishes `message` (a JSON object text) to that instance's inbox with `"c": connectionId`
+   * added. One Redis round trip in the Redis adapter.
+   */
+  dispatch(userId: string, deviceId: string | undefined, fromInstance: string, message: string): Promise<Dispatch>;
+  /** Marks an instance alive for `ttlMs`; leases of instances not alive are ignored. */
+  markInstance(instanceId: string, ttlMs: number): Promise<void>;
+  dropInstance(instanceId: string): Promise<void>;
+  /** For each id, whether its liveness mark is still there. */
+  instancesAlive(instanceIds: string[]): Promise<boolean[]>;
+}
+
+/** Adds the target connection id to a JSON object text without parsing it again. */
+export function withConnection(message: string, connectionId: string): string {
+  return `{"c":${JSON.stringify(connectionId)},${message.slice(1)}`;
+}

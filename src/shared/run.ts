@@ -1,0 +1,88 @@
+import type { ServiceModule } from "./app";
+import { ensureKeyFiles } from "./auth/keygen";
+import { createTokenVerifier, keySourceFromEnv } from "./auth/verifier";
+import { ConfigError, Env, loadEnv, SERVICE_NAMES, type ServiceName } from "./env";
+import { createLogger } from "./logger";
+import { createPlatform, type Platform } from "./platform";
+import { startServer } from "./server";
+
+export type ServiceFactory = (platform: Platform) => Promise<ServiceModule>;
+type Source = Record<string, string | undefined>;
+
+/**
+ * Development convenience: with no key files configured, generate them under DATA_DIR so every
+ * service uses the same code path as production. Production must mount real ones (loadEnv checks).
+ */
+async function withDevelopmentKeys(env: Env): Promise<Env> {
+  if (env.NODE_ENV === "production") return env;
+  if (env.JWT_PRIVATE_KEY_FILE && (env.JWT_PUBLIC_KEY_FILE || env.JWKS_URL) && env.MASTER_KEY_FILE) return env;
+  const { paths } = await ensureKeyFiles(`${env.DATA_DIR}/keys`);
+  return {
+    ...env,
+    JWT_PRIVATE_KEY_FILE: env.JWT_PRIVATE_KEY_FILE ?? paths.privateKey,
+    JWT_PUBLIC_KEY_FILE: env.JWT_PUBLIC_KEY_FILE ?? (env.JWKS_URL ? undefined : paths.publicKey),
+    MASTER_KEY_FILE: env.MASTER_KEY_FILE ?? paths.masterKey,
+  };
+}
+
+/**
+ * The process entry: starts the services SERVICE_NAME selects (all four for `all`) on one server,
+ * and shuts down gracefully on SIGTERM/SIGINT (a second signal exits at once).
+ */
+export async function runServices(factories: Partial<Record<ServiceName, ServiceFactory>>, source: Source) {
+  const env = await withDevelopmentKeys(loadEnv(source));
+  const logger = createLogger({ service: env.SERVICE_NAME, level: env.LOG_LEVEL });
+  const keySource = keySourceFromEnv(env);
+  if (!keySource) throw new ConfigError("invalid configuration: JWT_PUBLIC_KEY_FILE or JWKS_URL must be set");
+  const names = env.SERVICE_NAME === "all" ? SERVICE_NAMES : [env.SERVICE_NAME];
+  const verifier = createTokenVerifier({ source: keySource, issuer: env.JWT_ISSUER });
+  const platform = createPlatform({ env, logger, verifier });
+  const modules: ServiceModule[] = [];
+  for (const name of names) {
+    const factory = factories[name];
+    if (!factory) throw new ConfigError(`invalid configuration: SERVICE_NAME ${name} is not part of this build`);
+    modules.push(await factory(platform));
+  }
+  const server = await startServer({ platform, modules });
+  let signals = 0;
+  const shutdown = (signal: string) => {
+    signals += 1;
+    if (signals > 1) process.exit(1);
+    platform.logger.info({ signal }, "shutting down");
+    server.stop().then(
+      () => process.exit(0),
+      (error) => {
+        platform.logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+/** Prints one line for a startup failure (just the message for configuration errors) and exits 1. */
+export function exitOnStartupFailure(error: unknown): never {
+  if (error instanceof ConfigError) console.error(error.message);
+  else console.error("failed to start:", error instanceof Error ? (error.stack ?? error.message) : error);
+  process.exit(1);
+}
+
+/**
+ * `<executable> healthcheck`: 0 when this container's own /health answers, else 1. Docker's
+ * HEALTHCHECK runs it because the runtime image has no shell or curl.
+ */
+export async function healthcheck(source: Source, timeoutMs = 3000): Promise<number> {
+  const port = Env.shape.PORT.safeParse(source.PORT);
+  if (!port.success) {
+    console.error(`PORT: ${port.error.issues[0]?.message}`);
+    return 1;
+  }
+  try {
+    const response = await fetch(`http://127.0.0.1:${port.data}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+    return response.ok ? 0 : 1;
+  } catch (error) {
+    console.error(`health check failed: ${(error as Error).message}`);
+    return 1;
+  }
+}

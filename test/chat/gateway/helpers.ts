@@ -1,0 +1,73 @@
+import { type ChatServiceModule, createChatService } from "../../../src/chat";
+import type { DeviceGatewayOptions } from "../../../src/chat/gateway";
+import { DeviceClient, type DeviceClientOptions, ToolFailure, type ToolHandler } from "../../../src/client";
+import type { Platform } from "../../../src/shared/platform";
+import type { RunningServer } from "../../../src/shared/server";
+import type { PlatformOverrides, TestContext } from "../../../src/shared/testing";
+
+export type ChatInstance = RunningServer & { platform: Platform; gateway: ChatServiceModule["gateway"]; wsUrl: string };
+
+/** Starts one chat instance on the test context (same database and key prefix as its siblings). */
+export async function startChat(
+  ctx: TestContext,
+  overrides: PlatformOverrides = {},
+  options: DeviceGatewayOptions = {},
+): Promise<ChatInstance> {
+  const started = await ctx.start([(platform) => createChatService(platform, { gateway: options })], {
+    service: "chat",
+    ...overrides,
+  });
+  const module = started.modules[0] as ChatServiceModule;
+  return { ...started, gateway: module.gateway, wsUrl: wsUrl(started.url) };
+}
+
+export const wsUrl = (httpUrl: string) => `${httpUrl.replace(/^http/, "ws")}/api/v1/ws/device`;
+
+/** A device built with the SDK, closed with the context. */
+export async function connectDevice(
+  ctx: TestContext,
+  options: Partial<DeviceClientOptions> & { url: DeviceClientOptions["url"]; userId: string },
+): Promise<DeviceClient> {
+  const { userId, ...rest } = options;
+  const client = new DeviceClient({
+    deviceId: `device-${crypto.randomUUID().slice(0, 8)}`,
+    token: () => ctx.token(userId, "pro"),
+    backoff: { initialMs: 50, maxMs: 400 },
+    ...rest,
+  });
+  ctx.defer(() => client.close());
+  await client.connect();
+  return client;
+}
+
+/** Tool handlers used across tests: echo answers at once, fail answers with a device error. */
+export const basicTools: Record<string, ToolHandler> = {
+  task_list: (args) => ({ tasks: [{ id: "t1", title: "Buy milk", status: "open" }], args }),
+  task_create: () => {
+    throw new ToolFailure("storage_full", "disk full");
+  },
+};
+
+/** A raw socket for protocol-level tests: collects frames and the close event. */
+export async function rawSocket(url: string, init?: { headers?: Record<string, string> }) {
+  const frames: Array<Record<string, unknown>> = [];
+  const ws = new WebSocket(url, init as never);
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
+    ws.onclose = (event) => resolve({ code: event.code, reason: event.reason });
+  });
+  ws.onmessage = (event) => frames.push(JSON.parse(String(event.data)));
+  await new Promise<void>((resolve, reject) => {
+    ws.onopen = () => resolve();
+    ws.onerror = () => reject(new Error("socket failed to open"));
+  });
+  const next = async (type: string, timeoutMs = 5000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const index = frames.findIndex((frame) => frame.type === type);
+      if (index >= 0) return frames.splice(index, 1)[0]!;
+      if (Date.now() > deadline) throw new Error(`no ${type} frame; saw ${JSON.stringify(frames)}`);
+      await Bun.sleep(5);
+    }
+  };
+  return { ws, frames, closed, next, send: (frame: unknown) => ws.send(JSON.stringify(frame)) };
+}

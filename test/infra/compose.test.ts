@@ -1,0 +1,308 @@
+// Strategy: no Docker engine runs here, so compose.yaml and the files it mounts are parsed and
+// checked against the code itself: routes read from each service module built by its factory on a
+// real test platform, env.ts's requirements, the key generator's output. When the docker-compose
+// binary is installed, Compose's own validation runs as well; without it that check is skipped.
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename } from "node:path";
+import { parse } from "yaml";
+import { serviceFactories } from "../../src/services";
+import { Env, loadEnv, requiredInProduction, SERVICE_NAMES, type ServiceName } from "../../src/shared/env";
+import { createTestContext } from "../../src/shared/testing";
+import {
+  interpolate,
+  MissingVariable,
+  parseDotenv,
+  pathMatchers,
+  type Route,
+  routersOf,
+  unservedMatchers,
+} from "./compose-check";
+
+interface ComposeService {
+  image?: string;
+  build?: { context: string; args?: Record<string, string> };
+  environment?: Record<string, string | number>;
+  secrets?: string[];
+  labels?: string[];
+  profiles?: string[];
+  ports?: string[];
+  volumes?: string[];
+  healthcheck?: { test: string[] };
+  depends_on?: Record<string, { condition: string }> | string[];
+  deploy?: { replicas?: number };
+  stop_grace_period?: string;
+}
+interface ComposeFile {
+  services: Record<string, ComposeService>;
+  secrets: Record<string, { file: string }>;
+}
+
+const readYaml = <T>(path: string): T => parse(readFileSync(path, "utf8"), { merge: true }) as T;
+const compose = readYaml<ComposeFile>("compose.yaml");
+const dotenvExample = parseDotenv(readFileSync(".env.example", "utf8"));
+const appServices = Object.entries(compose.services).filter(([, service]) => service.environment?.SERVICE_NAME);
+const serviceNameOf = (service: ComposeService) => String(service.environment?.SERVICE_NAME) as ServiceName;
+const environmentOf = (service: ComposeService) =>
+  Object.fromEntries(
+    Object.entries(service.environment ?? {}).map(([key, value]) => [key, interpolate(String(value), dotenvExample)]),
+  );
+
+// Routes each service really serves, read from its module built on a real platform.
+const ctx = await createTestContext();
+afterAll(() => ctx.close());
+const servedRoutes = new Map<ServiceName, Route[]>();
+for (const name of SERVICE_NAMES) {
+  const module = await serviceFactories[name](await ctx.platform({ service: name }));
+  servedRoutes.set(
+    name,
+    module.plugin.routes.map((route: Route) => ({ method: route.method, path: route.path })),
+  );
+}
+
+describe("route checker", () => {
+  const routes: Route[] = [
+    { method: "POST", path: "/api/v1/auth/login" },
+    { method: "GET", path: "/api/v1/auth/me" },
+    { method: "WS", path: "/api/v1/ws/device" },
+    { method: "POST", path: "/api/v1/chat/" },
+  ];
+  test("reads routers from list and map labels", () => {
+    const expected = [{ name: "a", rule: "PathPrefix(`/x`)", service: "s" }];
+    expect(routersOf(["traefik.http.routers.a.rule=PathPrefix(`/x`)", "traefik.http.routers.a.service=s"])).toEqual(
+      expected,
+    );
+    expect(
+      routersOf({ "traefik.http.routers.a.rule": "PathPrefix(`/x`)", "traefik.http.routers.a.service": "s" }),
+    ).toEqual(expected);
+  });
+  test("accepts prefixes and paths that are served", () => {
+    expect(unservedMatchers("PathPrefix(`/api/v1/auth`)", routes)).toEqual([]);
+    expect(unservedMatchers("PathPrefix(`/api/v1/ws`)", routes)).toEqual([]);
+    expect(unservedMatchers("PathPrefix(`/api/v1/chat`)", routes)).toEqual([]);
+    expect(unservedMatchers("Path(`/api/v1/chat`)", routes)).toEqual([]);
+    expect(unservedMatchers("Path(`/api/v1/auth/login`) && Method(`POST`)", routes)).toEqual([]);
+  });
+  test("reports what no route serves", () => {
+    expect(unservedMatchers("PathPrefix(`/api/v1/agents`)", routes)).toEqual(["PathPrefix(`/api/v1/agents`)"]);
+    expect(unservedMatchers("PathPrefix(`/api/v1/au`)", routes)).toEqual(["PathPrefix(`/api/v1/au`)"]);
+    expect(unservedMatchers("Path(`/api/v1/auth/login`) || Path(`/api/v1/auth/register`)", routes)).toEqual([
+      "Path(`/api/v1/auth/register`)",
+    ]);
+    expect(unservedMatchers("PathPrefix(`/api/v1/auth`)", [])).toEqual(["PathPrefix(`/api/v1/auth`)"]);
+  });
+  test("interpolates like Compose", () => {
+    const vars = { SET: "v", EMPTY: "" };
+    expect(interpolate(`a\${SET}b$SET$$`, vars)).toBe("avbv$");
+    expect(interpolate(`\${EMPTY:-d}|\${EMPTY-d}|\${NONE-d}|\${NONE}`, vars)).toBe("d||d|");
+    expect(interpolate(`\${EMPTY?x}`, vars)).toBe("");
+    expect(() => interpolate(`\${EMPTY:?needed}`, vars)).toThrow(MissingVariable);
+  });
+});
+
+describe("compose.yaml services", () => {
+  test("one service per SERVICE_NAME, built from the Dockerfile with its own build arg", () => {
+    expect(appServices.map(([, service]) => serviceNameOf(service)).sort()).toEqual([...SERVICE_NAMES].sort());
+    for (const [, service] of appServices) {
+      expect(service.build).toEqual({ context: ".", args: { SERVICE: serviceNameOf(service) } });
+    }
+  });
+
+  test("replicas as planned: auth 2, chat 2, agent 2, billing 1", () => {
+    const replicas = Object.fromEntries(appServices.map(([, s]) => [serviceNameOf(s), s.deploy?.replicas]));
+    expect(replicas).toEqual({ auth: 2, chat: 2, agent: 2, billing: 1 });
+  });
+
+  for (const [composeName, service] of appServices) {
+    const name = serviceNameOf(service);
+    test(`${composeName}: every variable required in production is set, and the whole environment is valid`, () => {
+      const environment = environmentOf(service);
+      expect(environment.NODE_ENV).toBe("production");
+      expect(requiredInProduction[name].filter((key) => !environment[key])).toEqual([]);
+      expect(Object.keys(environment).filter((key) => !(key in Env.shape))).toEqual([]);
+      expect(() => loadEnv(environment)).not.toThrow();
+    });
+
+    test(`${composeName}: defaults written in compose.yaml are env.ts's defaults`, () => {
+      for (const [key, raw] of Object.entries(service.environment ?? {})) {
+        const fallback = new RegExp(`^\\$\\{${key}:-([^}]*)\\}$`).exec(String(raw));
+        const schema = Env.shape[key as keyof typeof Env.shape];
+        if (!fallback || !schema) continue;
+        expect({ key, value: schema.parse(fallback[1]) }).toEqual({ key, value: schema.parse(undefined) });
+      }
+    });
+
+    test(`${composeName}: key files point at secrets the service mounts`, () => {
+      const files = Object.entries(environmentOf(service)).filter(([key]) => key.endsWith("_FILE"));
+      expect(files.length).toBeGreaterThan(0);
+      for (const [key, path] of files) {
+        const secret = /^\/run\/secrets\/([\w-]+)$/.exec(path)?.[1];
+        expect({ key, secret, mounted: service.secrets?.includes(secret ?? "") }).toEqual({
+          key,
+          secret: expect.any(String),
+          mounted: true,
+        });
+        expect(compose.secrets[secret as string]).toBeDefined();
+      }
+    });
+
+    test(`${composeName}: waits for healthy PostgreSQL and Redis, has a healthcheck, drains before SIGKILL`, () => {
+      expect(service.depends_on).toMatchObject({
+        db: { condition: "service_healthy" },
+        redis: { condition: "service_healthy" },
+      });
+      expect(service.healthcheck?.test).toEqual(["CMD", "/app/service", "healthcheck"]);
+      const graceMs = Number(/^(\d+)s$/.exec(service.stop_grace_period ?? "")?.[1] ?? 10) * 1000;
+      expect(graceMs).toBeGreaterThan(Env.shape.SHUTDOWN_GRACE_MS.parse(undefined));
+    });
+
+    const routers = routersOf(service.labels);
+    const routes = servedRoutes.get(name) ?? [];
+    // A service whose routes are not written yet cannot be checked; the skip shows in the summary.
+    test.skipIf(routes.length === 0)(`${composeName}: every Traefik path matcher is served by ${name}`, () => {
+      expect(routers.length).toBeGreaterThan(0);
+      for (const router of routers) {
+        expect({ router: router.name, unserved: unservedMatchers(router.rule, routes) }).toEqual({
+          router: router.name,
+          unserved: [],
+        });
+      }
+    });
+  }
+
+  test("every depends_on condition can be met", () => {
+    for (const service of Object.values(compose.services)) {
+      if (!service.depends_on || Array.isArray(service.depends_on)) continue;
+      for (const [dependency, { condition }] of Object.entries(service.depends_on)) {
+        expect(compose.services[dependency]).toBeDefined();
+        if (condition === "service_healthy") expect(compose.services[dependency]?.healthcheck).toBeDefined();
+      }
+    }
+  });
+
+  test("every secret file exists after `bun run keys`", () => {
+    const dir = mkdtempSync(`${tmpdir()}/adiuva-keys-`);
+    try {
+      const result = Bun.spawnSync(["bun", "scripts/keys.ts", dir], { stdout: "pipe", stderr: "pipe" });
+      expect(result.exitCode).toBe(0);
+      for (const { file } of Object.values(compose.secrets)) {
+        expect(file.startsWith("./infra/keys/")).toBe(true);
+        expect({ file, exists: existsSync(`${dir}/${basename(file)}`) }).toEqual({ file, exists: true });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test(".env.example provides every variable compose.yaml requires", () => {
+    const text = readFileSync("compose.yaml", "utf8");
+    expect(() => interpolate(text.replace(/^\s*#.*$/gm, ""), dotenvExample)).not.toThrow();
+  });
+});
+
+describe("traefik", () => {
+  const routers = Object.values(compose.services).flatMap((service) => routersOf(service.labels));
+  const staticConfig = readYaml<Record<string, unknown>>("infra/traefik/traefik.yml");
+  const dynamicMiddlewares = new Set(
+    ["middlewares.yml", "tls.yml"].flatMap((file) =>
+      Object.keys(
+        readYaml<{ http?: { middlewares?: Record<string, unknown> } }>(`infra/traefik/dynamic/${file}`).http
+          ?.middlewares ?? {},
+      ),
+    ),
+  );
+
+  test("routers serve only /api/v1 on the TLS entry point; health, ready and metrics stay private", () => {
+    for (const router of routers) {
+      expect({ router: router.name, entrypoints: router.entrypoints }).toEqual({
+        router: router.name,
+        entrypoints: "websecure",
+      });
+      for (const { path } of pathMatchers(router.rule)) expect(path.startsWith("/api/v1/")).toBe(true);
+    }
+    expect(routers.map((router) => pathMatchers(router.rule)[0]?.path).sort()).toEqual(
+      expect.arrayContaining(["/api/v1/agents", "/api/v1/auth", "/api/v1/billing", "/api/v1/chat", "/api/v1/ws"]),
+    );
+  });
+
+  test("login and register are rate limited; the WebSocket router is sticky", () => {
+    const login = routers.find((router) => router.rule.includes("/api/v1/auth/login"));
+    expect(login?.rule).toContain("/api/v1/auth/register");
+    expect(login?.middlewares).toBe("auth-ratelimit@file");
+    const labels = compose.services["chat-service"]?.labels ?? [];
+    const ws = routers.find((router) => router.rule.includes("/api/v1/ws"));
+    expect(labels).toContain(`traefik.http.services.${ws?.service}.loadbalancer.sticky.cookie.name=ws_affinity`);
+  });
+
+  test("every middleware a router names is defined", () => {
+    const named = routers.flatMap((router) => router.middlewares?.split(",") ?? []);
+    const entry = (staticConfig.entryPoints as { websecure: { http: { middlewares: string[] } } }).websecure.http
+      .middlewares;
+    for (const middleware of [...named, ...entry]) {
+      expect(middleware.endsWith("@file") && dynamicMiddlewares.has(middleware.replace(/@file$/, ""))).toBe(true);
+    }
+  });
+
+  test("no dashboard or insecure API; only 80 and 443 published; certificates mounted", () => {
+    expect(staticConfig.api).toBeUndefined();
+    const traefik = compose.services.traefik as ComposeService;
+    expect(traefik.ports).toEqual(["80:80", "443:443"]);
+    expect(traefik.volumes).toContain("./infra/certs:/certs:ro");
+    const tls = readYaml<{ tls: { certificates: Array<{ certFile: string; keyFile: string }> } }>(
+      "infra/traefik/dynamic/tls.yml",
+    ).tls;
+    expect(tls.certificates).toEqual([{ certFile: "/certs/origin.pem", keyFile: "/certs/origin-key.pem" }]);
+  });
+});
+
+describe("monitoring profile", () => {
+  const monitoring = Object.entries(compose.services).filter(([, service]) => service.profiles?.includes("monitoring"));
+
+  test("Prometheus, Grafana and Loki run only under the monitoring profile", () => {
+    expect(monitoring.map(([name]) => name)).toEqual(expect.arrayContaining(["prometheus", "grafana", "loki"]));
+    for (const [, service] of appServices) expect(service.profiles).toBeUndefined();
+  });
+
+  test("Prometheus scrapes /metrics of every replica of every service", () => {
+    const config = readYaml<{
+      scrape_configs: Array<{ metrics_path?: string; dns_sd_configs?: Array<{ names: string[]; port: number }> }>;
+    }>("infra/prometheus/prometheus.yml");
+    const targets = config.scrape_configs.flatMap((job) =>
+      (job.dns_sd_configs ?? []).flatMap((sd) =>
+        sd.names.map((name) => ({ name, port: sd.port, path: job.metrics_path ?? "/metrics" })),
+      ),
+    );
+    for (const [composeName] of appServices) {
+      expect(targets).toContainEqual({ name: composeName, port: 8000, path: "/metrics" });
+    }
+  });
+});
+
+describe("Dockerfile", () => {
+  const dockerfile = readFileSync("Dockerfile", "utf8");
+  test("builds one service's executable on the pinned Bun and runs it as non-root with a healthcheck", () => {
+    const bun = (JSON.parse(readFileSync("package.json", "utf8")) as { engines: { bun: string } }).engines.bun;
+    expect(dockerfile).toContain(`FROM oven/bun:${bun} AS build`);
+    expect(dockerfile).toContain("bun install --frozen-lockfile");
+    expect(dockerfile).toContain('bun scripts/build.ts "$SERVICE"');
+    expect(dockerfile).toContain(`case "$SERVICE" in ${SERVICE_NAMES.join("|")})`);
+    expect(dockerfile).toMatch(/^USER 65532:65532$/m);
+    expect(dockerfile).toMatch(/^EXPOSE 8000$/m);
+    expect(dockerfile).toMatch(/^HEALTHCHECK .*CMD \["\/app\/service", "healthcheck"\]$/m);
+  });
+});
+
+const dockerCompose = Bun.which("docker-compose");
+describe("docker-compose config", () => {
+  // Installed by .ci/run when apt is available; without it Compose's own validation cannot run.
+  for (const file of ["compose.yaml", "infra/compose.test.yaml"]) {
+    test.skipIf(!dockerCompose)(`${file} passes docker-compose config -q`, () => {
+      const result = Bun.spawnSync(
+        [dockerCompose as string, "--env-file", ".env.example", "-f", file, "--profile", "monitoring", "config", "-q"],
+        { stdout: "pipe", stderr: "pipe" },
+      );
+      expect({ code: result.exitCode, stderr: result.stderr.toString() }).toEqual({ code: 0, stderr: "" });
+    });
+  }
+});
