@@ -19,14 +19,10 @@ export async function findConversation(db: Database, userId: string, id: string)
 
 export async function createConversation(
   db: Database,
-  input: { userId: string; surface: Surface; title: string },
-): Promise<ConversationRow> {
+  input: { id: string; userId: string; surface: Surface; title: string },
+): Promise<void> {
   const now = new Date();
-  const [row] = await db
-    .insert(conversations)
-    .values({ id: crypto.randomUUID(), ...input, createdAt: now, updatedAt: now })
-    .returning();
-  return row!;
+  await db.insert(conversations).values({ ...input, createdAt: now, updatedAt: now });
 }
 
 export async function saveMessage(

@@ -78,9 +78,22 @@ export async function runChat(engine: ChatEngine, input: RunChatInput): Promise<
   const limits = limitsFor(input.tier);
   assertQuota(await engine.quota.consume("chat_messages", input.userId, limits.chatMessagesPerDay), "chat message");
 
-  const conversation =
-    existing ?? (await createConversation(db, { userId: input.userId, surface: input.surface, title: titleOf(text) }));
-  const chatId = conversation.id;
+  // The conversation id is ours, so the reply can start while its rows are being written.
+  const chatId = existing?.id ?? crypto.randomUUID();
+  const userMessageId = crypto.randomUUID();
+  const persisted = (async () => {
+    if (!existing) {
+      await createConversation(db, { id: chatId, userId: input.userId, surface: input.surface, title: titleOf(text) });
+    }
+    await saveMessage(db, {
+      id: userMessageId,
+      conversationId: chatId,
+      role: "user",
+      parts: [{ type: "text", text }],
+      context,
+    });
+  })();
+  persisted.catch(() => {}); // awaited below; this only keeps an early rejection from going unhandled
   const controller = new AbortController();
   const abort = () => controller.abort(input.signal?.reason);
   if (input.signal?.aborted) abort();
@@ -93,18 +106,14 @@ export async function runChat(engine: ChatEngine, input: RunChatInput): Promise<
     logger,
     onCall: (name: string, outcome: "ok" | "error") => engine.metrics.toolCalls.inc({ tool: name, outcome }),
   };
-  const [history, memories, device] = await Promise.all([
-    recentMessages(db, chatId, config.historyMessages),
+  const [earlier, memories, device] = await Promise.all([
+    existing && config.historyMessages > 0 ? recentMessages(db, chatId, config.historyMessages + 1) : [],
     engine.memory.recall(input.userId, text, controller.signal),
     targetDevice(toolOptions),
   ]);
-  await saveMessage(db, {
-    id: crypto.randomUUID(),
-    conversationId: chatId,
-    role: "user",
-    parts: [{ type: "text", text }],
-    context,
-  });
+  // The history query may or may not see this turn's own message, written concurrently.
+  const others = earlier.filter((message) => message.id !== userMessageId);
+  const history = others.slice(Math.max(0, others.length - config.historyMessages));
   const messageId = crypto.randomUUID();
   input.onStart?.({ chatId, messageId });
 
@@ -176,6 +185,7 @@ export async function runChat(engine: ChatEngine, input: RunChatInput): Promise<
       ? "error"
       : await result.finishReason.then(String, () => "error");
   if (failure && !cancelled) logger.warn({ err: failure, chat_id: chatId }, "chat model call failed");
+  await persisted;
   const parts = final?.parts ?? [];
   const reply = parts.flatMap((part) => (part.type === "text" ? [part.text] : [])).join("");
   await saveMessage(db, {
