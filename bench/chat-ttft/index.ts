@@ -13,6 +13,7 @@ import { createChatService } from "../../src/chat";
 import { DeviceClient } from "../../src/client";
 import { createLlm, hashEmbedding } from "../../src/shared/llm";
 import { silentLogger } from "../../src/shared/logger";
+import type { RateLimiter } from "../../src/shared/rate-limit";
 import { createTestContext, startFakeOpenAi } from "../../src/shared/testing";
 
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 300);
@@ -58,8 +59,18 @@ const peer = await measure(async () => {
 
 async function chatRun(label: string, memoryBudgetMs: number) {
   // The per-minute chat rate limit would stop a benchmark; it is not what is measured here.
-  const unlimited = { allowChat: async () => ({ allowed: true, retryAfterMs: 0 }) };
-  const server = await ctx.start([(platform) => createChatService(platform, { gateway: { rateLimiter: unlimited } })], {
+  const unlimited: RateLimiter = {
+    check: async (_key, rule) => ({
+      allowed: true,
+      limit: rule.limit,
+      remaining: rule.limit,
+      resetMs: 0,
+      retryAfterMs: 0,
+      source: "local",
+    }),
+    reset: async () => {},
+  };
+  const server = await ctx.start([(platform) => createChatService(platform, { limiter: unlimited })], {
     service: "chat",
     env: { LLM_BASE_URL: llm.url, LLM_API_KEY: "sk", MEMORY_BUDGET_MS: String(memoryBudgetMs) },
   });

@@ -1,15 +1,67 @@
 import { Elysia } from "elysia";
 import type { ServiceModule } from "../shared/app";
+import { fileList, loadKeyRing } from "../shared/auth/key-ring";
+import { createTokenVerifier } from "../shared/auth/verifier";
+import { migrate } from "../shared/db";
+import { ConfigError } from "../shared/env";
+import type { EventConsumer } from "../shared/events/event-log";
+import { eventLogFor } from "../shared/events/for-platform";
 import type { Platform } from "../shared/platform";
+import { rateLimiterFor } from "../shared/rate-limit";
+import { startTierConsumer } from "./consumer";
+import type { AuthContext } from "./context";
+import { loadAuthSecrets } from "./crypto";
+import { MemoryLockoutStore, RedisLockoutStore } from "./lockout";
+import { migrations } from "./migrations";
+import { PasswordHasher } from "./passwords";
+import { authRoutes } from "./routes";
 
 export const AUTH_PREFIX = "/api/v1/auth";
 
 /** Builds the auth service from its dependencies; no globals. */
 export async function createAuthService(platform: Platform): Promise<ServiceModule> {
-  void platform;
+  const { env } = platform;
+  if (!env.JWT_PRIVATE_KEY_FILE) {
+    throw new ConfigError("invalid configuration: JWT_PRIVATE_KEY_FILE must be set for the auth service");
+  }
+  const ring = await loadKeyRing({
+    privateKeyFile: env.JWT_PRIVATE_KEY_FILE,
+    extraPublicKeyFiles: fileList(env.JWT_EXTRA_PUBLIC_KEY_FILES),
+  });
+  const logger = platform.logger.child({ module: "auth" });
+  const ctx: AuthContext = {
+    platform,
+    db: platform.db,
+    env,
+    logger,
+    ring,
+    verifier: createTokenVerifier({ source: { kind: "keys", keys: () => ring.keys }, issuer: env.JWT_ISSUER }),
+    secrets: await loadAuthSecrets(env.MASTER_KEY_FILE),
+    passwords: new PasswordHasher(env),
+    lockout: platform.redis ? new RedisLockoutStore(platform.redis, platform.keys) : new MemoryLockoutStore(),
+    limiter: rateLimiterFor(platform),
+    accountLockout: {
+      threshold: env.AUTH_LOCKOUT_THRESHOLD,
+      baseMs: env.AUTH_LOCKOUT_BASE_S * 1000,
+      maxMs: env.AUTH_LOCKOUT_MAX_S * 1000,
+    },
+    ipLockout: {
+      threshold: env.AUTH_IP_LOCKOUT_THRESHOLD,
+      baseMs: env.AUTH_LOCKOUT_BASE_S * 1000,
+      maxMs: env.AUTH_LOCKOUT_MAX_S * 1000,
+    },
+  };
+  let consumer: EventConsumer | undefined;
   return {
     name: "auth",
     prefix: AUTH_PREFIX,
-    plugin: new Elysia({ name: "auth", prefix: AUTH_PREFIX }),
+    plugin: new Elysia().use(authRoutes(ctx, AUTH_PREFIX)),
+    async start() {
+      await migrate(platform.db, "auth", migrations);
+      consumer = await startTierConsumer(ctx, eventLogFor(platform));
+    },
+    async stop() {
+      await consumer?.stop();
+    },
   };
 }

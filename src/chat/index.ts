@@ -4,6 +4,7 @@ import { migrate, withTimeout } from "../shared/db";
 import type { DeviceRpc } from "../shared/device-rpc";
 import { createLlm, type Llm } from "../shared/llm";
 import type { Platform } from "../shared/platform";
+import { checkRate, type RateLimiter } from "../shared/rate-limit";
 import { type ChatEngine, chatMetrics } from "./engine";
 import { createDeviceGateway, type DeviceGateway, type DeviceGatewayOptions } from "./gateway";
 import { MemoryService } from "./memory/memory";
@@ -23,6 +24,8 @@ export interface ChatServiceOptions {
   rpc?: DeviceRpc;
   llm?: Llm;
   memoryStore?: MemoryStore;
+  /** The tier's requests/min for chat routes and `chat` frames, one budget; defaults to the platform's. */
+  limiter?: RateLimiter;
 }
 
 export interface ChatServiceModule extends ServiceModule {
@@ -74,11 +77,19 @@ export async function createChatService(
   };
   const frames = createChatFrameHandler(engine);
   if (!options.gateway?.chat) gateway.useChat(gatewayChatHandlers(frames));
+  if (!options.gateway?.rateLimiter) {
+    gateway.useRateLimiter({
+      async allowChat(userId, tier) {
+        const check = await checkRate(platform, { service: "chat", userId, tier, limiter: options.limiter });
+        return { allowed: check.allowed, retryAfterMs: check.decision.retryAfterMs };
+      },
+    });
+  }
   return {
     name: "chat",
     prefix: CHAT_PREFIX,
     // The device socket lives at /api/v1/ws/device, outside the chat prefix.
-    plugin: new Elysia({ name: "chat-service" }).use(gateway.plugin).use(chatRoutes(platform, engine)),
+    plugin: new Elysia({ name: "chat-service" }).use(gateway.plugin).use(chatRoutes(platform, engine, options.limiter)),
     gateway,
     engine,
     frames,

@@ -4,6 +4,8 @@ import { authGuard } from "../shared/auth/guard";
 import { ServiceError } from "../shared/errors";
 import { requestIdOf } from "../shared/http";
 import type { Platform } from "../shared/platform";
+import { type RateLimiter, rateLimitByTier } from "../shared/rate-limit";
+import { sanitizer } from "../shared/sanitizer";
 import type { ChatEngine } from "./engine";
 import { getConversation } from "./get-conversation";
 import { listConversations } from "./list-conversations";
@@ -25,9 +27,11 @@ export const replyView = (result: ChatResult) => ({
   usage: usageView(result),
 });
 
-export function chatRoutes(platform: Platform, engine: ChatEngine) {
+export function chatRoutes(platform: Platform, engine: ChatEngine, limiter?: RateLimiter) {
   return new Elysia({ name: "chat-routes", prefix: CHAT_PREFIX })
+    .use(sanitizer({ maxBodyBytes: platform.env.MAX_BODY_BYTES }))
     .use(authGuard(platform.verifier, platform.logger))
+    .use(rateLimitByTier(platform, "chat", { limiter }))
     .post(
       "/",
       async ({ body, user, request }) => {

@@ -1,14 +1,13 @@
 import { ServiceError } from "../shared/errors";
+import { sanitizeText } from "../shared/sanitizer";
 import type { ChatContext } from "./model";
 
-// C0/C1 controls except tab and newline, and the bidi embedding/override/isolate characters that
-// can make text read differently to a person than to the model.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
-const UNSAFE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/g;
-
-/** Normalises user text: NFC, \r\n -> \n, unsafe characters removed, surrounding whitespace trimmed. */
+/**
+ * The shared sanitizer's policy (control and bidi-override characters removed) plus what chat adds:
+ * NFC, so the length limit counts what the model sees, \r\n -> \n, surrounding whitespace trimmed.
+ */
 export function cleanText(text: string): string {
-  return text.normalize("NFC").replace(/\r\n?/g, "\n").replace(UNSAFE, "").trim();
+  return sanitizeText(text.normalize("NFC")).replace(/\r\n?/g, "\n").trim();
 }
 
 /** The chat message as the model will see it; rejects empty or over-long input with a 422. */

@@ -55,10 +55,18 @@ export const Env = z.object({
   DEVICE_CALL_DEADLINE_MS: z.coerce.number().int().positive().default(30_000),
   /** Progress frames extend a call's deadline, never beyond this. */
   DEVICE_CALL_MAX_DEADLINE_MS: z.coerce.number().int().positive().default(300_000),
+  /** Longest a rate-limit check waits on Redis before this instance decides alone. */
+  RATE_LIMIT_REDIS_TIMEOUT_MS: z.coerce.number().int().positive().default(100),
 
   JWT_ISSUER: z.string().default("adiuva-auth"),
   JWT_PRIVATE_KEY_FILE: optionalString,
+  /** Comma-separated PEM files (each may hold several keys) the other services verify with. */
   JWT_PUBLIC_KEY_FILE: optionalString,
+  /**
+   * Comma-separated PEM files of public keys accepted beside the signing key: the next key before a
+   * rotation, the previous one after it (docs/key-rotation.md). Auth publishes them in its JWKS.
+   */
+  JWT_EXTRA_PUBLIC_KEY_FILES: optionalString,
   JWKS_URL: optionalUrl,
   ACCESS_TOKEN_TTL_S: z.coerce.number().int().positive().default(900),
   REFRESH_TOKEN_TTL_S: z.coerce
@@ -66,6 +74,24 @@ export const Env = z.object({
     .int()
     .positive()
     .default(30 * 24 * 3600),
+  /** A refresh token presented again this soon after its rotation gets the same successor, not a logout. */
+  AUTH_REFRESH_GRACE_S: z.coerce.number().int().min(0).default(10),
+  /** Login/register/refresh requests per minute from one client IP. */
+  AUTH_IP_REQUESTS_PER_MIN: z.coerce.number().int().positive().default(30),
+  /** Failed logins for one account (e-mail) before it is locked; each further failure doubles the lock. */
+  AUTH_LOCKOUT_THRESHOLD: z.coerce.number().int().positive().default(5),
+  /** Failed logins from one IP before it is locked the same way. */
+  AUTH_IP_LOCKOUT_THRESHOLD: z.coerce.number().int().positive().default(20),
+  AUTH_LOCKOUT_BASE_S: z.coerce.number().int().positive().default(30),
+  AUTH_LOCKOUT_MAX_S: z.coerce.number().int().positive().default(3600),
+  /** Proxies in front of the service that append to X-Forwarded-For (Traefik: 1); 0 trusts none. */
+  TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).default(0),
+  /** Password hashes computed at once; more wait in a bounded queue, beyond it 503. */
+  PASSWORD_HASH_CONCURRENCY: z.coerce.number().int().positive().default(2),
+  PASSWORD_HASH_QUEUE: z.coerce.number().int().min(0).default(64),
+  /** argon2id memory per hash (KiB) and passes; OWASP's minimum is 19456 KiB with 2 passes. */
+  PASSWORD_HASH_MEMORY_KIB: z.coerce.number().int().min(1024).default(19_456),
+  PASSWORD_HASH_TIME_COST: z.coerce.number().int().min(1).default(2),
   /** Wraps every user's encryption key (AES-256-GCM); base64 of 32 bytes. */
   MASTER_KEY_FILE: optionalString,
 

@@ -79,7 +79,24 @@ describe("conversations", () => {
     expect((await h.get(owner, "/conversations?limit=1000")).status).toBe(422);
     expect((await h.get(owner, "/conversations?cursor=garbage")).status).toBe(422);
     expect((await h.get(owner, `/conversations/${id}?cursor=${btoa("x|y")}`)).status).toBe(422);
-    expect((await h.get(owner, "/memories?cursor=%00%00")).status).toBe(422);
+    expect((await h.get(owner, `/memories?cursor=${btoa("2020-01-01|not-a-uuid")}`)).status).toBe(422);
+  });
+});
+
+describe("rate limit", () => {
+  test("the tier's requests per minute apply to chat routes, with the RateLimit headers", async () => {
+    const token = await h.token(user(), "free");
+    const statuses: number[] = [];
+    let last: Response | undefined;
+    for (let i = 0; i < 21; i++) {
+      last = await h.get(token, "/conversations");
+      statuses.push(last.status);
+    }
+    expect(statuses.slice(0, 20).every((status) => status === 200)).toBe(true);
+    expect(statuses[20]).toBe(429);
+    expect(((await last!.json()) as { error: { code: string } }).error.code).toBe("rate_limited");
+    expect(Number(last!.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(last!.headers.get("ratelimit-policy")).toContain("q=20");
   });
 });
 

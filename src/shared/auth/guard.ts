@@ -1,5 +1,6 @@
 import { Elysia } from "elysia";
 import { forbidden } from "../errors";
+import { requestIdOf } from "../http";
 import type { Logger } from "../logger";
 import { type Tier, tierRank } from "../tiers";
 import { type AuthUser, bearerToken, TokenError, type TokenVerifier } from "./verifier";
@@ -8,13 +9,18 @@ import { type AuthUser, bearerToken, TokenError, type TokenVerifier } from "./ve
  * Resolves `user` from the bearer token for every route registered after it in the plugin that
  * uses it (scoped: it protects its parent, not the whole app). Deliberately unnamed: a named
  * plugin is deduplicated, and a second service using it would be left unprotected.
+ * The precise rejection reason goes to the log only; the client gets one generic 401.
  */
 export function authGuard(verifier: TokenVerifier, logger?: Logger) {
-  return new Elysia().resolve({ as: "scoped" }, async ({ headers }): Promise<{ user: AuthUser }> => {
+  return new Elysia().resolve({ as: "scoped" }, async ({ headers, request }): Promise<{ user: AuthUser }> => {
     try {
       return { user: await verifier.verify(bearerToken(headers.authorization)) };
     } catch (error) {
-      if (error instanceof TokenError) logger?.info({ reason: error.reason }, "token rejected");
+      if (error instanceof TokenError) {
+        const entry = { reason: error.reason, request_id: requestIdOf(request), path: new URL(request.url).pathname };
+        if (error.reason === "token_keys_unavailable") logger?.warn(entry, "token keys unavailable");
+        else logger?.info(entry, "token rejected");
+      }
       throw error;
     }
   });

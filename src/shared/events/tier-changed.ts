@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { Platform } from "../platform";
 import { Tier } from "../tiers";
+import { eventLogFor } from "./for-platform";
 
 /**
  * A user's tier changed (billing is the producer). Delivered durably to auth through a Redis Stream
@@ -25,10 +26,6 @@ export type TierChangedEvent = z.infer<typeof TierChangedEvent>;
  */
 export async function publishTierChanged(platform: Platform, event: TierChangedEvent): Promise<void> {
   const payload = JSON.stringify(TierChangedEvent.parse(event));
-  if (platform.redis) {
-    await platform.redis.xadd(platform.keys.tierChangedStream, "MAXLEN", "~", "100000", "*", "event", payload);
-  } else {
-    throw new Error("embedded event log not available yet");
-  }
+  await eventLogFor(platform).append(platform.keys.tierChangedStream, payload);
   await platform.bus.publish(platform.keys.tierChanged(event.userId), payload).catch(() => 0);
 }

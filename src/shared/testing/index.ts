@@ -1,3 +1,4 @@
+export * from "./capture-logger";
 export * from "./context";
 export * from "./eventually";
 export * from "./fake-openai";

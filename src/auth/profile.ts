@@ -1,0 +1,55 @@
+import { eq } from "drizzle-orm";
+import type { AuthUser } from "../shared/auth/verifier";
+import { forbidden, notFound, unprocessable } from "../shared/errors";
+import { type AuthContext, toUser } from "./context";
+import { unwrapUserKey } from "./crypto";
+import type { EncryptionKey, UpdateMeInput, User } from "./model";
+import { passwordProblem } from "./passwords";
+import { revokeSessions } from "./sessions";
+import { users } from "./tables";
+
+async function loadUser(ctx: AuthContext, userId: string) {
+  const [row] = await ctx.db.select().from(users).where(eq(users.id, userId));
+  // A valid token for a deleted account: the account is gone, as any other missing resource.
+  if (!row) throw notFound("user");
+  return row;
+}
+
+export async function getMe({ ctx, user }: { ctx: AuthContext; user: AuthUser }): Promise<User> {
+  return toUser(await loadUser(ctx, user.userId));
+}
+
+/** Updates the profile; a password change needs the current one and ends every other session. */
+export async function updateMe({
+  ctx,
+  user,
+  input,
+}: {
+  ctx: AuthContext;
+  user: AuthUser;
+  input: UpdateMeInput;
+}): Promise<User> {
+  const row = await loadUser(ctx, user.userId);
+  const changes: Partial<typeof users.$inferInsert> = { updatedAt: new Date() };
+  if (input.display_name !== undefined) changes.displayName = input.display_name;
+  if (input.new_password !== undefined) {
+    if (!(await ctx.passwords.verify(input.current_password ?? "", row.passwordHash))) {
+      throw forbidden("invalid_credentials", "the current password is wrong");
+    }
+    const problem = passwordProblem(input.new_password, row.email);
+    if (problem) throw unprocessable(problem, [{ path: "new_password", message: problem }]);
+    changes.passwordHash = await ctx.passwords.hash(input.new_password);
+  }
+  const [updated] = await ctx.db.update(users).set(changes).where(eq(users.id, row.id)).returning();
+  if (input.new_password !== undefined) {
+    await revokeSessions(ctx.db, { userId: row.id, reason: "password_changed", exceptFamilyId: user.sessionId });
+  }
+  return toUser(updated ?? row);
+}
+
+/** The caller's own data key, unwrapped; never logged. */
+export async function getEncryptionKey({ ctx, user }: { ctx: AuthContext; user: AuthUser }): Promise<EncryptionKey> {
+  const row = await loadUser(ctx, user.userId);
+  const key = await unwrapUserKey(ctx.secrets, row.id, row.encryptionKey);
+  return { key: Buffer.from(key).toString("base64"), algorithm: "AES-256-GCM", encoding: "base64" };
+}

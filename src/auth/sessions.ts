@@ -1,0 +1,70 @@
+import { and, eq, isNull, ne } from "drizzle-orm";
+import { SignJWT } from "jose";
+import { ACCESS_TOKEN_ALG } from "../shared/auth/verifier";
+import type { Database } from "../shared/db";
+import type { Tier } from "../shared/tiers";
+import type { AuthContext } from "./context";
+import { hashToken, newRefreshToken } from "./crypto";
+import type { TokenPair } from "./model";
+import { refreshTokens } from "./tables";
+
+/** An access token for `userId` in session `sessionId`, signed with the ring's current key. */
+export async function signAccessToken(
+  ctx: AuthContext,
+  claims: { userId: string; tier: Tier; sessionId: string },
+): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ tier: claims.tier, sid: claims.sessionId })
+    .setProtectedHeader({ alg: ACCESS_TOKEN_ALG, kid: ctx.ring.signing.kid, typ: "JWT" })
+    .setSubject(claims.userId)
+    .setIssuer(ctx.env.JWT_ISSUER)
+    .setIssuedAt(now)
+    .setExpirationTime(now + ctx.env.ACCESS_TOKEN_TTL_S)
+    .setJti(crypto.randomUUID())
+    .sign(ctx.ring.signing.key);
+}
+
+export const refreshExpiry = (ctx: AuthContext): Date => new Date(Date.now() + ctx.env.REFRESH_TOKEN_TTL_S * 1000);
+
+/** Starts a session: a new refresh-token family whose id is the access token's `sid`. */
+export async function startSession(ctx: AuthContext, user: { id: string; tier: Tier }): Promise<TokenPair> {
+  const familyId = crypto.randomUUID();
+  const refreshToken = newRefreshToken();
+  await ctx.db.insert(refreshTokens).values({
+    familyId,
+    userId: user.id,
+    tokenHash: hashToken(refreshToken),
+    expiresAt: refreshExpiry(ctx),
+  });
+  return tokenPair(ctx, user, familyId, refreshToken);
+}
+
+export async function tokenPair(
+  ctx: AuthContext,
+  user: { id: string; tier: Tier },
+  familyId: string,
+  refreshToken: string,
+): Promise<TokenPair> {
+  return {
+    access_token: await signAccessToken(ctx, { userId: user.id, tier: user.tier, sessionId: familyId }),
+    token_type: "Bearer",
+    expires_in: ctx.env.ACCESS_TOKEN_TTL_S,
+    refresh_token: refreshToken,
+  };
+}
+
+/** Revokes live refresh tokens of a user: one session, every session, or every session but one. */
+export async function revokeSessions(
+  db: Database,
+  options: { userId: string; reason: string; familyId?: string; exceptFamilyId?: string },
+): Promise<number> {
+  const conditions = [eq(refreshTokens.userId, options.userId), isNull(refreshTokens.revokedAt)];
+  if (options.familyId) conditions.push(eq(refreshTokens.familyId, options.familyId));
+  if (options.exceptFamilyId) conditions.push(ne(refreshTokens.familyId, options.exceptFamilyId));
+  const revoked = await db
+    .update(refreshTokens)
+    .set({ revokedAt: new Date(), revokedReason: options.reason })
+    .where(and(...conditions))
+    .returning({ id: refreshTokens.id });
+  return revoked.length;
+}

@@ -1,0 +1,82 @@
+import { Elysia } from "elysia";
+import { ServiceError } from "./errors";
+
+/**
+ * The input sanitizer every service applies to what clients send (HTTP bodies, query strings,
+ * WebSocket frames). One policy, everywhere:
+ * - text: C0/C1 control characters (except tab, line feed, carriage return), DEL, the BOM and the
+ *   bidirectional embedding/override/isolate controls ("Trojan Source") are removed; lone UTF-16
+ *   surrogates become U+FFFD. Zero-width joiners stay (emoji need them).
+ * - object keys: one with a control character, or `__proto__`/`constructor`/`prototype`, is rejected
+ *   (422): keys come from our schemas, so such a key is never legitimate.
+ * - nesting deeper than `maxDepth`, or a body larger than `maxBodyBytes`, is rejected (422 / 413).
+ * - unexpected fields: every body schema is a `z.strictObject` (or `.strict()`), so Elysia answers 422.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const STRIPPED = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069\uFEFF]/g;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL_IN_KEY = /[\u0000-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069\uFEFF]/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+export interface SanitizeOptions {
+  /** Deepest nesting accepted (objects and arrays). */
+  maxDepth?: number;
+}
+
+/** Removes the characters the policy strips from one string. */
+export function sanitizeText(text: string): string {
+  return text.replace(LONE_SURROGATE, "\uFFFD").replace(STRIPPED, "");
+}
+
+/** Sanitizes every string in a JSON-like value; throws a 422 ServiceError for bad keys or depth. */
+export function sanitizeValue<T>(value: T, options: SanitizeOptions = {}): T {
+  return walk(value, 0, options.maxDepth ?? 32, "") as T;
+}
+
+function walk(value: unknown, depth: number, maxDepth: number, path: string): unknown {
+  if (typeof value === "string") return sanitizeText(value);
+  if (value === null || typeof value !== "object") return value;
+  if (depth >= maxDepth) throw rejected(path, `nesting deeper than ${maxDepth} levels`);
+  if (Array.isArray(value)) return value.map((item, index) => walk(item, depth + 1, maxDepth, `${path}[${index}]`));
+  if (!isPlainObject(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    const where = path ? `${path}.${key}` : key;
+    if (FORBIDDEN_KEYS.has(key) || CONTROL_IN_KEY.test(key)) throw rejected(path, "field name not allowed");
+    out[key] = walk(item, depth + 1, maxDepth, where);
+  }
+  return out;
+}
+
+function isPlainObject(value: object): value is Record<string, unknown> {
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function rejected(path: string, message: string): ServiceError {
+  return new ServiceError("validation_failed", 422, "request failed validation", {}, [{ path, message }]);
+}
+
+export interface SanitizerOptions extends SanitizeOptions {
+  /** A tighter body limit for the routes after it than the global MAX_BODY_BYTES. */
+  maxBodyBytes?: number;
+}
+
+/**
+ * Applies the policy to the body and query of every route registered after it, before schema
+ * validation. Scoped: it covers the plugin that uses it.
+ */
+export function sanitizer(options: SanitizerOptions = {}) {
+  return new Elysia().onTransform({ as: "scoped" }, (context) => {
+    if (options.maxBodyBytes !== undefined && context.body !== undefined) {
+      const declared = Number(context.request.headers.get("content-length") ?? Number.NaN);
+      const size = Number.isFinite(declared) ? declared : Buffer.byteLength(JSON.stringify(context.body) ?? "");
+      if (size > options.maxBodyBytes) {
+        throw new ServiceError("payload_too_large", 413, `request body exceeds ${options.maxBodyBytes} bytes`);
+      }
+    }
+    if (context.body !== undefined) context.body = sanitizeValue(context.body, options);
+    context.query = sanitizeValue(context.query, options);
+  });
+}
