@@ -1,17 +1,54 @@
 import { Elysia } from "elysia";
 import type { ServiceModule } from "../shared/app";
+import { migrate, withTimeout } from "../shared/db";
+import type { DeviceRpc } from "../shared/device-rpc";
+import { createLlm, type Llm } from "../shared/llm";
 import type { Platform } from "../shared/platform";
+import { checkRate, type RateLimiter } from "../shared/rate-limit";
+import { type ChatEngine, chatMetrics } from "./engine";
 import { createDeviceGateway, type DeviceGateway, type DeviceGatewayOptions } from "./gateway";
+import { MemoryService } from "./memory/memory";
+import { PgMemoryStore } from "./memory/pg-store";
+import { QdrantMemoryStore } from "./memory/qdrant-store";
+import type { MemoryStore } from "./memory/store";
+import { migrations } from "./migrations";
+import { MemoryQuotaCounter, RedisQuotaCounter } from "./quota";
+import { CHAT_PREFIX, chatRoutes } from "./routes";
+import { type ChatFrameHandler, createChatFrameHandler, gatewayChatHandlers } from "./ws";
 
-export const CHAT_PREFIX = "/api/v1/chat";
+export { CHAT_PREFIX } from "./routes";
 
 export interface ChatServiceOptions {
   gateway?: DeviceGatewayOptions;
+  /** Replaces the gateway's device RPC for the chat agent (tests of the engine alone). */
+  rpc?: DeviceRpc;
+  llm?: Llm;
+  memoryStore?: MemoryStore;
+  /** The tier's requests/min for chat routes and `chat` frames, one budget; defaults to the platform's. */
+  limiter?: RateLimiter;
 }
 
 export interface ChatServiceModule extends ServiceModule {
   /** The device socket, device RPC and push of this instance. */
   gateway: DeviceGateway;
+  /** The transport-independent chat engine behind REST and the socket's `chat` frames. */
+  engine: ChatEngine;
+  frames: ChatFrameHandler;
+}
+
+function createMemory(platform: Platform, llm: Llm, store: MemoryStore | undefined): MemoryService {
+  const { env } = platform;
+  const chosen =
+    store ??
+    (env.QDRANT_URL
+      ? new QdrantMemoryStore({ url: env.QDRANT_URL, apiKey: env.QDRANT_API_KEY, collection: env.QDRANT_COLLECTION })
+      : new PgMemoryStore(platform.db));
+  return new MemoryService(chosen, llm, platform.logger, platform.metrics, {
+    budgetMs: env.MEMORY_BUDGET_MS,
+    maxResults: env.MEMORY_MAX_RESULTS,
+    minScore: env.MEMORY_MIN_SCORE,
+    dedupScore: env.MEMORY_DEDUP_SCORE,
+  });
 }
 
 /** Builds the chat service from its dependencies; no globals. */
@@ -19,15 +56,57 @@ export async function createChatService(
   platform: Platform,
   options: ChatServiceOptions = {},
 ): Promise<ChatServiceModule> {
+  const { env, logger } = platform;
   const gateway = createDeviceGateway(platform, options.gateway);
-  const routes = new Elysia({ name: "chat", prefix: CHAT_PREFIX });
+  const llm = options.llm ?? createLlm(env, logger);
+  const memory = createMemory(platform, llm, options.memoryStore);
+  const engine: ChatEngine = {
+    db: platform.db,
+    llm,
+    rpc: options.rpc ?? gateway.rpc,
+    memory,
+    quota: platform.redis ? new RedisQuotaCounter(platform.redis, platform.keys) : new MemoryQuotaCounter(),
+    logger,
+    metrics: chatMetrics(platform.metrics),
+    config: {
+      maxInputChars: env.CHAT_MAX_INPUT_CHARS,
+      historyMessages: env.CHAT_HISTORY_MESSAGES,
+      toolDeadlineMs: env.CHAT_TOOL_DEADLINE_MS,
+    },
+    now: () => new Date(),
+  };
+  const frames = createChatFrameHandler(engine);
+  if (!options.gateway?.chat) gateway.useChat(gatewayChatHandlers(frames));
+  if (!options.gateway?.rateLimiter) {
+    gateway.useRateLimiter({
+      async allowChat(userId, tier) {
+        const check = await checkRate(platform, { service: "chat", userId, tier, limiter: options.limiter });
+        return { allowed: check.allowed, retryAfterMs: check.decision.retryAfterMs };
+      },
+    });
+  }
   return {
     name: "chat",
     prefix: CHAT_PREFIX,
     // The device socket lives at /api/v1/ws/device, outside the chat prefix.
-    plugin: new Elysia({ name: "chat-service" }).use(gateway.plugin).use(routes),
+    plugin: new Elysia({ name: "chat-service" }).use(gateway.plugin).use(chatRoutes(platform, engine, options.limiter)),
     gateway,
-    start: () => gateway.start(),
-    stop: () => gateway.stop(),
+    engine,
+    frames,
+    async start() {
+      await migrate(platform.db, "chat", migrations);
+      // Memory is best-effort: a store that is down at start is retried on first use.
+      await memory.store
+        .init()
+        .catch((error) => logger.warn({ err: error, store: memory.store.kind }, "memory store not ready"));
+      await gateway.start();
+    },
+    async stop() {
+      await frames.stop();
+      await gateway.stop();
+      await withTimeout(memory.idle(), env.SHUTDOWN_GRACE_MS, "memory extraction").catch((error) =>
+        logger.warn({ err: error }, "memory extraction still running at shutdown"),
+      );
+    },
   };
 }

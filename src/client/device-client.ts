@@ -116,7 +116,14 @@ export class DeviceClient {
   }
 
   /** Starts a chat turn; chunks and the final frame arrive on the returned stream. */
-  chat(input: { text: string; surface?: "home" | "floating"; chatId?: string; requestId?: string }): ChatStream {
+  chat(input: {
+    text: string;
+    surface?: "home" | "floating";
+    chatId?: string;
+    requestId?: string;
+    /** What the user is looking at (floating chat): app, window_title, url, selection, item. */
+    context?: Record<string, unknown>;
+  }): ChatStream {
     const requestId = input.requestId ?? crypto.randomUUID();
     const stream = new ChatStream(requestId, this);
     this.send({
@@ -125,6 +132,7 @@ export class DeviceClient {
       chat_id: input.chatId,
       surface: input.surface ?? "home",
       text: input.text,
+      context: input.context,
     });
     return stream;
   }

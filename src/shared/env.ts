@@ -102,6 +102,23 @@ export const Env = z.object({
   LLM_EMBEDDING_MODEL: z.string().default("text-embedding-3-small"),
   QDRANT_URL: optionalUrl,
   QDRANT_API_KEY: optionalString,
+  /** One collection holds every user's memories; the user id payload index is marked as tenant. */
+  QDRANT_COLLECTION: z.string().default("chat_memories"),
+
+  /** Longest chat message accepted, in characters. */
+  CHAT_MAX_INPUT_CHARS: z.coerce.number().int().positive().default(8000),
+  /** Earlier messages of a conversation sent to the model with each turn. */
+  CHAT_HISTORY_MESSAGES: z.coerce.number().int().min(0).default(20),
+  /** Time a device has to answer one tool call made by the chat agent. */
+  CHAT_TOOL_DEADLINE_MS: z.coerce.number().int().positive().default(15_000),
+  /** Time memory retrieval may take before a reply goes on without memories. */
+  MEMORY_BUDGET_MS: z.coerce.number().int().min(0).default(150),
+  /** Memories injected into one turn at most. */
+  MEMORY_MAX_RESULTS: z.coerce.number().int().min(0).default(5),
+  /** Cosine similarity under which a memory is not considered relevant. */
+  MEMORY_MIN_SCORE: z.coerce.number().min(-1).max(1).default(0.25),
+  /** Cosine similarity above which a new fact counts as one already stored. */
+  MEMORY_DEDUP_SCORE: z.coerce.number().min(-1).max(1).default(0.9),
 
   /** false: this agent replica serves the API but takes no runs from the queue. */
   AGENT_WORKER: z.stringbool().default(true),

@@ -34,6 +34,8 @@ export const ChatFrame = z.object({
   chat_id: Id.optional(),
   surface: z.enum(["home", "floating"]),
   text: z.string().min(1).max(100_000),
+  /** `ws_context` of the floating chat; the chat engine validates its fields. */
+  context: z.unknown().optional(),
 });
 export type ChatFrame = z.infer<typeof ChatFrame>;
 

@@ -82,7 +82,9 @@ function firstPersonStatements(messages: WireMessage[]): string[] {
     .map(messageText)
     .join("\n");
   return text
-    .split(/(?<=[.!?])\s+|\n+/)
+    .split("\n")
+    .filter((line) => !/^\s*assistant:/i.test(line))
+    .flatMap((line) => line.split(/(?<=[.!?])\s+/))
     .map((sentence) => sentence.replace(/^\s*user:\s*/i, "").trim())
     .filter((sentence) => /\b(i|i'm|i am|my|me)\b/i.test(sentence) && sentence.length <= 300);
 }

@@ -53,6 +53,7 @@ export class FakeOpenAi implements AsyncDisposable {
   embeddingDelayMs = 0;
   private readonly queue: Array<ScriptedReply | ChatHandler> = [];
   private handler?: ChatHandler;
+  private structured?: ChatHandler;
   private readonly server: ReturnType<typeof Bun.serve>;
   private readonly waiters: Array<{ count: number; resolve: () => void }> = [];
 
@@ -81,6 +82,15 @@ export class FakeOpenAi implements AsyncDisposable {
   /** Answers chat requests once the script queue is empty. */
   onChat(handler: ChatHandler | undefined): this {
     this.handler = handler;
+    return this;
+  }
+
+  /**
+   * Answers structured-output requests (those with a `response_format`) before the script queue is
+   * consulted, so background extraction calls do not consume replies scripted for the conversation.
+   */
+  onStructured(handler: ChatHandler | undefined): this {
+    this.structured = handler;
     return this;
   }
 
@@ -149,7 +159,8 @@ export class FakeOpenAi implements AsyncDisposable {
     if (path === "/v1/embeddings") return this.embeddings(body as EmbeddingsRequest);
     if (path !== "/v1/chat/completions") return Response.json(errorBody(`no such endpoint ${path}`), { status: 404 });
     const chat = body as ChatCompletionRequest;
-    const next = this.queue.shift() ?? this.handler ?? developmentReply;
+    const structured = chat.response_format && chat.response_format.type !== "text" ? this.structured : undefined;
+    const next = structured ?? this.queue.shift() ?? this.handler ?? developmentReply;
     const reply = typeof next === "function" ? await next(chat, recorded) : next;
     if (reply.error) {
       return Response.json(errorBody(reply.error.message, reply.error.type), { status: reply.error.status });

@@ -1,0 +1,26 @@
+import { notFound } from "../shared/errors";
+import { findConversation, type MessageRow, pageMessages } from "./history";
+import { type ChatCtx, conversationView } from "./list-conversations";
+import type { PageQuery } from "./model";
+
+const messageView = (row: MessageRow) => ({
+  id: row.id,
+  role: row.role,
+  parts: row.parts,
+  status: row.status,
+  ...(row.context ? { context: row.context } : {}),
+  ...(row.role === "assistant" ? { usage: { input_tokens: row.inputTokens, output_tokens: row.outputTokens } } : {}),
+  created_at: row.createdAt.toISOString(),
+});
+
+/** One of the caller's conversations with a page of its messages; anyone else's is 404. */
+export async function getConversation({ ctx, input }: { ctx: ChatCtx; input: PageQuery & { id: string } }) {
+  const conversation = await findConversation(ctx.engine.db, ctx.user.userId, input.id);
+  if (!conversation) throw notFound("conversation");
+  const page = await pageMessages(ctx.engine.db, conversation.id, input.limit, input.cursor);
+  return {
+    ...conversationView(conversation),
+    messages: page.items.map(messageView),
+    next_cursor: page.nextCursor ?? null,
+  };
+}

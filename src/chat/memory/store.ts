@@ -1,0 +1,53 @@
+export interface Memory {
+  id: string;
+  text: string;
+  createdAt: Date;
+}
+
+export interface ScoredMemory extends Memory {
+  /** Cosine similarity to the query, -1..1. */
+  score: number;
+}
+
+export interface NewMemory {
+  id: string;
+  text: string;
+  vector: number[];
+  createdAt?: Date;
+}
+
+export interface MemoryPage {
+  items: Memory[];
+  nextCursor?: string;
+}
+
+/**
+ * Long-term memory of one user at a time: every method takes the user id and never sees another
+ * user's memories. Adapters: Qdrant (QDRANT_URL) and the chat schema in PostgreSQL/PGlite.
+ */
+export interface MemoryStore {
+  readonly kind: string;
+  /** Creates what the store needs (collection, indexes); safe to call on every start. */
+  init(): Promise<void>;
+  add(userId: string, memories: NewMemory[]): Promise<void>;
+  /** The `limit` memories most similar to `vector` with a score of at least `minScore`, best first. */
+  search(userId: string, vector: number[], limit: number, minScore: number): Promise<ScoredMemory[]>;
+  list(userId: string, limit: number, cursor?: string): Promise<MemoryPage>;
+  /** False when the user has no memory with that id. */
+  delete(userId: string, id: string): Promise<boolean>;
+  deleteAll(userId: string): Promise<number>;
+}
+
+export function cosine(a: number[], b: number[]): number {
+  let dot = 0;
+  let normA = 0;
+  let normB = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    dot += x * y;
+    normA += x * x;
+    normB += y * y;
+  }
+  return normA === 0 || normB === 0 ? 0 : dot / Math.sqrt(normA * normB);
+}

@@ -1,0 +1,188 @@
+import type { UIMessageChunk } from "ai";
+import { ServiceError } from "../shared/errors";
+import type { Tier } from "../shared/tiers";
+import type { ChatEngine } from "./engine";
+import type { ChatHandlers, DeviceSession, SendFrame, ServerFrame } from "./gateway";
+import { ChatCancelFrame, ChatFrame } from "./model";
+import { runChat, usageView } from "./run-chat";
+
+/** Server -> device frames this adapter emits (DESIGN.md "Device WebSocket protocol"). */
+export type ChatServerFrame =
+  | { type: "chat_chunk"; request_id: string; chat_id: string; seq: number; chunk: UIMessageChunk }
+  | {
+      type: "chat_done";
+      request_id: string;
+      chat_id: string;
+      message_id: string;
+      finish_reason: string;
+      usage: { input_tokens: number; output_tokens: number; total_tokens: number };
+    }
+  | { type: "error"; code: string; message: string; ref?: string; retry_after_ms?: number };
+
+/** What the gateway knows about one authenticated device connection. */
+export interface ChatSession {
+  /** Identifies the socket: `chat_cancel` finds the chats of the connection that started them. */
+  readonly connectionId: string;
+  readonly userId: string;
+  /** Read at every frame, so a `token` frame that changes the tier applies to the next chat. */
+  readonly tier: Tier;
+  readonly deviceId: string;
+  /** Aborted when the socket closes: its chats stop, model calls included. */
+  readonly signal?: AbortSignal;
+  /**
+   * Sends one frame; a returned promise is awaited, which carries socket backpressure to the model
+   * stream. Throwing means the socket is gone: the chat stops.
+   */
+  send(frame: ChatServerFrame): void | Promise<void>;
+}
+
+export interface ChatFrameHandler {
+  /**
+   * Handles a parsed `chat` or `chat_cancel` frame. Never throws: problems become `error` frames
+   * with `ref` = request_id. Resolves when the chat has ended (chat_done or error sent).
+   */
+  handleChatFrame(session: ChatSession, frame: unknown): Promise<void>;
+  /** The socket closed: cancels the session's running chats. */
+  closeSession(session: ChatSession): void;
+  /** Cancels every running chat and waits for them to end (shutdown). */
+  stop(): Promise<void>;
+}
+
+/** Chats one connection may run at once; more get an error frame. */
+const MAX_CONCURRENT_PER_SESSION = 4;
+
+export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
+  const running = new Map<string, Map<string, AbortController>>();
+  const finished = new Set<Promise<void>>();
+
+  const sendError = async (session: ChatSession, error: unknown, ref?: string) => {
+    const frame: ChatServerFrame =
+      error instanceof ServiceError
+        ? { type: "error", code: error.code, message: error.message, ...(ref ? { ref } : {}) }
+        : { type: "error", code: "internal", message: "internal error", ...(ref ? { ref } : {}) };
+    if (error instanceof ServiceError && error.headers["retry-after"]) {
+      frame.retry_after_ms = Number(error.headers["retry-after"]) * 1000;
+    }
+    if (!(error instanceof ServiceError) || error.status >= 500) {
+      engine.logger.error({ err: error, ref }, "chat frame failed");
+    }
+    try {
+      await session.send(frame);
+    } catch {
+      // The socket is gone; nothing left to tell.
+    }
+  };
+
+  const chat = async (session: ChatSession, frame: ChatFrame) => {
+    const mine = running.get(session.connectionId) ?? new Map<string, AbortController>();
+    if (mine.has(frame.request_id)) {
+      return sendError(
+        session,
+        new ServiceError("duplicate_request", 409, "request_id already in use"),
+        frame.request_id,
+      );
+    }
+    if (mine.size >= MAX_CONCURRENT_PER_SESSION) {
+      return sendError(session, new ServiceError("too_many_chats", 429, "too many chats at once"), frame.request_id);
+    }
+    const controller = new AbortController();
+    const closed = () => controller.abort();
+    if (session.signal?.aborted) closed();
+    session.signal?.addEventListener("abort", closed, { once: true });
+    mine.set(frame.request_id, controller);
+    running.set(session.connectionId, mine);
+    let chatId = frame.chat_id ?? "";
+    try {
+      const result = await runChat(engine, {
+        userId: session.userId,
+        tier: session.tier,
+        deviceId: session.deviceId,
+        surface: frame.surface,
+        chatId: frame.chat_id,
+        text: frame.text,
+        context: frame.context,
+        signal: controller.signal,
+        onStart: (started) => {
+          chatId = started.chatId;
+        },
+        onChunk: (chunk, seq) =>
+          session.send({ type: "chat_chunk", request_id: frame.request_id, chat_id: chatId, seq, chunk }),
+      });
+      if (result.finishReason === "error") {
+        throw new ServiceError("llm_unavailable", 502, "the language model is unavailable");
+      }
+      await session.send({
+        type: "chat_done",
+        request_id: frame.request_id,
+        chat_id: result.chatId,
+        message_id: result.messageId,
+        finish_reason: result.finishReason,
+        usage: usageView(result),
+      });
+    } catch (error) {
+      await sendError(session, error, frame.request_id);
+    } finally {
+      session.signal?.removeEventListener("abort", closed);
+      mine.delete(frame.request_id);
+      if (mine.size === 0 && running.get(session.connectionId) === mine) running.delete(session.connectionId);
+    }
+  };
+
+  return {
+    async handleChatFrame(session, raw) {
+      const type = (raw as { type?: unknown } | null)?.type;
+      const rawRef = (raw as { request_id?: unknown } | null)?.request_id;
+      const ref = typeof rawRef === "string" && rawRef.length <= 128 ? rawRef : undefined;
+      if (type === "chat_cancel") {
+        const parsed = ChatCancelFrame.safeParse(raw);
+        if (!parsed.success) return sendError(session, invalidFrame(parsed.error.issues), ref);
+        running.get(session.connectionId)?.get(parsed.data.request_id)?.abort();
+        return;
+      }
+      const parsed = ChatFrame.safeParse(raw);
+      if (!parsed.success) return sendError(session, invalidFrame(parsed.error.issues), ref);
+      const task = chat(session, parsed.data);
+      finished.add(task);
+      await task.finally(() => finished.delete(task));
+    },
+    closeSession(session) {
+      for (const controller of running.get(session.connectionId)?.values() ?? []) controller.abort();
+    },
+    async stop() {
+      for (const chats of running.values()) for (const controller of chats.values()) controller.abort();
+      await Promise.allSettled([...finished]);
+    },
+  };
+}
+
+function invalidFrame(issues: Array<{ path: PropertyKey[]; message: string }>): ServiceError {
+  const detail = issues
+    .slice(0, 5)
+    .map((issue) => `${issue.path.map(String).join(".") || "frame"}: ${issue.message}`)
+    .join("; ");
+  return new ServiceError("invalid_frame", 422, `malformed chat frame (${detail})`);
+}
+
+/**
+ * Plugs the frame handler into the device gateway's chat seam. The gateway has already checked
+ * the frame's shape and the per-minute rate limit; the handler validates the chat fields itself.
+ */
+export function gatewayChatHandlers(frames: ChatFrameHandler): ChatHandlers {
+  const toSession = (device: DeviceSession, send: SendFrame): ChatSession => ({
+    connectionId: device.connectionId,
+    userId: device.userId,
+    get tier() {
+      return device.tier;
+    },
+    deviceId: device.deviceId,
+    signal: device.signal,
+    send(frame) {
+      // chat_done carries finish_reason beyond the gateway's frame type; extra fields are allowed.
+      if (!send(frame as ServerFrame)) throw new Error("device socket closed or too slow");
+    },
+  });
+  return {
+    onChat: (device, frame, send) => frames.handleChatFrame(toSession(device, send), frame),
+    onChatCancel: (device, frame, send) => frames.handleChatFrame(toSession(device, send), frame),
+  };
+}
