@@ -1,6 +1,6 @@
 import type { DevicePush, DeviceRpc } from "../device-rpc";
 import type { Platform } from "../platform";
-import { createRpcNode } from "./node";
+import { callerId, createRpcNode } from "./node";
 import { createStreamPublisher } from "./push";
 
 export interface DeviceRpcClient extends DeviceRpc, DevicePush {
@@ -16,8 +16,10 @@ export interface DeviceRpcClient extends DeviceRpc, DevicePush {
  * the same process answers through the in-process bus and presence.
  */
 export function createDeviceRpcClient(platform: Platform): DeviceRpcClient {
-  const node = createRpcNode(platform);
-  const publisher = createStreamPublisher(platform);
+  const id = callerId(platform);
+  const node = createRpcNode(platform, { callerId: id });
+  // Not the instance id: a gateway of the same process skips its own publishes.
+  const publisher = createStreamPublisher(platform, id);
   return {
     call: node.call,
     isOnline: node.isOnline,

@@ -9,7 +9,12 @@ import { rpcMetrics } from "./metrics";
 export interface RpcNodeOptions {
   /** Present on chat instances, which hold sockets; absent on pure callers (the agent service). */
   owner?: CallOwner;
+  /** The inbox id of a caller without sockets (default: a fresh one). */
+  callerId?: string;
 }
+
+/** A distinct id for a socket-less caller on this platform's instance. */
+export const callerId = (platform: Platform) => `${platform.instanceId}:${crypto.randomUUID().slice(0, 8)}`;
 
 /** One instance's endpoint of the device RPC: its caller, its inbox, its liveness. */
 export interface RpcNode extends DeviceRpc {
@@ -22,10 +27,13 @@ export interface RpcNode extends DeviceRpc {
 }
 
 export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}): RpcNode {
-  const { env, instanceId, keys, bus, logger } = platform;
+  const { env, keys, bus, logger } = platform;
+  const owner = options.owner;
+  // Leases name the platform's instance, so an owner answers on that id. A caller without sockets
+  // gets an inbox of its own: in one process (SERVICE_NAME=all) it must not share the gateway's.
+  const instanceId = owner ? platform.instanceId : (options.callerId ?? callerId(platform));
   const presence = presenceFor(platform);
   const metrics = rpcMetrics(platform.metrics);
-  const owner = options.owner;
   const caller = new RpcCaller({
     instanceId,
     presence,

@@ -24,10 +24,10 @@ export function parseStream(text: string): StreamMessage | undefined {
  * Pushes through Redis only, for services without sockets. Frames published by one instance for one
  * user arrive in publish order (one connection, one channel). Resolves with how many instances took it.
  */
-export function createStreamPublisher(platform: Platform): DevicePush {
+export function createStreamPublisher(platform: Platform, from = platform.instanceId): DevicePush {
   return {
     push(userId, frame, deviceId) {
-      const message: StreamMessage = { from: platform.instanceId, f: frame, ts: Date.now() };
+      const message: StreamMessage = { from, f: frame, ts: Date.now() };
       if (deviceId !== undefined) message.d = deviceId;
       return platform.bus.publish(platform.keys.deviceStream(userId), JSON.stringify(message));
     },

@@ -1,0 +1,247 @@
+// The device WebSocket protocol on one real chat instance: authentication, validation of every
+// frame, token renewal and expiry, the chat seam and its rate limit. Raw sockets where the test
+// must misbehave; the SDK where it plays a well-behaved device.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { ChatHandlers } from "../../../src/chat/gateway";
+import { createTestContext, eventually, type TestContext } from "../../../src/shared/testing";
+import { type ChatInstance, connectDevice, rawSocket, startChat } from "./helpers";
+
+let ctx: TestContext;
+let chat: ChatInstance;
+let withEngine: ChatInstance;
+const cancelled: string[] = [];
+
+const engine: ChatHandlers = {
+  onChat(session, frame, send) {
+    const chatId = frame.chat_id ?? "c-new";
+    for (const [seq, delta] of ["Hello ", session.tier, "!"].entries())
+      send({
+        type: "chat_chunk",
+        request_id: frame.request_id,
+        chat_id: chatId,
+        seq,
+        chunk: { type: "text-delta", delta },
+      });
+    send({ type: "chat_done", request_id: frame.request_id, chat_id: chatId, message_id: "m1" });
+  },
+  onChatCancel(_session, frame) {
+    cancelled.push(frame.request_id);
+  },
+};
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  const env = { DEVICE_HELLO_TIMEOUT_MS: "300", DEVICE_MAX_FRAME_BYTES: "4096" };
+  chat = await startChat(ctx, { env });
+  withEngine = await startChat(ctx, { env }, { chat: engine });
+});
+afterAll(() => ctx.close());
+
+const user = () => `user-${crypto.randomUUID()}`;
+const hello = (token: string | undefined, extra: Record<string, unknown> = {}) => ({
+  type: "hello",
+  token,
+  device_id: "d1",
+  tools: ["task_list"],
+  protocol: 1,
+  ...extra,
+});
+
+describe("authentication", () => {
+  test("hello with a valid token gets welcome", async () => {
+    const socket = await rawSocket(chat.wsUrl);
+    socket.send(hello(await ctx.token(user())));
+    expect(await socket.next("welcome")).toEqual({
+      type: "welcome",
+      connection_id: expect.any(String),
+      heartbeat_s: 15,
+      protocol: 1,
+    });
+    socket.ws.close();
+  });
+
+  test("no hello in time: closed with 4401", async () => {
+    const socket = await rawSocket(chat.wsUrl);
+    expect(await socket.closed).toEqual({ code: 4401, reason: "no hello in time" });
+  });
+
+  test("an invalid, expired or missing token: closed with 4401", async () => {
+    const expired = await ctx.token(user(), "free", { expiresInS: -60 });
+    for (const token of ["not-a-jwt", expired, undefined]) {
+      const socket = await rawSocket(chat.wsUrl);
+      socket.send(hello(token));
+      expect((await socket.closed).code).toBe(4401);
+    }
+  });
+
+  test("a first frame that is not hello: closed with 4401", async () => {
+    const socket = await rawSocket(chat.wsUrl);
+    socket.send({ type: "ping" });
+    expect(await socket.closed).toEqual({ code: 4401, reason: "expected a hello frame" });
+  });
+
+  test("an Authorization header authenticates; hello then needs no token", async () => {
+    const socket = await rawSocket(chat.wsUrl, { headers: { authorization: `Bearer ${await ctx.token(user())}` } });
+    socket.send(hello(undefined));
+    expect((await socket.next("welcome")).type).toBe("welcome");
+    socket.ws.close();
+    const bad = await rawSocket(chat.wsUrl, { headers: { authorization: "Bearer nope" } });
+    bad.send(hello(undefined));
+    expect((await bad.closed).code).toBe(4401);
+  });
+
+  test("an unsupported protocol version: error frame, then 4426", async () => {
+    const socket = await rawSocket(chat.wsUrl);
+    socket.send(hello(await ctx.token(user()), { protocol: 99 }));
+    expect(await socket.next("error")).toMatchObject({ code: "unsupported_protocol" });
+    expect((await socket.closed).code).toBe(4426);
+  });
+});
+
+describe("frame validation keeps the connection open", () => {
+  test("malformed JSON, unknown types, invalid and oversized frames each get an error frame", async () => {
+    const socket = await rawSocket(chat.wsUrl);
+    socket.send(hello(await ctx.token(user())));
+    await socket.next("welcome");
+    const cases: Array<[string | Uint8Array, string]> = [
+      ["{not json", "invalid_json"],
+      ["[1,2]", "invalid_json"],
+      [JSON.stringify({ type: "launch_missiles" }), "unknown_type"],
+      [JSON.stringify({ type: "tool_result", id: "x", ok: true }), "invalid_frame"],
+      [JSON.stringify({ type: "chat", request_id: "r1", surface: "sideways", text: "hi" }), "invalid_frame"],
+      [JSON.stringify({ type: "ping", pad: "x".repeat(5000) }), "frame_too_large"],
+      [new Uint8Array([1, 2, 3]), "binary_not_supported"],
+      [JSON.stringify(hello("again")), "already_authenticated"],
+    ];
+    for (const [frame, code] of cases) {
+      socket.ws.send(frame);
+      expect(await socket.next("error")).toMatchObject({ type: "error", code });
+    }
+    const invalid = JSON.stringify({ type: "chat", request_id: "r9", surface: "home", text: "" });
+    socket.ws.send(invalid);
+    expect(await socket.next("error")).toMatchObject({ code: "invalid_frame", ref: "r9" });
+    socket.send({ type: "ping" });
+    expect(await socket.next("pong")).toEqual({ type: "pong" });
+    socket.ws.close();
+  });
+});
+
+describe("token lifetime", () => {
+  test("an expiring token without renewal closes the socket with 4419", async () => {
+    const socket = await rawSocket(chat.wsUrl);
+    socket.send(hello(await ctx.token(user(), "free", { expiresInS: 1 })));
+    await socket.next("welcome");
+    expect(await socket.closed).toEqual({ code: 4419, reason: "token expired" });
+  });
+
+  test("a token frame renews the session on the open socket", async () => {
+    const userId = user();
+    const socket = await rawSocket(chat.wsUrl);
+    socket.send(hello(await ctx.token(userId, "free", { expiresInS: 1 })));
+    await socket.next("welcome");
+    socket.send({ type: "token", token: await ctx.token(userId, "pro", { expiresInS: 600 }) });
+    socket.send({ type: "token", token: "garbage" });
+    expect(await socket.next("error")).toMatchObject({ code: "token_invalid" });
+    // Past the first token's expiry the socket still answers.
+    await Bun.sleep(1300);
+    socket.send({ type: "ping" });
+    expect(await socket.next("pong")).toEqual({ type: "pong" });
+    expect(await chat.gateway.rpc.isOnline(userId)).toBe(true);
+    socket.ws.close();
+  });
+
+  test("the SDK renews its token before expiry without dropping the socket", async () => {
+    const userId = user();
+    let issued = 0;
+    const device = await connectDevice(ctx, {
+      url: chat.wsUrl,
+      userId,
+      token: () => ctx.token(userId, "free", { expiresInS: issued++ === 0 ? 2 : 600 }),
+      renewBeforeMs: 1000,
+    });
+    const closes: number[] = [];
+    device.on("close", ({ code }) => closes.push(code));
+    await eventually(
+      () => issued,
+      (count) => count >= 2,
+    );
+    await Bun.sleep(1500);
+    expect({ closes, status: device.status }).toEqual({ closes: [], status: "open" });
+  });
+
+  test("a token for another user on the open socket closes it with 4401", async () => {
+    const socket = await rawSocket(chat.wsUrl);
+    socket.send(hello(await ctx.token(user())));
+    await socket.next("welcome");
+    socket.send({ type: "token", token: await ctx.token(user()) });
+    expect(await socket.closed).toEqual({ code: 4401, reason: "token belongs to another user" });
+  });
+});
+
+describe("chat frames", () => {
+  test("without a chat engine, a chat frame gets chat_unavailable", async () => {
+    const socket = await rawSocket(chat.wsUrl);
+    socket.send(hello(await ctx.token(user())));
+    await socket.next("welcome");
+    socket.send({ type: "chat", request_id: "r1", surface: "home", text: "hi" });
+    expect(await socket.next("error")).toMatchObject({ code: "chat_unavailable", ref: "r1" });
+    socket.ws.close();
+  });
+
+  test("with a chat engine, the device streams its chunks and can cancel", async () => {
+    const device = await connectDevice(ctx, { url: withEngine.wsUrl, userId: user() });
+    const stream = device.chat({ text: "hi", chatId: "c1" });
+    const deltas: unknown[] = [];
+    for await (const chunk of stream) deltas.push((chunk.chunk as { delta: string }).delta);
+    expect(deltas).toEqual(["Hello ", "pro", "!"]);
+    expect(await stream.done).toMatchObject({ type: "chat_done", chat_id: "c1", message_id: "m1" });
+    device.cancelChat("r-cancel");
+    expect(
+      await eventually(
+        () => cancelled,
+        (ids) => ids.includes("r-cancel"),
+      ),
+    ).toContain("r-cancel");
+  });
+
+  test("the tier's requests per minute apply to chat frames", async () => {
+    const socket = await rawSocket(chat.wsUrl);
+    socket.send(hello(await ctx.token(user(), "free")));
+    await socket.next("welcome");
+    for (let i = 0; i < 21; i++) socket.send({ type: "chat", request_id: `r${i}`, surface: "home", text: "hi" });
+    const errors = await eventually(
+      () => socket.frames.filter((frame) => frame.type === "error"),
+      (frames) => frames.length === 21,
+    );
+    const limited = errors.filter((frame) => frame.code === "rate_limited");
+    expect(limited).toEqual([
+      {
+        type: "error",
+        code: "rate_limited",
+        message: expect.any(String),
+        ref: expect.any(String),
+        retry_after_ms: expect.any(Number),
+      },
+    ]);
+    expect(errors.filter((frame) => frame.code === "chat_unavailable")).toHaveLength(20);
+    socket.ws.close();
+  });
+
+  test("a plugged-in limiter decides", async () => {
+    const calls: string[] = [];
+    withEngine.gateway.useRateLimiter({
+      async allowChat(userId, tier) {
+        calls.push(`${userId}:${tier}`);
+        return { allowed: false, retryAfterMs: 1234 };
+      },
+    });
+    const userId = user();
+    const device = await connectDevice(ctx, { url: withEngine.wsUrl, userId });
+    const stream = device.chat({ text: "hi", requestId: "r-limited" });
+    expect(await stream.done.catch((error: unknown) => error)).toMatchObject({
+      code: "rate_limited",
+      retryAfterMs: 1234,
+    });
+    expect(calls).toEqual([`${userId}:pro`]);
+  });
+});

@@ -1,0 +1,59 @@
+// The device SDK against real chat instances: connection errors, heartbeats, and reconnection
+// with backoff when its server goes away.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { DeviceClient, DeviceConnectError } from "../../src/client";
+import { createTestContext, eventually, type TestContext } from "../../src/shared/testing";
+import { type ChatInstance, connectDevice, rawSocket, startChat } from "../chat/gateway/helpers";
+
+let ctx: TestContext;
+let fast: ChatInstance;
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  // A 0.2 s heartbeat: silent sockets are dropped after 0.6 s.
+  fast = await startChat(ctx, { env: { DEVICE_HEARTBEAT_S: "0.2" } });
+});
+afterAll(() => ctx.close());
+
+const user = () => `user-${crypto.randomUUID()}`;
+
+describe("device client", () => {
+  test("connect rejects with the server's close code when the token is refused", async () => {
+    const client = new DeviceClient({ url: fast.wsUrl, token: () => "not-a-token", deviceId: "d1" });
+    const error = await client.connect().catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(DeviceConnectError);
+    expect(error).toMatchObject({ code: 4401, reason: "invalid or expired token" });
+    expect(client.status).toBe("closed");
+  });
+
+  test("its heartbeat keeps the socket open where a silent socket is dropped with 4408", async () => {
+    const userId = user();
+    const device = await connectDevice(ctx, { url: fast.wsUrl, userId });
+    const silent = await rawSocket(fast.wsUrl);
+    silent.send({ type: "hello", token: await ctx.token(user()), device_id: "quiet", tools: [], protocol: 1 });
+    await silent.next("welcome");
+    expect(await silent.closed).toEqual({ code: 4408, reason: "no heartbeat" });
+    expect(device.status).toBe("open");
+    expect(await fast.gateway.rpc.isOnline(userId)).toBe(true);
+  });
+
+  test("it reconnects with backoff when its server goes away, with a new connection id", async () => {
+    const userId = user();
+    const first = await startChat(ctx);
+    let target = first.wsUrl;
+    const device = await connectDevice(ctx, { url: () => target, userId, tools: { task_list: () => "here" } });
+    const firstId = device.connectionId;
+    const closes: Array<{ code: number; willReconnect: boolean }> = [];
+    device.on("close", ({ code, willReconnect }) => closes.push({ code, willReconnect }));
+    await first.stop();
+    const second = await startChat(ctx);
+    target = second.wsUrl;
+    await eventually(
+      () => device.status,
+      (status) => status === "open",
+    );
+    expect(device.connectionId).not.toBe(firstId);
+    expect(closes[0]).toEqual({ code: 1001, willReconnect: true });
+    expect(await second.gateway.rpc.call({ userId, name: "task_list", args: {} })).toBe("here");
+  });
+});
