@@ -1,5 +1,5 @@
 import { type ChatServiceModule, createChatService } from "../../../src/chat";
-import type { DeviceGatewayOptions } from "../../../src/chat/gateway";
+import { createDeviceGateway, type DeviceGatewayOptions } from "../../../src/chat/gateway";
 import { DeviceClient, type DeviceClientOptions, ToolFailure, type ToolHandler } from "../../../src/client";
 import type { Platform } from "../../../src/shared/platform";
 import type { RunningServer } from "../../../src/shared/server";
@@ -19,6 +19,33 @@ export async function startChat(
   });
   const module = started.modules[0] as ChatServiceModule;
   return { ...started, gateway: module.gateway, wsUrl: wsUrl(started.url) };
+}
+
+/** The device gateway alone, with no chat engine behind it: for tests of the gateway's own seams. */
+export async function startGatewayOnly(
+  ctx: TestContext,
+  overrides: PlatformOverrides = {},
+  options: DeviceGatewayOptions = {},
+): Promise<ChatInstance> {
+  let gateway: ChatServiceModule["gateway"] | undefined;
+  const started = await ctx.start(
+    [
+      async (platform) => {
+        const created = createDeviceGateway(platform, options);
+        gateway = created;
+        return {
+          name: "chat",
+          prefix: "/api/v1/chat",
+          plugin: created.plugin,
+          start: created.start,
+          stop: created.stop,
+        };
+      },
+    ],
+    { service: "chat", ...overrides },
+  );
+  if (!gateway) throw new Error("gateway not built");
+  return { ...started, gateway, wsUrl: wsUrl(started.url) };
 }
 
 export const wsUrl = (httpUrl: string) => `${httpUrl.replace(/^http/, "ws")}/api/v1/ws/device`;
