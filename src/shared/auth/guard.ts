@@ -10,9 +10,11 @@ import { type AuthUser, bearerToken, TokenError, type TokenVerifier } from "./ve
  * uses it (scoped: it protects its parent, not the whole app). Deliberately unnamed: a named
  * plugin is deduplicated, and a second service using it would be left unprotected.
  * The precise rejection reason goes to the log only; the client gets one generic 401.
+ * It derives (transform phase) rather than resolves: the token is judged before the body is
+ * validated, so a caller without credentials learns nothing from validation errors.
  */
 export function authGuard(verifier: TokenVerifier, logger?: Logger) {
-  return new Elysia().resolve({ as: "scoped" }, async ({ headers, request }): Promise<{ user: AuthUser }> => {
+  return new Elysia().derive({ as: "scoped" }, async ({ headers, request }): Promise<{ user: AuthUser }> => {
     try {
       return { user: await verifier.verify(bearerToken(headers.authorization)) };
     } catch (error) {

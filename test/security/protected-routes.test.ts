@@ -1,0 +1,87 @@
+// Every route of every service, read from the assembled application: anything not on the short
+// public list must refuse a request without a valid access token. A route added later is covered
+// without touching this file (it is protected unless someone adds it to PUBLIC_ROUTES).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { importPKCS8, SignJWT } from "jose";
+import { serviceFactories } from "../../src/services";
+import { generateRsaPemPair } from "../../src/shared/auth/keygen";
+import { createTestContext, type TestContext } from "../../src/shared/testing";
+
+/** Routes that are public by design, each with the reason. */
+const PUBLIC_ROUTES: Record<string, string> = {
+  "GET /health": "liveness probe",
+  "GET /ready": "readiness probe",
+  "GET /metrics": "Prometheus scrape; Traefik does not route it",
+  "GET /docs": "OpenAPI UI",
+  "GET /docs/json": "OpenAPI document",
+  "GET /api/v1/auth/.well-known/jwks.json": "public keys for verifiers",
+  "POST /api/v1/auth/register": "creates the credentials",
+  "POST /api/v1/auth/login": "exchanges credentials for tokens",
+  "POST /api/v1/auth/refresh": "authenticated by the refresh token in its body",
+  "POST /api/v1/billing/webhook": "authenticated by Stripe's signature",
+  "WS /api/v1/ws/device": "authenticated by the hello frame or header (close 4401; see the gateway tests)",
+};
+
+let ctx: TestContext;
+let base: string;
+let routes: Array<{ method: string; path: string }>;
+beforeAll(async () => {
+  ctx = await createTestContext();
+  const server = await ctx.start(Object.values(serviceFactories));
+  base = server.url;
+  routes = (server.app.routes as Array<{ method: string; path: string }>).map(({ method, path }) => ({ method, path }));
+});
+afterAll(() => ctx.close());
+
+const key = (route: { method: string; path: string }) => `${route.method} ${route.path.replace(/\/$/, "")}`;
+const concrete = (path: string) => path.replace(/:[^/]+/g, crypto.randomUUID());
+
+async function forgedToken(): Promise<string> {
+  const pair = await generateRsaPemPair();
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ tier: "team" })
+    .setProtectedHeader({ alg: "RS256", kid: "forged" })
+    .setSubject(crypto.randomUUID())
+    .setIssuer("adiuva-auth")
+    .setIssuedAt(now)
+    .setExpirationTime(now + 600)
+    .setJti(crypto.randomUUID())
+    .sign(await importPKCS8(pair.privatePem, "RS256"));
+}
+
+test("the public list names only routes that exist", () => {
+  const served = new Set(routes.map(key));
+  expect(Object.keys(PUBLIC_ROUTES).filter((route) => !served.has(route))).toEqual([]);
+});
+
+describe("every other route refuses requests without a valid token", () => {
+  const credentials: Array<[string, () => Promise<Record<string, string>>]> = [
+    ["no token", async () => ({})],
+    ["a malformed token", async () => ({ authorization: "Bearer not.a.jwt" })],
+    ["another scheme", async () => ({ authorization: `Basic ${btoa("a:b")}` })],
+    ["a token signed by an unknown key", async () => ({ authorization: `Bearer ${await forgedToken()}` })],
+    [
+      "an expired token",
+      async () => ({ authorization: `Bearer ${await ctx.token(crypto.randomUUID(), "team", { expiresInS: -120 })}` }),
+    ],
+  ];
+  for (const [name, headers] of credentials) {
+    test(`${name}: 401 in the error shape, before the body is validated`, async () => {
+      const protectedRoutes = routes.filter((route) => !(key(route) in PUBLIC_ROUTES));
+      expect(protectedRoutes.length).toBeGreaterThan(20);
+      const outcomes: Record<string, unknown> = {};
+      for (const route of protectedRoutes) {
+        const response = await fetch(`${base}${concrete(route.path)}`, {
+          method: route.method,
+          headers: { "content-type": "application/json", ...(await headers()) },
+          // An empty object fails every body schema: the token must be judged first.
+          body: route.method === "GET" || route.method === "DELETE" ? undefined : "{}",
+        });
+        const body = (await response.json().catch(() => null)) as { error?: { code?: string } } | null;
+        outcomes[key(route)] = `${response.status} ${body?.error?.code}`;
+      }
+      const expected = Object.fromEntries(Object.keys(outcomes).map((route) => [route, "401 unauthorized"]));
+      expect(outcomes).toEqual(expected);
+    });
+  }
+});
