@@ -1,0 +1,143 @@
+// Cross-instance device tool call round trip: caller on node B, device on node A (another process),
+// the device answering at once. Adiuva's device RPC against Socket.IO 4 with @socket.io/redis-adapter
+// (`serverSideEmitWithAck` from B, then `emitWithAck` to the device on A), on the same Redis, in
+// the same run. Also Socket.IO's bare `serverSideEmitWithAck` (no device hop), the figure usually
+// quoted for it. Usage: bun bench/device-rpc/run.ts [sequential calls] [throughput calls]
+import { createAdapter } from "@socket.io/redis-adapter";
+import { Redis } from "ioredis";
+import { Server } from "socket.io";
+import { createDeviceRpcClient } from "../../src/shared/device-rpc/client";
+import { deleteKeysWithPrefix, randomSuffix, signTestToken, testKeys } from "../../src/shared/testing";
+import { benchPlatform, percentile, REDIS_URL, readLine } from "./shared";
+
+const SEQUENTIAL = Number(process.argv[2] ?? 5000);
+const TOTAL = Number(process.argv[3] ?? 60_000);
+const IN_FLIGHT = 2000;
+const WARMUP = 500;
+
+type Call = () => Promise<unknown>;
+interface Result {
+  p50: number;
+  p99: number;
+  throughput: number;
+  commandsPerCall: number;
+  subscribes: number;
+}
+
+async function commandStats(redis: Redis): Promise<{ total: number; subscribes: number }> {
+  const info = await redis.info("commandstats");
+  let total = 0;
+  let subscribes = 0;
+  for (const line of info.split("\n")) {
+    const match = /^cmdstat_([a-z|]+):calls=(\d+)/.exec(line);
+    if (!match) continue;
+    if (match[1] !== "info") total += Number(match[2]);
+    if (match[1]?.includes("subscribe")) subscribes += Number(match[2]);
+  }
+  return { total, subscribes };
+}
+
+async function measure(name: string, call: Call, admin: Redis): Promise<Result> {
+  console.error(`${name}: warming up`);
+  for (let i = 0; i < WARMUP; i++) await call();
+  console.error(`${name}: sequential`);
+  const before = await commandStats(admin);
+  const latencies: number[] = [];
+  for (let i = 0; i < SEQUENTIAL; i++) {
+    const started = performance.now();
+    await call();
+    latencies.push(performance.now() - started);
+  }
+  const after = await commandStats(admin);
+  latencies.sort((x, y) => x - y);
+  console.error(`${name}: throughput`);
+  let started = 0;
+  const begin = performance.now();
+  const worker = async () => {
+    while (started < TOTAL) {
+      started += 1;
+      await call();
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  const seconds = (performance.now() - begin) / 1000;
+  return {
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    throughput: TOTAL / seconds,
+    // Minus the one INFO call that ends the window (INFO itself is not counted).
+    commandsPerCall: (after.total - before.total) / SEQUENTIAL,
+    subscribes: after.subscribes - before.subscribes,
+  };
+}
+
+async function startNodeA(system: string, keyPrefix: string, env: Record<string, string>) {
+  const child = Bun.spawn(["bun", `${import.meta.dir}/node-a.ts`, system, keyPrefix], {
+    env: { ...process.env, ...env },
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  process.on("exit", () => child.kill());
+  await readLine(child.stdout);
+  return child;
+}
+
+const keys = await testKeys();
+const userId = `bench-${randomSuffix()}`;
+const env = { BENCH_PUBLIC_PEM: keys.publicPem, BENCH_TOKEN: await signTestToken(userId, "pro"), BENCH_USER: userId };
+const admin = new Redis(REDIS_URL);
+const results: Record<string, Result> = {};
+
+{
+  const keyPrefix = `bench:${randomSuffix()}`;
+  const nodeA = await startNodeA("adiuva", keyPrefix, env);
+  const platform = benchPlatform({ keyPrefix, publicPem: keys.publicPem, service: "agent" });
+  const rpc = createDeviceRpcClient(platform);
+  await rpc.start();
+  results.adiuva = await measure("adiuva", () => rpc.call({ userId, name: "task_list", args: { n: 1 } }), admin);
+  await rpc.stop();
+  nodeA.kill();
+  await deleteKeysWithPrefix(keyPrefix);
+}
+{
+  const keyPrefix = `bench:${randomSuffix()}`;
+  const nodeA = await startNodeA("socketio", keyPrefix, env);
+  const pub = new Redis(REDIS_URL);
+  const sub = pub.duplicate();
+  const io = new Server();
+  io.adapter(createAdapter(pub, sub, { key: `${keyPrefix}:sio` }));
+  // Wait until node A is seen (serverSideEmitWithAck counts servers by NUMSUB).
+  while ((await io.serverSideEmitWithAck("ping_bare", 0).catch(() => [])).length === 0) await Bun.sleep(50);
+  results["socket.io (device hop)"] = await measure(
+    "socket.io (device hop)",
+    () => io.serverSideEmitWithAck("tool_call", { userId, name: "task_list", args: { n: 1 } }),
+    admin,
+  );
+  results["socket.io (bare serverSideEmitWithAck)"] = await measure(
+    "socket.io (bare)",
+    () => io.serverSideEmitWithAck("ping_bare", { n: 1 }),
+    admin,
+  );
+  io.close();
+  pub.disconnect();
+  sub.disconnect();
+  nodeA.kill();
+}
+admin.disconnect();
+
+const fmt = (n: number, digits = 3) => n.toFixed(digits);
+console.log(`sequential ${SEQUENTIAL} calls; throughput ${TOTAL} calls with ${IN_FLIGHT} in flight\n`);
+console.log("| system | p50 ms | p99 ms | calls/s | Redis cmds/call | SUBSCRIBEs during run |");
+console.log("|---|---|---|---|---|---|");
+for (const [name, r] of Object.entries(results))
+  console.log(
+    `| ${name} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${Math.round(r.throughput)} | ${fmt(r.commandsPerCall, 2)} | ${r.subscribes} |`,
+  );
+const ours = results.adiuva!;
+for (const peer of ["socket.io (device hop)", "socket.io (bare serverSideEmitWithAck)"]) {
+  const other = results[peer]!;
+  console.log(
+    `\nvs ${peer}: p50 ${fmt(ours.p50 / other.p50, 2)}x (target <= 0.75), p99 ${fmt(ours.p99 / other.p99, 2)}x (target <= 0.5), throughput ${fmt(ours.throughput / other.throughput, 2)}x (target >= 2)`,
+  );
+}
+process.exit(0);

@@ -1,0 +1,41 @@
+import { createTokenVerifier } from "../../src/shared/auth/verifier";
+import { loadEnv } from "../../src/shared/env";
+import { silentLogger } from "../../src/shared/logger";
+import { createPlatform, type Platform } from "../../src/shared/platform";
+
+export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+export const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+/** A platform for a benchmark process (nothing is queried in PostgreSQL; the pool stays idle). */
+export function benchPlatform(options: { keyPrefix: string; publicPem: string; service?: "chat" | "agent" }): Platform {
+  const env = loadEnv({
+    SERVICE_NAME: options.service ?? "chat",
+    NODE_ENV: "test",
+    LOG_LEVEL: "silent",
+    DATABASE_URL,
+    REDIS_URL,
+  });
+  return createPlatform({
+    env,
+    logger: silentLogger(),
+    verifier: createTokenVerifier({ source: { kind: "pem", pem: options.publicPem }, issuer: env.JWT_ISSUER }),
+    keyPrefix: options.keyPrefix,
+  });
+}
+
+export function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+/** Reads one JSON line from a child's stdout. */
+export async function readLine(stream: ReadableStream<Uint8Array>): Promise<Record<string, unknown>> {
+  const reader = stream.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`process ended before answering: ${text}`);
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return JSON.parse(text.slice(0, text.indexOf("\n")));
+}
