@@ -1,13 +1,14 @@
 import type { EventConsumer, EventLog } from "../shared/events/event-log";
-import { TierChangedEvent } from "../shared/events/tier-changed";
+import { announceTierChanged, TierChangedEvent } from "../shared/events/tier-changed";
 import { applyTierChange } from "./apply-tier-change";
 import type { AuthContext } from "./context";
 
 /**
  * Auth's consumer of billing's tier changes (group "auth" on the durable stream). Events produced
- * while auth was down are waiting in the group and are applied when it starts. A malformed event
- * is logged and acknowledged (retrying cannot fix it); a database error leaves it pending for
- * redelivery.
+ * while auth was down are waiting in the group and are applied when it starts. Each applied change
+ * is then announced to real-time listeners, so a device told to refresh gets the new tier. A
+ * malformed event is logged and acknowledged (retrying cannot fix it); a database error leaves it
+ * pending for redelivery.
  */
 export function startTierConsumer(ctx: AuthContext, log: EventLog): Promise<EventConsumer> {
   const applied = ctx.platform.metrics.counter("auth_tier_changes_total", "Tier-changed events handled", ["outcome"]);
@@ -25,6 +26,7 @@ export function startTierConsumer(ctx: AuthContext, log: EventLog): Promise<Even
         return;
       }
       const outcome = await applyTierChange({ ctx, event });
+      if (outcome === "applied") await announceTierChanged(ctx.platform, event);
       applied.inc({ outcome });
       ctx.logger.info({ user_id: event.userId, tier: event.tier, event_id: event.eventId, outcome }, "tier change");
     },

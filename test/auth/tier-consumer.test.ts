@@ -1,8 +1,9 @@
 // Tier changes from billing reach auth through the durable stream. Events are produced with
 // billing's own `publishTierChanged`, on a separate platform standing in for the billing service.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Redis } from "ioredis";
 import postgres from "postgres";
-import { publishTierChanged, type TierChangedEvent } from "../../src/shared/events/tier-changed";
+import { publishTierChanged, TierChangedEvent } from "../../src/shared/events/tier-changed";
 import type { Platform } from "../../src/shared/platform";
 import { createTestContext, eventually, type TestContext } from "../../src/shared/testing";
 import { get, PASSWORD, post, registerUser, type SessionBody, startAuth } from "./helpers";
@@ -96,6 +97,39 @@ describe("tier-changed consumer", () => {
     );
     expect(await tierOf(session.user.id)).toBe("team");
     expect(await live(session.user.id)).toBe(1);
+  });
+
+  test("an applied change is announced on tier_changed:{user_id} after it is committed; a stale one is not", async () => {
+    const session = await registerUser(base);
+    const marker = await registerUser(base);
+    const listener = new Redis(ctx.redisUrl);
+    const heard: Array<{ userId: string; tier: string; tierInAuth: string }> = [];
+    try {
+      listener.on("message", async (_channel: string, message: string) => {
+        const event = TierChangedEvent.parse(JSON.parse(message));
+        heard.push({ userId: event.userId, tier: event.tier, tierInAuth: await tierOf(event.userId) });
+      });
+      await listener.subscribe(billing.keys.tierChanged(session.user.id), billing.keys.tierChanged(marker.user.id));
+      const now = Date.now();
+      await publishTierChanged(billing, change(session.user.id, "pro", now));
+      await eventually(
+        () => heard.length,
+        (n) => n === 1,
+      );
+      await publishTierChanged(billing, change(session.user.id, "free", now - 1000));
+      // Auth announces on one connection, in order: the marker's announcement comes after any other.
+      await publishTierChanged(billing, change(marker.user.id, "power", now));
+      await eventually(
+        () => heard.length,
+        (n) => n === 2,
+      );
+      expect(heard).toEqual([
+        { userId: session.user.id, tier: "pro", tierInAuth: "pro" },
+        { userId: marker.user.id, tier: "power", tierInAuth: "power" },
+      ]);
+    } finally {
+      listener.disconnect();
+    }
   });
 
   test("events for unknown users or malformed ones do not block the stream", async () => {

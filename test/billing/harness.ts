@@ -21,6 +21,19 @@ export const newUserId = () => `user-${crypto.randomUUID()}`;
 export const isOwnIdempotencyKey = (key: string | null | undefined) =>
   typeof key === "string" && !key.startsWith("stripe-node-retry-");
 
+/** Billing's settings against a started fake Stripe. */
+export const billingEnv = (fake: FakeStripe): Record<string, string> => ({
+  PUBLIC_URL,
+  STRIPE_SECRET_KEY: fake.apiKey,
+  STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+  STRIPE_API_BASE: fake.url,
+  STRIPE_MAX_NETWORK_RETRIES: "0",
+  STRIPE_PRICE_PRO: PRICES.pro,
+  STRIPE_PRICE_POWER: PRICES.power,
+  STRIPE_PRICE_TEAM: PRICES.team,
+  BILLING_REDIRECT_ORIGINS: "adiuva://billing",
+});
+
 export interface Call {
   token?: string;
   body?: unknown;
@@ -35,18 +48,7 @@ export async function startBilling(overrides: PlatformOverrides = {}) {
   const server = await ctx.start([createBillingService], {
     ...overrides,
     service: "billing",
-    env: {
-      PUBLIC_URL,
-      STRIPE_SECRET_KEY: fake.apiKey,
-      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      STRIPE_API_BASE: fake.url,
-      STRIPE_MAX_NETWORK_RETRIES: "0",
-      STRIPE_PRICE_PRO: PRICES.pro,
-      STRIPE_PRICE_POWER: PRICES.power,
-      STRIPE_PRICE_TEAM: PRICES.team,
-      BILLING_REDIRECT_ORIGINS: "adiuva://billing",
-      ...overrides.env,
-    },
+    env: { ...billingEnv(fake), ...overrides.env },
   });
   const redis = new Redis(ctx.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   ctx.defer(() => redis.disconnect());

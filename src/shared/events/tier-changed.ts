@@ -5,7 +5,8 @@ import { eventLogFor } from "./for-platform";
 
 /**
  * A user's tier changed (billing is the producer). Delivered durably to auth through a Redis Stream
- * consumer group, and announced on the seed's `tier_changed:{user_id}` channel for real-time listeners.
+ * consumer group; once auth has applied it, auth announces it on the seed's `tier_changed:{user_id}`
+ * channel for real-time listeners (the chat gateway tells the user's devices to refresh).
  */
 export const TierChangedEvent = z.object({
   /** Unique per change; consumers are idempotent on it. */
@@ -21,11 +22,20 @@ export const TierChangedEvent = z.object({
 export type TierChangedEvent = z.infer<typeof TierChangedEvent>;
 
 /**
- * Appends the event to the durable stream, then announces it on pub/sub. Throws if the durable
- * write fails, so the caller (billing's outbox) can retry; the announcement is best effort.
+ * Appends the event to the durable stream. Throws if the write fails, so the caller (billing's
+ * outbox) can retry.
  */
 export async function publishTierChanged(platform: Platform, event: TierChangedEvent): Promise<void> {
   const payload = JSON.stringify(TierChangedEvent.parse(event));
   await eventLogFor(platform).append(platform.keys.tierChangedStream, payload);
-  await platform.bus.publish(platform.keys.tierChanged(event.userId), payload).catch(() => 0);
+}
+
+/**
+ * Announces an applied change on `tier_changed:{user_id}`, best effort. Sent by auth after the
+ * change is committed, not by billing when it is produced: a device that refreshes the moment it
+ * hears it must get the new tier, and a change waiting for auth (down, lagging) must not be
+ * announced before it can be.
+ */
+export async function announceTierChanged(platform: Platform, event: TierChangedEvent): Promise<void> {
+  await platform.bus.publish(platform.keys.tierChanged(event.userId), JSON.stringify(event)).catch(() => 0);
 }
