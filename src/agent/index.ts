@@ -3,9 +3,11 @@ import type { ServiceModule } from "../shared/app";
 import { migrate } from "../shared/db";
 import type { DevicePush, DeviceRpc } from "../shared/device-rpc";
 import { type JobQueue, openJobQueue } from "../shared/jobs";
+import { type JourneyQueue, openJourneyQueue } from "../shared/journey-relay";
 import type { Platform } from "../shared/platform";
 import type { AgentContext, AgentModels } from "./context";
 import { defaultDependencies } from "./dependencies";
+import { createJourneyWorker } from "./journey-relay";
 import { migrations } from "./migrations";
 import type { RunJob } from "./model";
 import { agentRoutes } from "./routes";
@@ -20,6 +22,8 @@ export interface AgentDependencies {
   push: DevicePush;
   models: AgentModels;
   queue?: JobQueue<RunJob>;
+  /** Journey turns relayed from device sockets by the chat service. */
+  journeys?: JourneyQueue;
 }
 
 /** Builds the agent service from its dependencies; no globals. */
@@ -36,6 +40,9 @@ export async function createAgentService(
       lockMs: env.AGENT_JOB_LOCK_MS,
       stalledIntervalMs: env.AGENT_STALLED_INTERVAL_MS,
     });
+  const journeys =
+    overrides.journeys ??
+    openJourneyQueue(platform, { lockMs: env.AGENT_JOB_LOCK_MS, stalledIntervalMs: env.AGENT_STALLED_INTERVAL_MS });
   const ctx: AgentContext = {
     db: platform.db,
     keys: platform.keys,
@@ -55,6 +62,7 @@ export async function createAgentService(
     },
   };
   const runner = createRunner(ctx);
+  const journeyWorker = createJourneyWorker(ctx, journeys, env.AGENT_JOURNEY_CONCURRENCY);
   return {
     name: "agent",
     prefix: AGENT_PREFIX,
@@ -62,10 +70,14 @@ export async function createAgentService(
     async start() {
       await migrate(platform.db, "agent", migrations);
       await deps.start();
-      if (env.AGENT_WORKER) await runner.start();
+      if (env.AGENT_WORKER) {
+        await runner.start();
+        journeyWorker.start();
+      }
     },
     async stop() {
       await queue.close();
+      await journeys.close();
       await runner.stop();
       await deps.stop();
     },

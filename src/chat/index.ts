@@ -2,11 +2,13 @@ import { Elysia } from "elysia";
 import type { ServiceModule } from "../shared/app";
 import { migrate, withTimeout } from "../shared/db";
 import type { DeviceRpc } from "../shared/device-rpc";
+import { type JourneyQueue, openJourneyQueue } from "../shared/journey-relay";
 import { createLlm, type Llm } from "../shared/llm";
 import type { Platform } from "../shared/platform";
 import { checkRate, type RateLimiter } from "../shared/rate-limit";
 import { type ChatEngine, chatMetrics } from "./engine";
 import { createDeviceGateway, type DeviceGateway, type DeviceGatewayOptions } from "./gateway";
+import { createJourneyRelay } from "./journey-relay";
 import { MemoryService } from "./memory/memory";
 import { PgMemoryStore } from "./memory/pg-store";
 import { QdrantMemoryStore } from "./memory/qdrant-store";
@@ -26,6 +28,8 @@ export interface ChatServiceOptions {
   memoryStore?: MemoryStore;
   /** The tier's requests/min for chat routes and `chat` frames, one budget; defaults to the platform's. */
   limiter?: RateLimiter;
+  /** Where `journey_*` frames go for the agent service; defaults to the platform's journey queue. */
+  journeyQueue?: JourneyQueue;
 }
 
 export interface ChatServiceModule extends ServiceModule {
@@ -77,6 +81,15 @@ export async function createChatService(
   };
   const frames = createChatFrameHandler(engine);
   if (!options.gateway?.chat) gateway.useChat(gatewayChatHandlers(frames));
+  const journeyQueue = options.journeyQueue ?? openJourneyQueue(platform);
+  const journeys = createJourneyRelay({
+    queue: journeyQueue,
+    push: gateway.push,
+    timeoutMs: env.JOURNEY_QUEUE_TIMEOUT_MS,
+    logger,
+    metrics: platform.metrics,
+  });
+  if (!options.gateway?.journeys) gateway.useJourneys(journeys);
   if (!options.gateway?.rateLimiter) {
     gateway.useRateLimiter({
       async allowChat(userId, tier) {
@@ -103,7 +116,9 @@ export async function createChatService(
     },
     async stop() {
       await frames.stop();
+      journeys.stop();
       await gateway.stop();
+      await journeyQueue.close();
       await withTimeout(memory.idle(), env.SHUTDOWN_GRACE_MS, "memory extraction").catch((error) =>
         logger.warn({ err: error }, "memory extraction still running at shutdown"),
       );

@@ -1,5 +1,5 @@
 import type { UIMessageChunk } from "ai";
-import { ServiceError } from "../shared/errors";
+import { errorFrame, ServiceError } from "../shared/errors";
 import type { Tier } from "../shared/tiers";
 import type { ChatEngine } from "./engine";
 import type { ChatHandlers, DeviceSession, SendFrame, ServerFrame } from "./gateway";
@@ -56,13 +56,7 @@ export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
   const finished = new Set<Promise<void>>();
 
   const sendError = async (session: ChatSession, error: unknown, ref?: string) => {
-    const frame: ChatServerFrame =
-      error instanceof ServiceError
-        ? { type: "error", code: error.code, message: error.message, ...(ref ? { ref } : {}) }
-        : { type: "error", code: "internal", message: "internal error", ...(ref ? { ref } : {}) };
-    if (error instanceof ServiceError && error.headers["retry-after"]) {
-      frame.retry_after_ms = Number(error.headers["retry-after"]) * 1000;
-    }
+    const frame = errorFrame(error, ref);
     if (!(error instanceof ServiceError) || error.status >= 500) {
       engine.logger.error({ err: error, ref }, "chat frame failed");
     }

@@ -1,4 +1,5 @@
 import type { ServerFrame } from "../chat/gateway/model";
+import { ChatStream, requestError } from "./chat-stream";
 
 /** Protocol spoken by this SDK (the server's `PROTOCOL_VERSION`). */
 export const DEVICE_PROTOCOL = 1;
@@ -9,6 +10,7 @@ export type Welcome = Extract<ServerFrame, { type: "welcome" }>;
 export type ChatChunk = Extract<ServerFrame, { type: "chat_chunk" }>;
 export type ChatDone = Extract<ServerFrame, { type: "chat_done" }>;
 export type ErrorFrame = Extract<ServerFrame, { type: "error" }>;
+export type JourneyFrame = Extract<ServerFrame, { type: "journey" }>;
 
 export interface ToolContext {
   id: string;
@@ -52,6 +54,7 @@ export interface DeviceClientEvents {
   chat_chunk: ChatChunk;
   chat_done: ChatDone;
   agent_event: Extract<ServerFrame, { type: "agent_event" }>;
+  journey: JourneyFrame;
   session: Extract<ServerFrame, { type: "session" }>;
   error: ErrorFrame;
   close: { code: number; reason: string; willReconnect: boolean };
@@ -141,6 +144,27 @@ export class DeviceClient {
     this.send({ type: "chat_cancel", request_id: requestId });
   }
 
+  /**
+   * Starts a setup journey for an agent type of the catalog. Resolves with the `journey` frame (the
+   * assistant's first question and the empty draft); rejects like a chat, with the `error` frame's
+   * `code` (e.g. `tier_insufficient`, `config_limit_reached`, `rate_limited`, `agent_unavailable`).
+   */
+  startJourney(agentType: string, options: { requestId?: string } = {}): Promise<JourneyFrame> {
+    return this.journeyRequest({ type: "journey_start", agent_type: agentType }, options.requestId);
+  }
+
+  /** Answers the journey's question, or confirms its configuration (`confirm: true`, `text` optional). */
+  sendJourneyMessage(
+    journeyId: string,
+    text: string | undefined,
+    options: { confirm?: boolean; requestId?: string } = {},
+  ): Promise<JourneyFrame> {
+    return this.journeyRequest(
+      { type: "journey_message", journey_id: journeyId, text, confirm: options.confirm },
+      options.requestId,
+    );
+  }
+
   /** Sends a fresh token on the open socket (also done automatically before expiry). */
   async renewToken(): Promise<void> {
     const token = await this.options.token();
@@ -161,6 +185,38 @@ export class DeviceClient {
     this.socket?.close(1000, "closed by the device");
     this.cleanup();
     this.status = "closed";
+  }
+
+  /** One journey frame and its answer, matched by request id; the socket closing first rejects. */
+  private journeyRequest(
+    frame: { type: string } & Record<string, unknown>,
+    requestId: string = crypto.randomUUID(),
+  ): Promise<JourneyFrame> {
+    return new Promise((resolve, reject) => {
+      const offs = [
+        this.on("journey", (answer) => {
+          if (answer.request_id !== requestId) return;
+          finish();
+          resolve(answer);
+        }),
+        this.on("error", (error) => {
+          if (error.ref !== requestId) return;
+          finish();
+          reject(requestError(error));
+        }),
+        this.on("close", () => {
+          finish();
+          reject(new Error("the connection closed before the journey answered"));
+        }),
+      ];
+      const finish = () => {
+        for (const off of offs) off();
+      };
+      if (!this.send({ ...frame, request_id: requestId })) {
+        finish();
+        reject(new Error("the device is not connected"));
+      }
+    });
   }
 
   private async open(): Promise<void> {
@@ -318,63 +374,6 @@ export class DeviceClient {
 
   private emit(type: string, event: unknown): void {
     for (const listener of this.listeners.get(type) ?? []) (listener as Listener<unknown>)(event);
-  }
-}
-
-/** One chat turn: its chunks in order, and the final frame (or the error that ended it). */
-export class ChatStream implements AsyncIterable<ChatChunk> {
-  readonly done: Promise<ChatDone>;
-  private readonly chunks: ChatChunk[] = [];
-  private wake?: () => void;
-  private finished = false;
-
-  constructor(
-    readonly requestId: string,
-    client: DeviceClient,
-  ) {
-    const { promise, resolve, reject } = Promise.withResolvers<ChatDone>();
-    this.done = promise;
-    promise.catch(() => {});
-    const offs = [
-      client.on("chat_chunk", (chunk) => {
-        if (chunk.request_id !== requestId) return;
-        this.chunks.push(chunk);
-        this.wake?.();
-      }),
-      client.on("chat_done", (done) => {
-        if (done.request_id !== requestId) return;
-        finish();
-        resolve(done);
-      }),
-      client.on("error", (error) => {
-        if (error.ref !== requestId) return;
-        finish();
-        reject(Object.assign(new Error(error.message), { code: error.code, retryAfterMs: error.retry_after_ms }));
-      }),
-      client.on("close", () => {
-        finish();
-        reject(new Error("the connection closed during the chat"));
-      }),
-    ];
-    const finish = () => {
-      this.finished = true;
-      for (const off of offs) off();
-      this.wake?.();
-    };
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<ChatChunk> {
-    for (;;) {
-      const next = this.chunks.shift();
-      if (next) {
-        yield next;
-        continue;
-      }
-      if (this.finished) return;
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-      });
-    }
   }
 }
 

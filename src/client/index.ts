@@ -1,1 +1,2 @@
+export * from "./chat-stream";
 export * from "./device-client";

@@ -111,6 +111,8 @@ export const Env = z.object({
   CHAT_HISTORY_MESSAGES: z.coerce.number().int().min(0).default(20),
   /** Time a device has to answer one tool call made by the chat agent. */
   CHAT_TOOL_DEADLINE_MS: z.coerce.number().int().positive().default(15_000),
+  /** How long a journey frame from a device waits for an agent replica before it is withdrawn and the device told. */
+  JOURNEY_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   /** Time memory retrieval may take before a reply goes on without memories. */
   MEMORY_BUDGET_MS: z.coerce.number().int().min(0).default(150),
   /** Memories injected into one turn at most. */
@@ -134,6 +136,8 @@ export const Env = z.object({
   AGENT_JOB_LOCK_MS: z.coerce.number().int().min(500).default(30_000),
   AGENT_STALLED_INTERVAL_MS: z.coerce.number().int().min(200).default(15_000),
   AGENT_RUN_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
+  /** Journey turns relayed from device sockets that one agent replica answers at once (one model call each). */
+  AGENT_JOURNEY_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
 
   STRIPE_SECRET_KEY: optionalString,
   STRIPE_WEBHOOK_SECRET: optionalString,

@@ -39,3 +39,24 @@ export function errorBody(error: ServiceError, requestId: string): ErrorBody {
   if (error.details !== undefined) body.error.details = error.details;
   return body;
 }
+
+/** The device WebSocket's `error` frame; `ref` names the request it answers. */
+export type ErrorFrame = {
+  type: "error";
+  code: string;
+  message: string;
+  ref?: string;
+  retry_after_ms?: number;
+};
+
+/** An `error` frame for anything thrown: a ServiceError keeps its code, anything else is `internal`. */
+export function errorFrame(error: unknown, ref?: string): ErrorFrame {
+  const frame: ErrorFrame =
+    error instanceof ServiceError
+      ? { type: "error", code: error.code, message: error.message }
+      : { type: "error", code: "internal", message: "internal error" };
+  if (ref) frame.ref = ref;
+  const retryAfter = error instanceof ServiceError ? error.headers["retry-after"] : undefined;
+  if (retryAfter) frame.retry_after_ms = Number(retryAfter) * 1000;
+  return frame;
+}

@@ -1,6 +1,6 @@
 import { limitsFor, type Tier } from "../../shared/tiers";
 import type { DeviceSession } from "./connection";
-import type { ChatCancelFrame, ChatFrame, ServerFrame } from "./model";
+import type { ChatCancelFrame, ChatFrame, JourneyMessageFrame, JourneyStartFrame, ServerFrame } from "./model";
 
 /** Sends one frame to the device that asked; false when the socket is gone or too far behind. */
 export type SendFrame = (frame: ServerFrame) => boolean;
@@ -16,7 +16,15 @@ export interface ChatHandlers {
   onChatCancel?(session: DeviceSession, frame: ChatCancelFrame, send: SendFrame): void | Promise<void>;
 }
 
-/** The per-tier requests/min check applied to `chat` frames; the shared Redis limiter plugs in here. */
+/**
+ * Where `journey_start` and `journey_message` frames go once validated and past the same per-tier
+ * rate limit as `chat` frames: the relay to the agent service. Without one they get an `error` frame.
+ */
+export interface JourneyHandler {
+  onJourney(session: DeviceSession, frame: JourneyStartFrame | JourneyMessageFrame, send: SendFrame): Promise<void>;
+}
+
+/** The per-tier requests/min check applied to `chat` and journey frames; the shared Redis limiter plugs in here. */
 export interface ChatRateLimiter {
   allowChat(userId: string, tier: Tier): Promise<{ allowed: boolean; retryAfterMs: number }>;
 }

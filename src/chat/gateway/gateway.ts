@@ -5,13 +5,15 @@ import { createRpcNode } from "../../shared/device-rpc/node";
 import { createStreamPublisher } from "../../shared/device-rpc/push";
 import type { Platform } from "../../shared/platform";
 import { presenceFor } from "../../shared/presence";
-import { type ChatHandlers, type ChatRateLimiter, createLocalChatLimiter } from "./chat-seam";
+import { type ChatHandlers, type ChatRateLimiter, createLocalChatLimiter, type JourneyHandler } from "./chat-seam";
 import { DeviceHub } from "./hub";
 import { CloseCode, type ServerFrame } from "./model";
 import { deviceSocket } from "./socket";
 
 export interface DeviceGatewayOptions {
   chat?: ChatHandlers;
+  /** Where journey frames go (the relay to the agent service). */
+  journeys?: JourneyHandler;
   /** The per-tier requests/min check for `chat` frames; defaults to a per-process window. */
   rateLimiter?: ChatRateLimiter;
 }
@@ -26,6 +28,7 @@ export interface DeviceGateway {
   push: DevicePush;
   /** For a chat engine built after the gateway (it needs `rpc`). */
   useChat(handlers: ChatHandlers): void;
+  useJourneys(handler: JourneyHandler): void;
   useRateLimiter(limiter: ChatRateLimiter): void;
   connectionCount(): number;
   start(): Promise<void>;
@@ -38,6 +41,7 @@ export function createDeviceGateway(platform: Platform, options: DeviceGatewayOp
   const connected = metrics.gauge("device_connections", "Authenticated device sockets on this instance");
   const rejected = metrics.counter("device_frames_rejected_total", "Device frames answered with an error", ["reason"]);
   let chat = options.chat;
+  let journeys = options.journeys;
   let limiter = options.rateLimiter ?? createLocalChatLimiter();
   const hub = new DeviceHub(platform, presenceFor(platform), rpcMetrics(metrics), (count) => connected.set(count));
   const node = createRpcNode(platform, { owner: hub });
@@ -47,6 +51,7 @@ export function createDeviceGateway(platform: Platform, options: DeviceGatewayOp
     platform,
     hub,
     chat: () => chat,
+    journeys: () => journeys,
     limiter: () => limiter,
     rejected: (reason) => rejected.inc({ reason }),
   });
@@ -68,6 +73,9 @@ export function createDeviceGateway(platform: Platform, options: DeviceGatewayOp
     push,
     useChat: (handlers) => {
       chat = handlers;
+    },
+    useJourneys: (handler) => {
+      journeys = handler;
     },
     useRateLimiter: (next) => {
       limiter = next;

@@ -1,4 +1,4 @@
-export type { ChatHandlers, ChatRateLimiter, SendFrame } from "./chat-seam";
+export type { ChatHandlers, ChatRateLimiter, JourneyHandler, SendFrame } from "./chat-seam";
 export { createLocalChatLimiter } from "./chat-seam";
 export type { DeviceSession } from "./connection";
 export { createDeviceGateway, type DeviceGateway, type DeviceGatewayOptions } from "./gateway";

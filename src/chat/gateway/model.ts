@@ -1,4 +1,6 @@
 import { z } from "zod";
+import type { ErrorFrame } from "../../shared/errors";
+import type { JourneyFrame } from "../../shared/journey-relay";
 
 /** Protocol version spoken by this gateway; `hello.protocol` must match. */
 export const PROTOCOL_VERSION = 1;
@@ -59,6 +61,27 @@ export const ToolProgressFrame = z.object({
 });
 export type ToolProgressFrame = z.infer<typeof ToolProgressFrame>;
 
+/** Starts an agent setup journey (relayed to the agent service); answered by a `journey` frame. */
+export const JourneyStartFrame = z.object({
+  type: z.literal("journey_start"),
+  request_id: Id,
+  /** The agent type, as in `GET /api/v1/agents/catalog`. */
+  agent_type: z.string().trim().min(1).max(64),
+});
+export type JourneyStartFrame = z.infer<typeof JourneyStartFrame>;
+
+/** One user message of a journey, or the confirmation of its configuration. */
+export const JourneyMessageFrame = z
+  .object({
+    type: z.literal("journey_message"),
+    request_id: Id,
+    journey_id: z.string().min(1).max(64),
+    text: z.string().trim().min(1).max(4000).optional(),
+    confirm: z.boolean().optional(),
+  })
+  .refine((frame) => frame.text !== undefined || frame.confirm !== undefined, "text or confirm is required");
+export type JourneyMessageFrame = z.infer<typeof JourneyMessageFrame>;
+
 export const TokenFrame = z.object({ type: z.literal("token"), token: z.string().min(1).max(8192) });
 export const PingFrame = z.object({ type: z.literal("ping") });
 
@@ -66,6 +89,8 @@ export const PingFrame = z.object({ type: z.literal("ping") });
 export const DeviceFrame = z.discriminatedUnion("type", [
   ChatFrame,
   ChatCancelFrame,
+  JourneyStartFrame,
+  JourneyMessageFrame,
   ToolResultFrame,
   ToolProgressFrame,
   TokenFrame,
@@ -73,7 +98,17 @@ export const DeviceFrame = z.discriminatedUnion("type", [
   HelloFrame,
 ]);
 export type DeviceFrame = z.infer<typeof DeviceFrame>;
-export const DEVICE_FRAME_TYPES = ["hello", "chat", "chat_cancel", "tool_result", "tool_progress", "token", "ping"];
+export const DEVICE_FRAME_TYPES = [
+  "hello",
+  "chat",
+  "chat_cancel",
+  "journey_start",
+  "journey_message",
+  "tool_result",
+  "tool_progress",
+  "token",
+  "ping",
+];
 
 /** Frames the server sends (not validated on the way out; typed for the SDK and the chat engine). */
 export type ServerFrame =
@@ -84,5 +119,6 @@ export type ServerFrame =
   | { type: "chat_done"; request_id: string; chat_id: string; message_id: string; usage?: unknown }
   | ({ type: "agent_event"; run_id: string } & Record<string, unknown>)
   | { type: "session"; action: "refresh" }
-  | { type: "error"; code: string; message: string; ref?: string; retry_after_ms?: number }
+  | JourneyFrame
+  | ErrorFrame
   | { type: "pong" };

@@ -1,7 +1,7 @@
 import type { ServerWebSocket } from "bun";
 import { Elysia } from "elysia";
 import type { Platform } from "../../shared/platform";
-import type { ChatHandlers, ChatRateLimiter } from "./chat-seam";
+import type { ChatHandlers, ChatRateLimiter, JourneyHandler } from "./chat-seam";
 import { DeviceConnection } from "./connection";
 import type { DeviceHub } from "./hub";
 import {
@@ -19,6 +19,7 @@ export interface SocketDeps {
   platform: Platform;
   hub: DeviceHub;
   chat: () => ChatHandlers | undefined;
+  journeys: () => JourneyHandler | undefined;
   limiter: () => ChatRateLimiter;
   rejected: (reason: string) => void;
 }
@@ -141,6 +142,10 @@ class FrameHandler {
       case "chat_cancel":
         await this.chat(connection, frame);
         return;
+      case "journey_start":
+      case "journey_message":
+        await this.journey(connection, frame);
+        return;
     }
   }
 
@@ -207,24 +212,7 @@ class FrameHandler {
         if (handlers?.onChatCancel) await handlers.onChatCancel(session, frame, send);
         return;
       }
-      const verdict = await this.deps
-        .limiter()
-        .allowChat(session.userId, session.tier)
-        .catch((error: Error) => {
-          // A limiter outage must not take chat down with it.
-          this.deps.platform.logger.warn({ err: error.message }, "chat rate limit unavailable");
-          return { allowed: true, retryAfterMs: 0 };
-        });
-      if (!verdict.allowed) {
-        connection.send({
-          type: "error",
-          code: "rate_limited",
-          message: "too many chat requests for this plan, retry later",
-          ref: frame.request_id,
-          retry_after_ms: verdict.retryAfterMs,
-        });
-        return;
-      }
+      if (!(await this.withinRate(connection, frame.request_id))) return;
       if (!handlers) {
         this.error(connection, "chat_unavailable", "chat is not available on this server", frame.request_id);
         return;
@@ -234,6 +222,52 @@ class FrameHandler {
       this.deps.platform.logger.error({ err: error, user: session.userId }, "chat handler failed");
       this.error(connection, "internal", "the request failed", frame.request_id);
     }
+  }
+
+  private async journey(
+    connection: DeviceConnection,
+    frame: Extract<DeviceFrame, { type: "journey_start" | "journey_message" }>,
+  ) {
+    const session = connection.session!;
+    try {
+      if (!(await this.withinRate(connection, frame.request_id))) return;
+      const handler = this.deps.journeys();
+      if (!handler) {
+        this.error(
+          connection,
+          "journeys_unavailable",
+          "setup journeys are not available on this server",
+          frame.request_id,
+        );
+        return;
+      }
+      await handler.onJourney(session, frame, (out) => connection.send(out));
+    } catch (error) {
+      this.deps.platform.logger.error({ err: error, user: session.userId }, "journey handler failed");
+      this.error(connection, "internal", "the request failed", frame.request_id);
+    }
+  }
+
+  /** The tier's requests/min, one budget for chat and journey frames; false when refused (and answered). */
+  private async withinRate(connection: DeviceConnection, requestId: string): Promise<boolean> {
+    const session = connection.session!;
+    const verdict = await this.deps
+      .limiter()
+      .allowChat(session.userId, session.tier)
+      .catch((error: Error) => {
+        // A limiter outage must not take chat down with it.
+        this.deps.platform.logger.warn({ err: error.message }, "chat rate limit unavailable");
+        return { allowed: true, retryAfterMs: 0 };
+      });
+    if (verdict.allowed) return true;
+    connection.send({
+      type: "error",
+      code: "rate_limited",
+      message: "too many requests for this plan, retry later",
+      ref: requestId,
+      retry_after_ms: verdict.retryAfterMs,
+    });
+    return false;
   }
 
   private armExpiry(connection: DeviceConnection, expiresAtS: number): void {

@@ -190,6 +190,15 @@ describe("chat frames", () => {
     socket.ws.close();
   });
 
+  test("without a journey relay, journey frames get journeys_unavailable", async () => {
+    const socket = await rawSocket(gatewayOnly.wsUrl);
+    socket.send(hello(await ctx.token(user())));
+    await socket.next("welcome");
+    socket.send({ type: "journey_start", request_id: "j1", agent_type: "filesystem" });
+    expect(await socket.next("error")).toMatchObject({ code: "journeys_unavailable", ref: "j1" });
+    socket.ws.close();
+  });
+
   test("with a chat engine, the device streams its chunks and can cancel", async () => {
     const device = await connectDevice(ctx, { url: withEngine.wsUrl, userId: user() });
     const stream = device.chat({ text: "hi", chatId: "c1" });
