@@ -1,9 +1,9 @@
-import type { Bus } from "../bus/bus";
 import { DeviceCallError, type DeviceCallErrorCode, type DeviceCallOptions } from "../device-rpc";
 import type { Keys } from "../keys";
 import type { Logger } from "../logger";
 import type { Presence } from "../presence";
 import type { CallOutcome, CallProgress, InboxMessage } from "./envelope";
+import type { RpcLane } from "./lane";
 import type { CallPath, RpcMetrics } from "./metrics";
 
 export type CallRequest = Extract<InboxMessage, { t: "call" }>;
@@ -47,7 +47,7 @@ export class RpcCaller {
     private readonly deps: {
       instanceId: string;
       presence: Presence;
-      bus: Bus;
+      lane: RpcLane;
       keys: Keys;
       logger: Logger;
       metrics: RpcMetrics;
@@ -208,7 +208,7 @@ export class RpcCaller {
       return;
     }
     const message = JSON.stringify({ t: "cancel", c: connectionId, id, reason, ts: Date.now() });
-    this.deps.bus.publish(this.deps.keys.instanceInbox(owner), message).catch(() => {});
+    this.deps.lane.publish(this.deps.keys.instanceInbox(owner), message).catch(() => {});
   }
 
   private record(entry: Pending, outcome: string): void {

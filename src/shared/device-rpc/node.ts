@@ -4,6 +4,7 @@ import type { Platform } from "../platform";
 import { type Lease, presenceFor } from "../presence";
 import { type CallOwner, RpcCaller } from "./caller";
 import { type CallOutcome, type CallProgress, parseInbox } from "./envelope";
+import { laneFor } from "./lane";
 import { rpcMetrics } from "./metrics";
 
 export interface RpcNodeOptions {
@@ -27,7 +28,8 @@ export interface RpcNode extends DeviceRpc {
 }
 
 export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}): RpcNode {
-  const { env, keys, bus, logger } = platform;
+  const { env, keys, logger } = platform;
+  const lane = laneFor(platform);
   const owner = options.owner;
   // Leases name the platform's instance, so an owner answers on that id. A caller without sockets
   // gets an inbox of its own: in one process (SERVICE_NAME=all) it must not share the gateway's.
@@ -37,7 +39,7 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
   const caller = new RpcCaller({
     instanceId,
     presence,
-    bus,
+    lane,
     keys,
     logger,
     metrics,
@@ -77,7 +79,7 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
       else caller.progress(message);
       return;
     }
-    bus.publish(keys.instanceInbox(to), JSON.stringify(message)).catch((error: Error) => {
+    lane.publish(keys.instanceInbox(to), JSON.stringify(message)).catch((error: Error) => {
       logger.warn({ err: error.message }, "device rpc reply not published");
     });
   };
@@ -110,7 +112,7 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
     },
     devices: async (userId) => (await presence.list(userId)).map(toInfo),
     async start() {
-      unsubscribe = await bus.subscribe(keys.instanceInbox(instanceId), onInbox);
+      unsubscribe = await lane.subscribe(keys.instanceInbox(instanceId), onInbox);
       if (owner) await presence.markInstance(instanceId, instanceTtl);
       sinceMark = 0;
       timer = setInterval(() => void housekeeping(), tick);
