@@ -18,6 +18,8 @@ export function createKeys(prefix = "adiuva") {
     instanceAlive: (instanceId: string) => `${p}:instance:${instanceId}`,
     instanceInbox: (instanceId: string) => `${p}:inbox:${instanceId}`,
     deviceStream: (userId: string) => `${p}:stream:${userId}`,
+    /** A device lease appeared for the user id published here: callers drop the routes they remember. */
+    devicePresenceChanged: `${p}:presence-changed`,
 
     // Events between services
     tierChangedStream: `${p}:events:tier_changed`,

@@ -1,7 +1,7 @@
 import type { Unsubscribe } from "../../shared/bus/bus";
 import type { CallOwner, CallRequest } from "../../shared/device-rpc/caller";
 import type { RpcMetrics } from "../../shared/device-rpc/metrics";
-import type { RpcNode } from "../../shared/device-rpc/node";
+import { failure, type RpcNode } from "../../shared/device-rpc/node";
 import { parseStream } from "../../shared/device-rpc/push";
 import type { Platform } from "../../shared/platform";
 import type { Lease, Presence } from "../../shared/presence";
@@ -47,6 +47,10 @@ export class DeviceHub implements CallOwner {
         this.platform.logger.warn({ err: error.message }, "device lease not stored");
       }),
     ]);
+    // Callers remembering where this user's calls went must ask presence again; done before `welcome`.
+    await this.node?.announce(session.userId).catch((error: Error) => {
+      this.platform.logger.warn({ err: error.message }, "device presence change not announced");
+    });
   }
 
   /** Forgets a closed connection and fails what it owed; only its own lease is removed. */
@@ -60,7 +64,7 @@ export class DeviceHub implements CallOwner {
       this.byUser.delete(session.userId);
       void this.unfollowStream(session.userId);
     }
-    for (const [id, call] of connection.calls) this.fail(call.from, id, "the device disconnected");
+    for (const [id, call] of connection.calls) this.node?.reply(call.from, failure(id, "the device disconnected"));
     connection.calls.clear();
     await this.presence.remove(session.userId, connection.id).catch(() => {});
   }
@@ -68,7 +72,7 @@ export class DeviceHub implements CallOwner {
   deliver(call: CallRequest): void {
     const connection = this.byId.get(call.c);
     if (connection?.state !== "open" || connection.session?.userId !== call.user) {
-      this.fail(call.from, call.id, "the device's connection is gone");
+      this.node?.reply(call.from, failure(call.id, "the device's connection is gone", true));
       return;
     }
     if (!connection.session?.tools.includes(call.name)) {
@@ -96,7 +100,8 @@ export class DeviceHub implements CallOwner {
       deadline_ms: call.deadline_ms,
       origin: call.origin,
     });
-    if (!sent && connection.calls.delete(call.id)) this.fail(call.from, call.id, "the device's connection is gone");
+    if (!sent && connection.calls.delete(call.id))
+      this.node?.reply(call.from, failure(call.id, "the device's connection is gone", true));
   }
 
   cancel(connectionId: string, callId: string, reason: string): void {
@@ -178,16 +183,6 @@ export class DeviceHub implements CallOwner {
 
   connections(): DeviceConnection[] {
     return [...this.byId.values()];
-  }
-
-  private fail(to: string, id: string, message: string): void {
-    this.node?.reply(to, {
-      t: "result",
-      id,
-      ok: false,
-      error: { code: "device_disconnected", message },
-      ts: Date.now(),
-    });
   }
 
   private lease(connection: DeviceConnection): Lease {

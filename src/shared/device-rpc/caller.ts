@@ -1,10 +1,11 @@
-import type { Bus } from "../bus/bus";
 import { DeviceCallError, type DeviceCallErrorCode, type DeviceCallOptions } from "../device-rpc";
 import type { Keys } from "../keys";
 import type { Logger } from "../logger";
-import type { Presence } from "../presence";
+import { type Dispatch, type Presence, withConnection } from "../presence";
 import type { CallOutcome, CallProgress, InboxMessage } from "./envelope";
+import type { RpcLane } from "./lane";
 import type { CallPath, RpcMetrics } from "./metrics";
+import { RouteCache } from "./routes";
 
 export type CallRequest = Extract<InboxMessage, { t: "call" }>;
 
@@ -18,10 +19,15 @@ export interface CallOwner {
 export interface CallerConfig {
   defaultDeadlineMs: number;
   maxDeadlineMs: number;
+  /** How long a found owner is reused without asking presence again (0: never). */
+  routeTtlMs: number;
 }
 
 interface Pending {
   userId: string;
+  deviceId?: string;
+  /** The call as sent through a remembered route: sent again through presence if it was not delivered. */
+  resend?: string;
   startedAt: number;
   path: CallPath;
   owner?: string;
@@ -42,19 +48,22 @@ interface Pending {
  */
 export class RpcCaller {
   private readonly pending = new Map<string, Pending>();
+  private readonly routes: RouteCache;
 
   constructor(
     private readonly deps: {
       instanceId: string;
       presence: Presence;
-      bus: Bus;
+      lane: RpcLane;
       keys: Keys;
       logger: Logger;
       metrics: RpcMetrics;
       config: CallerConfig;
       owner?: CallOwner;
     },
-  ) {}
+  ) {
+    this.routes = new RouteCache(deps.config.routeTtlMs);
+  }
 
   get size(): number {
     return this.pending.size;
@@ -69,6 +78,7 @@ export class RpcCaller {
     const onAbort = () => this.fail(id, "cancelled", "the call was cancelled", true);
     const entry: Pending = {
       userId: options.userId,
+      deviceId: options.deviceId,
       startedAt,
       path: "none",
       deadlineMs,
@@ -96,15 +106,24 @@ export class RpcCaller {
       origin: options.origin ?? "server",
       ts: Date.now(),
     };
-    void this.dispatch(id, entry, options, request);
+    void this.dispatch(id, entry, request, JSON.stringify(request), true);
     return promise;
   }
 
-  private async dispatch(id: string, entry: Pending, options: DeviceCallOptions, request: Omit<CallRequest, "c">) {
+  private async dispatch(
+    id: string,
+    entry: Pending,
+    request: Omit<CallRequest, "c">,
+    text: string,
+    useRoute: boolean,
+  ): Promise<void> {
     const { presence, instanceId, owner } = this.deps;
-    let target: Awaited<ReturnType<Presence["dispatch"]>>;
+    let target: Dispatch | undefined;
+    let routed = false;
     try {
-      target = await presence.dispatch(options.userId, options.deviceId, instanceId, JSON.stringify(request));
+      if (useRoute) target = await this.viaRoute(entry, text);
+      routed = target !== undefined;
+      target ??= await presence.dispatch(entry.userId, entry.deviceId, instanceId, text);
     } catch (error) {
       this.deps.logger.warn({ err: (error as Error).message }, "device call dispatch failed");
       this.fail(id, "rpc_unavailable", "device routing is unavailable, try again", false);
@@ -117,6 +136,8 @@ export class RpcCaller {
     entry.connectionId = target.connectionId;
     entry.owner = target.instanceId;
     entry.path = target.status === "local" ? "local" : "remote";
+    if (target.status === "sent" && !routed)
+      this.routes.remember(entry.userId, entry.deviceId, target.connectionId, target.instanceId, performance.now());
     if (!this.pending.has(id)) {
       // Settled (deadline or abort) while routing: the device still got the call, withdraw it.
       this.sendCancel(entry, id, "cancelled");
@@ -128,8 +149,36 @@ export class RpcCaller {
     }
   }
 
+  /** The owner of a remembered route, skipping the presence script; undefined when there is none or nobody listens. */
+  private async viaRoute(entry: Pending, text: string): Promise<Dispatch | undefined> {
+    const route = this.routes.get(entry.userId, entry.deviceId, performance.now());
+    if (!route) return undefined;
+    const { connectionId, instanceId } = route;
+    const receivers = await this.deps.lane.publish(
+      this.deps.keys.instanceInbox(instanceId),
+      withConnection(text, connectionId),
+    );
+    if (receivers === 0) {
+      this.routes.forget(entry.userId, entry.deviceId, route);
+      return undefined;
+    }
+    entry.resend = text;
+    return { status: "sent", connectionId, instanceId };
+  }
+
   /** A result from the owner (local or through the inbox); unknown ids are late or duplicates. */
   settle(message: CallOutcome): boolean {
+    if (!message.ok && message.error.undelivered) {
+      // The remembered connection is gone and the device never saw the call: ask presence where it is now.
+      const entry = this.pending.get(message.id);
+      const text = entry?.resend;
+      if (entry && text) {
+        entry.resend = undefined;
+        this.routes.forget(entry.userId, entry.deviceId);
+        void this.dispatch(message.id, entry, JSON.parse(text), text, false);
+        return true;
+      }
+    }
     const entry = this.take(message.id);
     if (!entry) {
       this.deps.metrics.late.inc({ where: "caller" });
@@ -163,6 +212,7 @@ export class RpcCaller {
 
   /** Fails every pending call routed to `instanceId` (it stopped, or stopped answering). */
   failOwner(instanceId: string, message: string): void {
+    this.routes.forgetInstance(instanceId);
     for (const [id, entry] of this.pending)
       if (entry.path === "remote" && entry.owner === instanceId) this.fail(id, "device_disconnected", message, false);
   }
@@ -172,6 +222,19 @@ export class RpcCaller {
     const owners = new Set<string>();
     for (const entry of this.pending.values()) if (entry.path === "remote" && entry.owner) owners.add(entry.owner);
     return [...owners];
+  }
+
+  /** A lease of the user appeared somewhere: the next calls ask presence again. */
+  forgetRoutes(userId: string): void {
+    this.routes.forgetUser(userId);
+  }
+
+  sweepRoutes(): void {
+    this.routes.sweep(performance.now());
+  }
+
+  get routeCount(): number {
+    return this.routes.size;
   }
 
   failAll(code: DeviceCallErrorCode, message: string): void {
@@ -208,7 +271,7 @@ export class RpcCaller {
       return;
     }
     const message = JSON.stringify({ t: "cancel", c: connectionId, id, reason, ts: Date.now() });
-    this.deps.bus.publish(this.deps.keys.instanceInbox(owner), message).catch(() => {});
+    this.deps.lane.publish(this.deps.keys.instanceInbox(owner), message).catch(() => {});
   }
 
   private record(entry: Pending, outcome: string): void {

@@ -30,6 +30,8 @@ export interface CallFailure {
   message: string;
   /** The device's own code when `code` is `tool_error`. */
   tool_code?: string;
+  /** The call never reached the device (its connection is gone here): the caller may route it anew. */
+  undelivered?: boolean;
 }
 
 export type CallOutcome = Extract<InboxMessage, { t: "result" }>;

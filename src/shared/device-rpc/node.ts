@@ -4,6 +4,7 @@ import type { Platform } from "../platform";
 import { type Lease, presenceFor } from "../presence";
 import { type CallOwner, RpcCaller } from "./caller";
 import { type CallOutcome, type CallProgress, parseInbox } from "./envelope";
+import { laneFor } from "./lane";
 import { rpcMetrics } from "./metrics";
 
 export interface RpcNodeOptions {
@@ -11,6 +12,8 @@ export interface RpcNodeOptions {
   owner?: CallOwner;
   /** The inbox id of a caller without sockets (default: a fresh one). */
   callerId?: string;
+  /** How long a found owner is reused (default: half the instance liveness TTL, at most 1 s). */
+  routeTtlMs?: number;
 }
 
 /** A distinct id for a socket-less caller on this platform's instance. */
@@ -21,13 +24,16 @@ export interface RpcNode extends DeviceRpc {
   readonly caller: RpcCaller;
   /** Owner -> caller: straight to the local caller, or to the caller instance's inbox. */
   reply(to: string, message: CallOutcome | CallProgress): void;
+  /** Tells every caller that a lease of the user appeared, before the device is told it is connected. */
+  announce(userId: string): Promise<void>;
   start(): Promise<void>;
   /** Fails this instance's own pending calls and stops its timers and inbox. */
   stop(): Promise<void>;
 }
 
 export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}): RpcNode {
-  const { env, keys, bus, logger } = platform;
+  const { env, keys, logger } = platform;
+  const lane = laneFor(platform);
   const owner = options.owner;
   // Leases name the platform's instance, so an owner answers on that id. A caller without sockets
   // gets an inbox of its own: in one process (SERVICE_NAME=all) it must not share the gateway's.
@@ -37,14 +43,19 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
   const caller = new RpcCaller({
     instanceId,
     presence,
-    bus,
+    lane,
     keys,
     logger,
     metrics,
     owner,
-    config: { defaultDeadlineMs: env.DEVICE_CALL_DEADLINE_MS, maxDeadlineMs: env.DEVICE_CALL_MAX_DEADLINE_MS },
+    config: {
+      defaultDeadlineMs: env.DEVICE_CALL_DEADLINE_MS,
+      maxDeadlineMs: env.DEVICE_CALL_MAX_DEADLINE_MS,
+      // Bounded by the liveness TTL: an owner that stops answering is routed around as the script would.
+      routeTtlMs: options.routeTtlMs ?? Math.min(1000, Math.floor(env.DEVICE_INSTANCE_TTL_MS / 2)),
+    },
   });
-  let unsubscribe: Unsubscribe | undefined;
+  const unsubscribes: Unsubscribe[] = [];
   let timer: ReturnType<typeof setInterval> | undefined;
   let sinceMark = Number.POSITIVE_INFINITY;
   const instanceTtl = env.DEVICE_INSTANCE_TTL_MS;
@@ -63,7 +74,7 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
         return;
       case "call":
         if (owner) owner.deliver(message);
-        else reply(message.from, failure(message.id, "no device connection here"));
+        else reply(message.from, failure(message.id, "no device connection here", true));
         return;
       case "cancel":
         owner?.cancel(message.c, message.id, message.reason);
@@ -77,7 +88,7 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
       else caller.progress(message);
       return;
     }
-    bus.publish(keys.instanceInbox(to), JSON.stringify(message)).catch((error: Error) => {
+    lane.publish(keys.instanceInbox(to), JSON.stringify(message)).catch((error: Error) => {
       logger.warn({ err: error.message }, "device rpc reply not published");
     });
   };
@@ -85,6 +96,7 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
   // Keeps this instance's liveness mark fresh (owners only) and fails calls whose owner vanished.
   const housekeeping = async () => {
     sinceMark += tick;
+    caller.sweepRoutes();
     if (owner && sinceMark >= instanceTtl / 3) {
       sinceMark = 0;
       await presence.markInstance(instanceId, instanceTtl).catch(() => {});
@@ -103,6 +115,9 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
   return {
     caller,
     reply,
+    async announce(userId) {
+      await lane.publish(keys.devicePresenceChanged, userId);
+    },
     call: (callOptions) => caller.call(callOptions),
     async isOnline(userId, deviceId) {
       const leases = await presence.list(userId);
@@ -110,7 +125,10 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
     },
     devices: async (userId) => (await presence.list(userId)).map(toInfo),
     async start() {
-      unsubscribe = await bus.subscribe(keys.instanceInbox(instanceId), onInbox);
+      unsubscribes.push(
+        await lane.subscribe(keys.devicePresenceChanged, (userId) => caller.forgetRoutes(userId)),
+        await lane.subscribe(keys.instanceInbox(instanceId), onInbox),
+      );
       if (owner) await presence.markInstance(instanceId, instanceTtl);
       sinceMark = 0;
       timer = setInterval(() => void housekeeping(), tick);
@@ -119,11 +137,19 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
       clearInterval(timer);
       caller.failAll("rpc_unavailable", "this instance is shutting down");
       if (owner) await presence.dropInstance(instanceId).catch(() => {});
-      await unsubscribe?.();
+      for (const unsubscribe of unsubscribes.splice(0)) await unsubscribe();
     },
   };
 }
 
-function failure(id: string, message: string): CallOutcome {
-  return { t: "result", id, ok: false, error: { code: "device_disconnected", message }, ts: Date.now() };
+export function failure(id: string, message: string, undelivered = false): CallOutcome {
+  const error: CallOutcome & { ok: false } = {
+    t: "result",
+    id,
+    ok: false,
+    error: { code: "device_disconnected", message },
+    ts: Date.now(),
+  };
+  if (undelivered) error.error.undelivered = true;
+  return error;
 }

@@ -1,6 +1,7 @@
 import { type ChatServiceModule, createChatService } from "../../../src/chat";
 import { createDeviceGateway, type DeviceGatewayOptions } from "../../../src/chat/gateway";
 import { DeviceClient, type DeviceClientOptions, ToolFailure, type ToolHandler } from "../../../src/client";
+import { DeviceCallError } from "../../../src/shared/device-rpc";
 import type { Platform } from "../../../src/shared/platform";
 import type { RunningServer } from "../../../src/shared/server";
 import type { PlatformOverrides, TestContext } from "../../../src/shared/testing";
@@ -66,6 +67,13 @@ export async function connectDevice(
   await client.connect();
   return client;
 }
+
+/** How a call ended: "resolved", or the device RPC's error code. */
+export const reason = (promise: Promise<unknown>) =>
+  promise.then(
+    () => "resolved",
+    (error: unknown) => (error instanceof DeviceCallError ? error.reason : String(error)),
+  );
 
 /** Tool handlers used across tests: echo answers at once, fail answers with a device error. */
 export const basicTools: Record<string, ToolHandler> = {
