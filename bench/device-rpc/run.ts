@@ -2,7 +2,8 @@
 // the device answering at once. Adiuva's device RPC against Socket.IO 4 with @socket.io/redis-adapter
 // (`serverSideEmitWithAck` from B, then `emitWithAck` to the device on A), on the same Redis, in
 // the same run. Also Socket.IO's bare `serverSideEmitWithAck` (no device hop), the figure usually
-// quoted for it. Usage: bun bench/device-rpc/run.ts [sequential calls] [throughput calls]
+// quoted for it. Also the CPU time each process spends per call under load (caller, node A).
+// Usage: bun bench/device-rpc/run.ts [sequential calls] [throughput calls] [adiuva-first|peer-first]
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
 import { Server } from "socket.io";
@@ -13,6 +14,7 @@ import { benchPlatform, percentile, REDIS_URL, readLine } from "./shared";
 const SEQUENTIAL = Number(process.argv[2] ?? 5000);
 const TOTAL = Number(process.argv[3] ?? 60_000);
 const IN_FLIGHT = 2000;
+const ORDER = process.argv[4] === "peer-first" ? "peer-first" : "adiuva-first";
 const WARMUP = 500;
 
 type Call = () => Promise<unknown>;
@@ -22,6 +24,16 @@ interface Result {
   throughput: number;
   commandsPerCall: number;
   subscribes: number;
+  /** CPU time per call during the throughput phase, in µs: the calling process and node A. */
+  callerCpuUs: number;
+  ownerCpuUs: number;
+}
+
+/** CPU time (user + system) of a process so far, in µs, from /proc (Linux). */
+async function processCpuUs(pid: number): Promise<number> {
+  const fields = (await Bun.file(`/proc/${pid}/stat`).text()).split(") ")[1]!.split(" ");
+  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 async function commandStats(redis: Redis): Promise<{ total: number; subscribes: number }> {
@@ -37,7 +49,7 @@ async function commandStats(redis: Redis): Promise<{ total: number; subscribes: 
   return { total, subscribes };
 }
 
-async function measure(name: string, call: Call, admin: Redis): Promise<Result> {
+async function measure(name: string, call: Call, admin: Redis, ownerPid: number): Promise<Result> {
   console.error(`${name}: warming up`);
   for (let i = 0; i < WARMUP; i++) await call();
   console.error(`${name}: sequential`);
@@ -52,6 +64,7 @@ async function measure(name: string, call: Call, admin: Redis): Promise<Result> 
   latencies.sort((x, y) => x - y);
   console.error(`${name}: throughput`);
   let started = 0;
+  const cpuBefore = await Promise.all([processCpuUs(process.pid), processCpuUs(ownerPid)]);
   const begin = performance.now();
   const worker = async () => {
     while (started < TOTAL) {
@@ -61,6 +74,7 @@ async function measure(name: string, call: Call, admin: Redis): Promise<Result> 
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
   const seconds = (performance.now() - begin) / 1000;
+  const cpuAfter = await Promise.all([processCpuUs(process.pid), processCpuUs(ownerPid)]);
   return {
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
@@ -68,6 +82,8 @@ async function measure(name: string, call: Call, admin: Redis): Promise<Result> 
     // Minus the one INFO call that ends the window (INFO itself is not counted).
     commandsPerCall: (after.total - before.total) / SEQUENTIAL,
     subscribes: after.subscribes - before.subscribes,
+    callerCpuUs: (cpuAfter[0]! - cpuBefore[0]!) / TOTAL,
+    ownerCpuUs: (cpuAfter[1]! - cpuBefore[1]!) / TOTAL,
   };
 }
 
@@ -88,18 +104,21 @@ const env = { BENCH_PUBLIC_PEM: keys.publicPem, BENCH_TOKEN: await signTestToken
 const admin = new Redis(REDIS_URL);
 const results: Record<string, Result> = {};
 
-{
+async function runAdiuva(): Promise<void> {
   const keyPrefix = `bench:${randomSuffix()}`;
   const nodeA = await startNodeA("adiuva", keyPrefix, env);
   const platform = benchPlatform({ keyPrefix, publicPem: keys.publicPem, service: "agent" });
   const rpc = createDeviceRpcClient(platform);
   await rpc.start();
-  results.adiuva = await measure("adiuva", () => rpc.call({ userId, name: "task_list", args: { n: 1 } }), admin);
+  const call = () => rpc.call({ userId, name: "task_list", args: { n: 1 } });
+  results.adiuva = await measure("adiuva", call, admin, nodeA.pid);
   await rpc.stop();
   nodeA.kill();
+  await nodeA.exited;
   await deleteKeysWithPrefix(keyPrefix);
 }
-{
+
+async function runSocketIo(): Promise<void> {
   const keyPrefix = `bench:${randomSuffix()}`;
   const nodeA = await startNodeA("socketio", keyPrefix, env);
   const pub = new Redis(REDIS_URL);
@@ -112,26 +131,42 @@ const results: Record<string, Result> = {};
     "socket.io (device hop)",
     () => io.serverSideEmitWithAck("tool_call", { userId, name: "task_list", args: { n: 1 } }),
     admin,
+    nodeA.pid,
   );
   results["socket.io (bare serverSideEmitWithAck)"] = await measure(
     "socket.io (bare)",
     () => io.serverSideEmitWithAck("ping_bare", { n: 1 }),
     admin,
+    nodeA.pid,
   );
   io.close();
   pub.disconnect();
   sub.disconnect();
   nodeA.kill();
+  await nodeA.exited;
+}
+
+// Whoever runs second may find the machine warmer or busier: alternate `peer-first` across runs.
+if (ORDER === "peer-first") {
+  await runSocketIo();
+  await runAdiuva();
+} else {
+  await runAdiuva();
+  await runSocketIo();
 }
 admin.disconnect();
 
 const fmt = (n: number, digits = 3) => n.toFixed(digits);
-console.log(`sequential ${SEQUENTIAL} calls; throughput ${TOTAL} calls with ${IN_FLIGHT} in flight\n`);
-console.log("| system | p50 ms | p99 ms | calls/s | Redis cmds/call | SUBSCRIBEs during run |");
-console.log("|---|---|---|---|---|---|");
+console.log(
+  `sequential ${SEQUENTIAL} calls; throughput ${TOTAL} calls with ${IN_FLIGHT} in flight; ${ORDER === "peer-first" ? "Socket.IO" : "adiuva"} ran first\n`,
+);
+console.log(
+  "| system | p50 ms | p99 ms | calls/s | Redis cmds/call | SUBSCRIBEs during run | CPU µs/call caller | CPU µs/call node A |",
+);
+console.log("|---|---|---|---|---|---|---|---|");
 for (const [name, r] of Object.entries(results))
   console.log(
-    `| ${name} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${Math.round(r.throughput)} | ${fmt(r.commandsPerCall, 2)} | ${r.subscribes} |`,
+    `| ${name} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${Math.round(r.throughput)} | ${fmt(r.commandsPerCall, 2)} | ${r.subscribes} | ${fmt(r.callerCpuUs, 1)} | ${fmt(r.ownerCpuUs, 1)} |`,
   );
 const ours = results.adiuva!;
 for (const peer of ["socket.io (device hop)", "socket.io (bare serverSideEmitWithAck)"]) {

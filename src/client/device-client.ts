@@ -85,7 +85,7 @@ export class DeviceClient {
   private stopped = false;
   private everConnected = false;
   private readonly listeners = new Map<string, Set<Listener<never>>>();
-  private readonly running = new Map<string, AbortController>();
+  private readonly running = new Map<string, ToolRun>();
   private timers: { heartbeat?: ReturnType<typeof setInterval>; renew?: ReturnType<typeof setTimeout> } = {};
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private lastHeard = 0;
@@ -308,15 +308,17 @@ export class DeviceClient {
       });
       return;
     }
-    const aborter = new AbortController();
-    this.running.set(call.id, aborter);
+    const run = new ToolRun();
+    this.running.set(call.id, run);
     const context: ToolContext = {
       id: call.id,
       origin: call.origin,
       deadlineMs: call.deadline_ms,
-      signal: aborter.signal,
+      get signal() {
+        return run.signal;
+      },
       progress: (progress, total, message) => {
-        if (!aborter.signal.aborted) this.send({ type: "tool_progress", id: call.id, progress, total, message });
+        if (!run.aborted) this.send({ type: "tool_progress", id: call.id, progress, total, message });
       },
     };
     let frame: { type: "tool_result" } & Record<string, unknown>;
@@ -328,7 +330,7 @@ export class DeviceClient {
     }
     this.running.delete(call.id);
     // A cancelled call, or one from a socket that has since dropped, has nobody waiting.
-    if (!aborter.signal.aborted && this.socket === socket) this.send(frame);
+    if (!run.aborted && this.socket === socket) this.send(frame);
   }
 
   private startHeartbeat(heartbeatS: number): void {
@@ -368,12 +370,39 @@ export class DeviceClient {
     clearInterval(this.timers.heartbeat);
     clearTimeout(this.timers.renew);
     this.timers = {};
-    for (const aborter of this.running.values()) aborter.abort(new ToolFailure("disconnected", "socket closed"));
+    for (const run of this.running.values()) run.abort(new ToolFailure("disconnected", "socket closed"));
     this.running.clear();
   }
 
   private emit(type: string, event: unknown): void {
     for (const listener of this.listeners.get(type) ?? []) (listener as Listener<unknown>)(event);
+  }
+}
+
+/**
+ * A running tool call. Its AbortController is made only when the handler reads `signal`: one per
+ * call was a visible share of the device's CPU when calls come in thousands.
+ */
+class ToolRun {
+  private controller?: AbortController;
+  private reason?: ToolFailure;
+
+  get aborted(): boolean {
+    return this.reason !== undefined;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.reason) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: ToolFailure): void {
+    if (this.reason) return;
+    this.reason = reason;
+    this.controller?.abort(reason);
   }
 }
 

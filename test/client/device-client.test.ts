@@ -1,5 +1,6 @@
 // The device SDK against real chat instances: connection errors, heartbeats, and reconnection
-// with backoff when its server goes away.
+// with backoff when its server goes away. One test records the SDK's frames by passing it a
+// WebSocket subclass (the SDK's own option for that).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { DeviceClient, DeviceConnectError } from "../../src/client";
 import { createTestContext, eventually, type TestContext } from "../../src/shared/testing";
@@ -55,5 +56,50 @@ describe("device client", () => {
     expect(device.connectionId).not.toBe(firstId);
     expect(closes[0]).toEqual({ code: 1001, willReconnect: true });
     expect(await second.gateway.rpc.call({ userId, name: "task_list", args: {} })).toBe("here");
+  });
+
+  test("a handler that reads its signal only after the cancel sees it aborted, and its answer is dropped", async () => {
+    const userId = user();
+    const received: Array<{ type: string; id?: string }> = [];
+    const sent: Array<{ type: string; id?: string }> = [];
+    class RecordingSocket extends WebSocket {
+      constructor(url: string | URL) {
+        super(url);
+        this.addEventListener("message", (event) => received.push(JSON.parse(String(event.data))));
+      }
+      override send(data: string): void {
+        sent.push(JSON.parse(data));
+        super.send(data);
+      }
+    }
+    const { promise: release, resolve: releaseHandler } = Promise.withResolvers<void>();
+    const { promise: started, resolve: onStart } = Promise.withResolvers<string>();
+    const { promise: seen, resolve: onSeen } = Promise.withResolvers<{ aborted: boolean; reason: string }>();
+    await connectDevice(ctx, {
+      url: fast.wsUrl,
+      userId,
+      WebSocket: RecordingSocket as typeof WebSocket,
+      tools: {
+        fs_list_dir: async (_args, call) => {
+          onStart(call.id);
+          await release;
+          onSeen({ aborted: call.signal.aborted, reason: (call.signal.reason as Error).message });
+          return { entries: [] };
+        },
+      },
+    });
+    const controller = new AbortController();
+    const call = fast.gateway.rpc.call({ userId, name: "fs_list_dir", args: { path: "/" }, signal: controller.signal });
+    const id = await started;
+    controller.abort();
+    expect(await call.catch((error: { reason?: string }) => error.reason)).toBe("cancelled");
+    await eventually(
+      () => received.some((frame) => frame.type === "tool_cancel" && frame.id === id),
+      (arrived) => arrived,
+    );
+    releaseHandler();
+    expect(await seen).toEqual({ aborted: true, reason: "cancelled" });
+    await Bun.sleep(1);
+    expect(sent.filter((frame) => frame.type === "tool_result")).toEqual([]);
   });
 });

@@ -1,11 +1,12 @@
 // A device that stops reading: a hand-written WebSocket client over node:net that completes the
 // handshake and `hello`, then pauses its socket so the kernel buffers fill and the server sees
 // backpressure. The server must not queue without bound: it closes the socket once its bounded
-// per-connection queue is full.
+// per-connection queue is full. A device built with the SDK checks that frames batched within one
+// event-loop turn (handed to the socket in one corked write) all arrive, in order.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { connect, type Socket } from "node:net";
 import { createTestContext, eventually, type TestContext } from "../../../src/shared/testing";
-import { type ChatInstance, startChat } from "./helpers";
+import { type ChatInstance, connectDevice, startChat } from "./helpers";
 
 let ctx: TestContext;
 let chat: ChatInstance;
@@ -73,4 +74,23 @@ test("a device that stops reading is disconnected once its bounded queue is full
       (count) => count === 0,
     ),
   ).toBe(0);
+});
+
+test("a burst within one turn, past the high-water mark, reaches a reading device whole and in order", async () => {
+  const userId = `user-${crypto.randomUUID()}`;
+  const device = await connectDevice(ctx, { url: chat.wsUrl, userId });
+  const seen: number[] = [];
+  device.on("chat_chunk", (frame) => seen.push(frame.seq));
+  const chunk = "y".repeat(1024);
+  // 150 KiB in one turn: over the 64 KiB high-water mark, under the 256 KiB queue bound.
+  const pushes = Array.from({ length: 150 }, (_, seq) =>
+    chat.gateway.push.push(userId, { type: "chat_chunk", request_id: "r", chat_id: "c", seq, chunk }),
+  );
+  expect(await Promise.all(pushes)).toEqual(Array(150).fill(1));
+  await eventually(
+    () => seen.length,
+    (count) => count === 150,
+  );
+  expect(seen).toEqual(Array.from({ length: 150 }, (_, seq) => seq));
+  expect(device.status).toBe("open");
 });
