@@ -1,22 +1,14 @@
 // One agent worker replica as its own process, with an instant device and model: what remains is
 // the server's own cost per file (queue, database, bookkeeping). Env as for the service; argv: key prefix.
 import { createAgentService } from "../../src/agent";
-import { createTokenVerifier, keySourceFromEnv } from "../../src/shared/auth/verifier";
 import { loadEnv } from "../../src/shared/env";
 import { silentLogger } from "../../src/shared/logger";
-import { createPlatform } from "../../src/shared/platform";
+import { platformFromEnv } from "../../src/shared/run";
 import { startServer } from "../../src/shared/server";
 import { instantDevice, instantModels } from "./instant";
 
 const env = loadEnv({ ...process.env, SERVICE_NAME: "agent" });
-const source = keySourceFromEnv(env);
-if (!source) throw new Error("JWT_PUBLIC_KEY_FILE is required");
-const platform = createPlatform({
-  env,
-  logger: silentLogger(),
-  verifier: createTokenVerifier({ source, issuer: env.JWT_ISSUER }),
-  keyPrefix: process.argv[2],
-});
+const platform = platformFromEnv(env, { logger: silentLogger(), keyPrefix: process.argv[2] });
 const device = instantDevice(Number(process.env.BENCH_FILES ?? 250));
 const server = await startServer({
   platform,

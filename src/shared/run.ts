@@ -2,7 +2,7 @@ import type { ServiceModule } from "./app";
 import { ensureKeyFiles } from "./auth/keygen";
 import { createTokenVerifier, keySourceFromEnv } from "./auth/verifier";
 import { ConfigError, Env, loadEnv, SERVICE_NAMES, type ServiceName } from "./env";
-import { createLogger } from "./logger";
+import { createLogger, type Logger } from "./logger";
 import { createPlatform, type Platform } from "./platform";
 import { startServer } from "./server";
 
@@ -26,17 +26,25 @@ async function withDevelopmentKeys(env: Env): Promise<Env> {
 }
 
 /**
+ * A platform whose token verifier takes its keys from the environment (mounted PEM or JWKS URL), as
+ * every service process builds it; `keyPrefix` namespaces Redis for processes a test starts.
+ */
+export function platformFromEnv(env: Env, options: { logger: Logger; keyPrefix?: string }): Platform {
+  const keySource = keySourceFromEnv(env);
+  if (!keySource) throw new ConfigError("invalid configuration: JWT_PUBLIC_KEY_FILE or JWKS_URL must be set");
+  const verifier = createTokenVerifier({ source: keySource, issuer: env.JWT_ISSUER });
+  return createPlatform({ env, logger: options.logger, verifier, keyPrefix: options.keyPrefix });
+}
+
+/**
  * The process entry: starts the services SERVICE_NAME selects (all four for `all`) on one server,
  * and shuts down gracefully on SIGTERM/SIGINT (a second signal exits at once).
  */
 export async function runServices(factories: Partial<Record<ServiceName, ServiceFactory>>, source: Source) {
   const env = await withDevelopmentKeys(loadEnv(source));
   const logger = createLogger({ service: env.SERVICE_NAME, level: env.LOG_LEVEL });
-  const keySource = keySourceFromEnv(env);
-  if (!keySource) throw new ConfigError("invalid configuration: JWT_PUBLIC_KEY_FILE or JWKS_URL must be set");
   const names = env.SERVICE_NAME === "all" ? SERVICE_NAMES : [env.SERVICE_NAME];
-  const verifier = createTokenVerifier({ source: keySource, issuer: env.JWT_ISSUER });
-  const platform = createPlatform({ env, logger, verifier });
+  const platform = platformFromEnv(env, { logger });
   const modules: ServiceModule[] = [];
   for (const name of names) {
     const factory = factories[name];

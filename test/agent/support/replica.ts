@@ -2,22 +2,14 @@
 // comes from the environment (DATABASE_URL, REDIS_URL, LLM_BASE_URL, JWT_PUBLIC_KEY_FILE, AGENT_*)
 // and the key prefix of the test from argv; it prints the usual "listening" log line.
 import { createAgentService } from "../../../src/agent";
-import { createTokenVerifier, keySourceFromEnv } from "../../../src/shared/auth/verifier";
 import { loadEnv } from "../../../src/shared/env";
 import { createLogger } from "../../../src/shared/logger";
-import { createPlatform } from "../../../src/shared/platform";
+import { platformFromEnv } from "../../../src/shared/run";
 import { startServer } from "../../../src/shared/server";
 
 const keyPrefix = process.argv[2];
 const env = loadEnv({ ...process.env, SERVICE_NAME: "agent" });
-const source = keySourceFromEnv(env);
-if (!source) throw new Error("JWT_PUBLIC_KEY_FILE is required");
-const platform = createPlatform({
-  env,
-  logger: createLogger({ service: "agent", level: env.LOG_LEVEL }),
-  verifier: createTokenVerifier({ source, issuer: env.JWT_ISSUER }),
-  keyPrefix,
-});
+const platform = platformFromEnv(env, { logger: createLogger({ service: "agent", level: env.LOG_LEVEL }), keyPrefix });
 const server = await startServer({
   platform,
   modules: [await createAgentService(platform)],
