@@ -5,9 +5,9 @@ import type { DeviceRpc } from "../shared/device-rpc";
 import { type JourneyQueue, openJourneyQueue } from "../shared/journey-relay";
 import { createLlm, type Llm } from "../shared/llm";
 import type { Platform } from "../shared/platform";
-import { checkRate, type RateLimiter } from "../shared/rate-limit";
+import type { RateLimiter } from "../shared/rate-limit";
 import { type ChatEngine, chatMetrics } from "./engine";
-import { createDeviceGateway, type DeviceGateway, type DeviceGatewayOptions } from "./gateway";
+import { createDeviceGateway, type DeviceGateway, type DeviceGatewayOptions, sharedChatLimiter } from "./gateway";
 import { createJourneyRelay } from "./journey-relay";
 import { MemoryService } from "./memory/memory";
 import { PgMemoryStore } from "./memory/pg-store";
@@ -61,7 +61,10 @@ export async function createChatService(
   options: ChatServiceOptions = {},
 ): Promise<ChatServiceModule> {
   const { env, logger } = platform;
-  const gateway = createDeviceGateway(platform, options.gateway);
+  const gateway = createDeviceGateway(platform, {
+    ...options.gateway,
+    rateLimiter: options.gateway?.rateLimiter ?? sharedChatLimiter(platform, options.limiter),
+  });
   const llm = options.llm ?? createLlm(env, logger);
   const memory = createMemory(platform, llm, options.memoryStore);
   const engine: ChatEngine = {
@@ -90,14 +93,6 @@ export async function createChatService(
     metrics: platform.metrics,
   });
   if (!options.gateway?.journeys) gateway.useJourneys(journeys);
-  if (!options.gateway?.rateLimiter) {
-    gateway.useRateLimiter({
-      async allowChat(userId, tier) {
-        const check = await checkRate(platform, { service: "chat", userId, tier, limiter: options.limiter });
-        return { allowed: check.allowed, retryAfterMs: check.decision.retryAfterMs };
-      },
-    });
-  }
   return {
     name: "chat",
     prefix: CHAT_PREFIX,

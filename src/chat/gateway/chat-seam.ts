@@ -1,4 +1,6 @@
-import { limitsFor, type Tier } from "../../shared/tiers";
+import type { Platform } from "../../shared/platform";
+import { checkRate, type RateLimiter } from "../../shared/rate-limit";
+import type { Tier } from "../../shared/tiers";
 import type { DeviceSession } from "./connection";
 import type { ChatCancelFrame, ChatFrame, JourneyMessageFrame, JourneyStartFrame, ServerFrame } from "./model";
 
@@ -30,26 +32,14 @@ export interface ChatRateLimiter {
 }
 
 /**
- * Fixed one-minute windows per user in this process, at the tier's requests/min. A stand-in for the
- * shared limiter: each chat instance counts on its own, so N replicas allow up to N times the limit.
+ * The tier's requests/min of the chat service, on the platform's shared limiter (Redis across
+ * replicas, in-process in embedded mode): one budget with the chat HTTP routes.
  */
-export function createLocalChatLimiter(now: () => number = Date.now): ChatRateLimiter {
-  const windows = new Map<string, { window: number; count: number }>();
+export function sharedChatLimiter(platform: Platform, limiter?: RateLimiter): ChatRateLimiter {
   return {
     async allowChat(userId, tier) {
-      const at = now();
-      const window = Math.floor(at / 60_000);
-      if (windows.size > 50_000) {
-        for (const [key, entry] of windows) if (entry.window !== window) windows.delete(key);
-      }
-      const entry = windows.get(userId);
-      const current = entry && entry.window === window ? entry : { window, count: 0 };
-      windows.set(userId, current);
-      if (current.count >= limitsFor(tier).requestsPerMinute) {
-        return { allowed: false, retryAfterMs: (window + 1) * 60_000 - at };
-      }
-      current.count += 1;
-      return { allowed: true, retryAfterMs: 0 };
+      const check = await checkRate(platform, { service: "chat", userId, tier, limiter });
+      return { allowed: check.allowed, retryAfterMs: check.decision.retryAfterMs };
     },
   };
 }

@@ -5,7 +5,7 @@ import { createRpcNode } from "../../shared/device-rpc/node";
 import { createStreamPublisher } from "../../shared/device-rpc/push";
 import type { Platform } from "../../shared/platform";
 import { presenceFor } from "../../shared/presence";
-import { type ChatHandlers, type ChatRateLimiter, createLocalChatLimiter, type JourneyHandler } from "./chat-seam";
+import { type ChatHandlers, type ChatRateLimiter, type JourneyHandler, sharedChatLimiter } from "./chat-seam";
 import { DeviceHub } from "./hub";
 import { CloseCode, type ServerFrame } from "./model";
 import { deviceSocket } from "./socket";
@@ -14,7 +14,7 @@ export interface DeviceGatewayOptions {
   chat?: ChatHandlers;
   /** Where journey frames go (the relay to the agent service). */
   journeys?: JourneyHandler;
-  /** The per-tier requests/min check for `chat` frames; defaults to a per-process window. */
+  /** The per-tier requests/min check for `chat` frames; defaults to the platform's shared limiter. */
   rateLimiter?: ChatRateLimiter;
 }
 
@@ -42,7 +42,7 @@ export function createDeviceGateway(platform: Platform, options: DeviceGatewayOp
   const rejected = metrics.counter("device_frames_rejected_total", "Device frames answered with an error", ["reason"]);
   let chat = options.chat;
   let journeys = options.journeys;
-  let limiter = options.rateLimiter ?? createLocalChatLimiter();
+  let limiter = options.rateLimiter ?? sharedChatLimiter(platform);
   const hub = new DeviceHub(platform, presenceFor(platform), rpcMetrics(metrics), (count) => connected.set(count));
   const node = createRpcNode(platform, { owner: hub });
   hub.node = node;
