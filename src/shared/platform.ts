@@ -8,7 +8,7 @@ import type { Env } from "./env";
 import { createKeys, type Keys } from "./keys";
 import type { Logger } from "./logger";
 import { Metrics } from "./metrics";
-import { openRedis, openSubscriber } from "./redis";
+import { openRedis } from "./redis";
 
 /**
  * Everything a service needs from the outside world, built once per process (or per test) and
@@ -54,7 +54,7 @@ export function createPlatform(options: PlatformOptions): Platform {
   let bus: Bus;
   if (env.REDIS_URL) {
     redis = openRedis({ url: env.REDIS_URL, logger, name: `${env.SERVICE_NAME}:${instanceId}:cmd` });
-    subscriber = openSubscriber({ url: env.REDIS_URL, logger, name: `${env.SERVICE_NAME}:${instanceId}:sub` });
+    subscriber = openRedis({ url: env.REDIS_URL, logger, name: `${env.SERVICE_NAME}:${instanceId}:sub` });
     bus = new RedisBus(redis, subscriber);
   } else {
     bus = new MemoryBus();

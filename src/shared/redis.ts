@@ -13,7 +13,7 @@ export interface RedisOptions {
 /**
  * A Redis connection that never crashes the process: errors are logged, commands fail fast
  * while disconnected (no unbounded offline queue), and it reconnects with capped backoff.
- * Subscribers must use a connection of their own (see `openSubscriber`).
+ * A subscriber needs a connection of its own; ioredis re-subscribes its channels after a reconnect.
  */
 export function openRedis(options: RedisOptions): Redis {
   const client = new Redis(options.url, {
@@ -35,13 +35,6 @@ export function openRedis(options: RedisOptions): Redis {
       options.logger.warn({ err: error.message, connection: options.name }, "redis connection error");
     }
   });
-  return client;
-}
-
-/** A connection dedicated to SUBSCRIBE; ioredis re-subscribes every channel after a reconnect. */
-export function openSubscriber(options: RedisOptions): Redis {
-  const client = openRedis(options);
-  // Subscriber connections cannot queue ordinary commands; failing fast is right for them too.
   return client;
 }
 
