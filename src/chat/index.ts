@@ -1,11 +1,12 @@
 import { Elysia } from "elysia";
 import type { ServiceModule } from "../shared/app";
-import { migrate, withTimeout } from "../shared/db";
+import { migrate } from "../shared/db";
 import type { DeviceRpc } from "../shared/device-rpc";
 import { type JourneyQueue, openJourneyQueue } from "../shared/journey-relay";
 import { createLlm, type Llm } from "../shared/llm";
 import type { Platform } from "../shared/platform";
 import type { RateLimiter } from "../shared/rate-limit";
+import { withTimeout } from "../shared/timeout";
 import { type ChatEngine, chatMetrics } from "./engine";
 import { createDeviceGateway, type DeviceGateway, type DeviceGatewayOptions, sharedChatLimiter } from "./gateway";
 import { createJourneyRelay } from "./journey-relay";

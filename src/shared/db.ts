@@ -6,6 +6,7 @@ import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { ConfigError } from "./env";
+import { withTimeout } from "./timeout";
 
 /** The drizzle handle every service uses; the same API on postgres.js and on embedded PGlite. */
 export type Database = PgDatabase<PgQueryResultHKT>;
@@ -73,18 +74,6 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
 
 /** True inside a `bun build --compile` executable, whose own files live under /$bunfs/. */
 export const isCompiledBinary = (): boolean => import.meta.path.startsWith("/$bunfs/");
-
-export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 export interface Migration {
   tag: string;

@@ -1,5 +1,6 @@
 import { Redis } from "ioredis";
 import type { Logger } from "./logger";
+import { withTimeout } from "./timeout";
 
 export type { Redis };
 
@@ -40,15 +41,5 @@ export function openRedis(options: RedisOptions): Redis {
 
 export async function pingRedis(client: Redis, timeoutMs = 2000): Promise<void> {
   if (client.status !== "ready") throw new Error(`redis is ${client.status}`);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([
-      client.ping(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error("redis did not answer")), timeoutMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+  await withTimeout(client.ping(), timeoutMs, "redis");
 }

@@ -1,5 +1,5 @@
-import { withTimeout } from "../db";
 import type { Logger } from "../logger";
+import { withTimeout } from "../timeout";
 import type { RateDecision, RateLimiter, RateRule } from "./rate-limiter";
 
 /**
