@@ -1,6 +1,7 @@
 import type { AnyElysia } from "elysia";
 import { createApp, type ServiceModule } from "./app";
 import { closePlatform, type Platform } from "./platform";
+import { withTimeout } from "./timeout";
 
 export interface RunningServer {
   app: AnyElysia;
@@ -33,13 +34,16 @@ export async function startServer(options: {
   const port = server.port ?? 0;
   const url = `http://127.0.0.1:${port}`;
   let stopping: Promise<void> | undefined;
+  // Modules bound their own waits by the grace period; this is the backstop past it.
+  const stopBoundMs = platform.env.SHUTDOWN_GRACE_MS + 5000;
   const stop = () => {
     stopping ??= (async () => {
       draining = true;
       const drained = server.stop(false);
       for (const module of [...modules].reverse()) {
         try {
-          await module.stop?.();
+          // A module waiting on an unreachable dependency must not keep the process from exiting.
+          if (module.stop) await withTimeout(module.stop(), stopBoundMs, `module ${module.name} stop`);
         } catch (error) {
           platform.logger.warn({ err: error, module: module.name }, "module stop failed");
         }

@@ -1,6 +1,7 @@
 import { type Job as BullJob, Queue, WaitingError, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { Logger } from "../logger";
+import { withTimeout } from "../timeout";
 import { type Job, type JobHandler, JobInterrupted, type JobQueue, type JobQueueOptions } from "./job-queue";
 
 export interface BullJobQueueConfig {
@@ -11,11 +12,24 @@ export interface BullJobQueueConfig {
   logger: Logger;
   instanceId: string;
   options: JobQueueOptions;
+  /** How long `close` waits for BullMQ to finish gracefully before dropping the connections. */
+  closeTimeoutMs?: number;
 }
 
-/** BullMQ blocks on its connections, so it needs its own, with no per-command retry limit. */
-const connect = (url: string, name: string) =>
-  new Redis(url, { maxRetriesPerRequest: null, connectionName: name, enableOfflineQueue: true });
+const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
+
+/**
+ * BullMQ needs connections of its own. A worker blocks on its connection and waits out an outage
+ * (no per-command retry limit, as BullMQ requires); the producer side fails at once while Redis
+ * is unreachable, so an `add` is an error its caller can report rather than an open-ended wait.
+ */
+const connect = (url: string, name: string, role: "queue" | "worker") =>
+  new Redis(url, {
+    connectionName: name,
+    ...(role === "worker"
+      ? { maxRetriesPerRequest: null, enableOfflineQueue: true }
+      : { maxRetriesPerRequest: 1, enableOfflineQueue: false }),
+  });
 
 /**
  * The queue on Redis. A job's lock is renewed while its handler runs; when an instance dies the
@@ -91,11 +105,26 @@ export class BullJobQueue<T> implements JobQueue<T> {
     };
   }
 
+  /**
+   * Hands running jobs back, then closes gracefully; with Redis unreachable that never finishes
+   * (a QUIT queues behind the commands waiting for the connection), so after the timeout the
+   * connections are dropped, which fails whatever still waits on them.
+   */
   async close(): Promise<void> {
     for (const controller of this.controllers.values()) controller.abort(new JobInterrupted());
-    await this.worker?.close();
-    await this.queue.close();
-    await Promise.all(this.connections.map((each) => each.quit().catch(() => each.disconnect())));
+    const graceful = (async () => {
+      await this.worker?.close();
+      await this.queue.close();
+      await Promise.all(this.connections.map((each) => each.quit()));
+    })();
+    try {
+      await withTimeout(graceful, this.config.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS, `queue ${this.name} close`);
+    } catch (error) {
+      graceful.catch(() => {});
+      this.config.logger.warn({ err: (error as Error).message, queue: this.name }, "queue closed without Redis");
+    } finally {
+      for (const connection of this.connections) connection.disconnect();
+    }
   }
 
   private async handle(handler: JobHandler<T>, job: BullJob, token: string | undefined): Promise<void> {
@@ -122,8 +151,8 @@ export class BullJobQueue<T> implements JobQueue<T> {
     }
   }
 
-  private connection(role: string): Redis {
-    const connection = connect(this.config.url, `${this.name}:${this.config.instanceId}:${role}`);
+  private connection(role: "queue" | "worker"): Redis {
+    const connection = connect(this.config.url, `${this.name}:${this.config.instanceId}:${role}`, role);
     connection.on("error", () => {});
     this.connections.push(connection);
     return connection;

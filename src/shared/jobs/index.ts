@@ -19,6 +19,7 @@ export function openJobQueue<T>(platform: Platform, name: string, options: Parti
       logger: platform.logger,
       instanceId: platform.instanceId,
       options: merged,
+      closeTimeoutMs: platform.env.SHUTDOWN_GRACE_MS,
     });
   }
   return new MemoryJobQueue<T>(name, merged, (error, jobId) =>

@@ -11,10 +11,18 @@ import {
   MemoryJobQueue,
 } from "../../../src/shared/jobs";
 import { silentLogger } from "../../../src/shared/logger";
-import { deleteKeysWithPrefix, eventually, randomSuffix, TEST_REDIS_URL } from "../../../src/shared/testing";
+import {
+  deleteKeysWithPrefix,
+  eventually,
+  randomSuffix,
+  TcpProxy,
+  TEST_REDIS_URL,
+  viaProxy,
+} from "../../../src/shared/testing";
 
 type Data = { n: number };
 const fast: JobQueueOptions = { attempts: 3, backoffMs: 20, lockMs: 1000, stalledIntervalMs: 500 };
+const CLOSE_TIMEOUT_MS = 1000;
 
 const opened: Array<JobQueue<Data>> = [];
 const prefixes: string[] = [];
@@ -23,14 +31,15 @@ afterEach(async () => {
   await Promise.all(prefixes.splice(0).map((prefix) => deleteKeysWithPrefix(prefix)));
 });
 
-function bull(prefix: string, name = "q", instanceId = randomSuffix()): JobQueue<Data> {
+function bull(prefix: string, name = "q", instanceId = randomSuffix(), url = TEST_REDIS_URL): JobQueue<Data> {
   const queue = new BullJobQueue<Data>({
     name,
-    url: TEST_REDIS_URL,
+    url,
     prefix,
     logger: silentLogger(),
     instanceId,
     options: fast,
+    closeTimeoutMs: CLOSE_TIMEOUT_MS,
   });
   opened.push(queue);
   return queue;
@@ -270,5 +279,32 @@ describe("job queue across instances: bullmq", () => {
     bull(prefix).process(async (job) => resolve(job), { concurrency: 1 });
     const job = await recovered;
     expect({ id: job.id, data: job.data }).toEqual({ id: "orphan", data: { n: 42 } });
+  });
+
+  test("while Redis is unreachable, adding fails at once and closing gives up after its timeout", async () => {
+    const proxy = new TcpProxy("127.0.0.1", Number(new URL(TEST_REDIS_URL).port || 6379));
+    proxy.start();
+    try {
+      const queue = bull(fresh(), "q", randomSuffix(), viaProxy(TEST_REDIS_URL, proxy.port));
+      queue.process(async () => {}, { concurrency: 1 });
+      await queue.add("before", { n: 1 });
+      proxy.cut();
+      // Once the client has noticed the outage, an add is refused at once instead of waiting for Redis.
+      const addOutcome = () =>
+        Promise.race([
+          queue.add(`during-${randomSuffix()}`, { n: 2 }).then(
+            () => "added",
+            () => "refused",
+          ),
+          Bun.sleep(300).then(() => "still waiting"),
+        ]);
+      expect(await eventually(addOutcome, (outcome) => outcome === "refused", 5000, 50)).toBe("refused");
+      // The worker's blocking connection still waits for Redis, so a graceful quit never completes.
+      const started = performance.now();
+      await queue.close();
+      expect(performance.now() - started).toBeLessThan(CLOSE_TIMEOUT_MS + 1500);
+    } finally {
+      proxy.stop();
+    }
   });
 });
