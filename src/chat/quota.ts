@@ -14,6 +14,8 @@ export interface QuotaDecision {
 /** A per-subject daily counter; `consume` checks and counts in one atomic step. */
 export interface QuotaCounter {
   consume(name: string, subject: string, limit: number, now?: Date): Promise<QuotaDecision>;
+  /** Gives back one unit consumed on the same day, for work that failed on our side. */
+  refund(name: string, subject: string, now?: Date): Promise<void>;
 }
 
 export const utcDay = (now: Date): string => now.toISOString().slice(0, 10);
@@ -32,6 +34,12 @@ if current == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return {1, current}
 `;
 
+// Never below zero: a refund for a day whose key already expired changes nothing.
+const REFUND = `
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current > 0 then redis.call('DECR', KEYS[1]) end
+`;
+
 export class RedisQuotaCounter implements QuotaCounter {
   constructor(
     private readonly redis: Redis,
@@ -44,6 +52,10 @@ export class RedisQuotaCounter implements QuotaCounter {
     // The key outlives its day by an hour so a slow clock on one replica cannot reopen it.
     const [allowed, count] = (await this.redis.eval(CONSUME, 1, key, limit, resetS + 3600)) as [number, number];
     return { allowed: allowed === 1, remaining: Math.max(0, limit - count), limit, resetS };
+  }
+
+  async refund(name: string, subject: string, now = new Date()): Promise<void> {
+    await this.redis.eval(REFUND, 1, this.keys.quota(name, subject, utcDay(now)));
   }
 }
 
@@ -60,6 +72,12 @@ export class MemoryQuotaCounter implements QuotaCounter {
     if (current >= limit) return { allowed: false, remaining: 0, limit, resetS };
     this.counts.set(key, current + 1);
     return { allowed: true, remaining: limit - current - 1, limit, resetS };
+  }
+
+  async refund(name: string, subject: string, now = new Date()): Promise<void> {
+    const key = `${name}:${subject}:${utcDay(now)}`;
+    const current = this.counts.get(key) ?? 0;
+    if (current > 0) this.counts.set(key, current - 1);
   }
 }
 

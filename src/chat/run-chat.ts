@@ -76,7 +76,11 @@ export async function runChat(engine: ChatEngine, input: RunChatInput): Promise<
   const existing = input.chatId ? await findConversation(db, input.userId, input.chatId) : undefined;
   if (input.chatId && !existing) throw notFound("conversation");
   const limits = limitsFor(input.tier);
-  assertQuota(await engine.quota.consume("chat_messages", input.userId, limits.chatMessagesPerDay), "chat message");
+  const quotaDay = engine.now();
+  assertQuota(
+    await engine.quota.consume("chat_messages", input.userId, limits.chatMessagesPerDay, quotaDay),
+    "chat message",
+  );
 
   // The conversation id is ours, so the reply can start while its rows are being written.
   const chatId = existing?.id ?? crypto.randomUUID();
@@ -185,6 +189,12 @@ export async function runChat(engine: ChatEngine, input: RunChatInput): Promise<
       ? "error"
       : await result.finishReason.then(String, () => "error");
   if (failure && !cancelled) logger.warn({ err: failure, chat_id: chatId }, "chat model call failed");
+  if (finishReason === "error" && usage.outputTokens === 0) {
+    // The model failed before answering anything: the user got nothing to count against the day.
+    await engine.quota
+      .refund("chat_messages", input.userId, quotaDay)
+      .catch((error) => logger.warn({ err: error }, "quota refund failed"));
+  }
   await persisted;
   const parts = final?.parts ?? [];
   const reply = parts.flatMap((part) => (part.type === "text" ? [part.text] : [])).join("");

@@ -212,4 +212,15 @@ describe("quotas", () => {
     h.llm.script({ text: "pro reply" });
     expect((await h.chatJson(await h.token(userId, "pro"), { text: "again" })).status).toBe(200);
   });
+
+  test("a turn the model failed to answer does not count against the day", async () => {
+    const userId = user();
+    const token = await h.token(userId, "free");
+    for (let i = 0; i < 49; i++) await h.parts.engine.quota.consume("chat_messages", userId, 50);
+    h.llm.script({ error: { status: 401, message: "invalid api key" } });
+    expect((await h.chatJson(token, { text: "fails" })).status).toBe(502);
+    h.llm.script({ text: "the fiftieth" });
+    expect((await h.chatJson(token, { text: "works" })).status).toBe(200);
+    expect((await h.chatJson(token, { text: "one too many" })).status).toBe(429);
+  });
 });

@@ -47,6 +47,18 @@ for (const [name, open] of adapters) {
       expect((await quota.consume("chat", subject, 1, day2)).allowed).toBe(true);
     });
 
+    test("a refund gives back one unit of the same day, never going below zero", async () => {
+      const quota = open();
+      const subject = randomSuffix();
+      const now = new Date("2030-03-01T12:00:00Z");
+      await quota.refund("chat", subject, now);
+      expect((await quota.consume("chat", subject, 2, now)).remaining).toBe(1);
+      expect((await quota.consume("chat", subject, 2, now)).remaining).toBe(0);
+      await quota.refund("chat", subject, now);
+      expect(await quota.consume("chat", subject, 2, now)).toMatchObject({ allowed: true, remaining: 0 });
+      expect((await quota.consume("chat", subject, 2, now)).allowed).toBe(false);
+    });
+
     test("concurrent calls never exceed the limit", async () => {
       const quota = open();
       const subject = randomSuffix();
