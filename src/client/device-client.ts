@@ -38,8 +38,11 @@ export class ToolFailure extends Error {
 export interface DeviceClientOptions {
   /** `ws(s)://host/api/v1/ws/device`; a function is asked again before every reconnect. */
   url: string | (() => string);
-  /** A current access token; called for every connection and every renewal. */
-  token: () => string | Promise<string>;
+  /**
+   * A current access token; called for every connection and every renewal. `stale` is true when
+   * the server said the session changed (e.g. a new tier): a cached token must be refreshed first.
+   */
+  token: (request: { stale: boolean }) => string | Promise<string>;
   deviceId: string;
   deviceName?: string;
   tools?: Record<string, ToolHandler>;
@@ -165,9 +168,12 @@ export class DeviceClient {
     );
   }
 
-  /** Sends a fresh token on the open socket (also done automatically before expiry). */
-  async renewToken(): Promise<void> {
-    const token = await this.options.token();
+  /**
+   * Sends a fresh token on the open socket; done on its own before expiry, and when the server
+   * sends `session {action: "refresh"}` (then with `stale: true`).
+   */
+  async renewToken(request = { stale: false }): Promise<void> {
+    const token = await this.options.token(request);
     this.send({ type: "token", token });
     this.scheduleRenewal(token);
   }
@@ -224,7 +230,7 @@ export class DeviceClient {
     this.status = "connecting";
     let token: string;
     try {
-      token = await this.options.token();
+      token = await this.options.token({ stale: false });
     } catch {
       this.scheduleReconnect();
       return;
@@ -290,6 +296,10 @@ export class DeviceClient {
         this.running.delete(frame.id);
         return;
       case "pong":
+        return;
+      case "session":
+        void this.renewToken({ stale: true }).catch(() => {});
+        this.emit("session", frame);
         return;
       default:
         this.emit(frame.type, frame as never);

@@ -171,6 +171,30 @@ describe("token lifetime", () => {
     expect({ closes, status: device.status }).toEqual({ closes: [], status: "open" });
   });
 
+  test("a session refresh from the server makes the SDK fetch a new token and send it on the socket", async () => {
+    const userId = user();
+    const requests: boolean[] = [];
+    const device = await connectDevice(ctx, {
+      url: withEngine.wsUrl,
+      userId,
+      token: ({ stale }) => {
+        requests.push(stale);
+        return ctx.token(userId, stale ? "power" : "free");
+      },
+    });
+    const tierSeen = async () => {
+      const parts: unknown[] = [];
+      for await (const chunk of device.chat({ text: "tier?" })) parts.push((chunk.chunk as { delta: string }).delta);
+      return parts[1];
+    };
+    expect(await tierSeen()).toBe("free");
+    const { platform } = withEngine;
+    await platform.bus.publish(platform.keys.tierChanged(userId), JSON.stringify({ userId, tier: "power" }));
+    expect(await eventually(tierSeen, (tier) => tier === "power")).toBe("power");
+    expect(requests).toEqual([false, true]);
+    expect(device.status).toBe("open");
+  });
+
   test("a token for another user on the open socket closes it with 4401", async () => {
     const socket = await rawSocket(chat.wsUrl);
     socket.send(hello(await ctx.token(user())));
