@@ -2,6 +2,7 @@ import type { EventConsumer, EventLog } from "../shared/events/event-log";
 import { announceTierChanged, TierChangedEvent } from "../shared/events/tier-changed";
 import { applyTierChange } from "./apply-tier-change";
 import type { AuthContext } from "./context";
+import { endAccessTokens } from "./sessions";
 
 /**
  * Auth's consumer of billing's tier changes (group "auth" on the durable stream). Events produced
@@ -25,7 +26,8 @@ export function startTierConsumer(ctx: AuthContext, log: EventLog): Promise<Even
         applied.inc({ outcome: "malformed" });
         return;
       }
-      const outcome = await applyTierChange({ ctx, event });
+      const { outcome, endedSessions } = await applyTierChange({ ctx, event });
+      await endAccessTokens(ctx, endedSessions, "tier_downgrade");
       if (outcome === "applied") await announceTierChanged(ctx.platform, event);
       applied.inc({ outcome });
       ctx.logger.info({ user_id: event.userId, tier: event.tier, event_id: event.eventId, outcome }, "tier change");

@@ -1,6 +1,7 @@
 import { Elysia } from "elysia";
 import type { ServiceModule } from "../shared/app";
 import { fileList, loadKeyRing } from "../shared/auth/key-ring";
+import { withRevocations } from "../shared/auth/revocations";
 import { createTokenVerifier } from "../shared/auth/verifier";
 import { migrate } from "../shared/db";
 import { ConfigError } from "../shared/env";
@@ -35,7 +36,10 @@ export async function createAuthService(platform: Platform): Promise<ServiceModu
     env,
     logger,
     ring,
-    verifier: createTokenVerifier({ source: { kind: "keys", keys: () => ring.keys }, issuer: env.JWT_ISSUER }),
+    verifier: withRevocations(
+      createTokenVerifier({ source: { kind: "keys", keys: () => ring.keys }, issuer: env.JWT_ISSUER }),
+      platform.revocations,
+    ),
     secrets: await loadAuthSecrets(env.MASTER_KEY_FILE),
     passwords: new PasswordHasher(env),
     lockout: platform.redis ? new RedisLockoutStore(platform.redis, platform.keys) : new MemoryLockoutStore(),

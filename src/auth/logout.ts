@@ -1,18 +1,21 @@
 import type { AuthUser } from "../shared/auth/verifier";
 import type { AuthContext } from "./context";
 import type { LogoutInput } from "./model";
-import { revokeSessions } from "./sessions";
+import { endAccessTokens, revokeSessions } from "./sessions";
 
 /**
- * Revokes the refresh tokens of the caller's session (or of all their sessions with `all`).
- * Access tokens already issued stay valid until they expire (ACCESS_TOKEN_TTL_S): they are stateless.
+ * Ends the caller's session (or all their sessions with `all`): its refresh tokens are revoked
+ * and its access tokens stop working in every service at once.
  */
 export async function logout({ ctx, user, input }: { ctx: AuthContext; user: AuthUser; input: LogoutInput }) {
   if (!input?.all && !user.sessionId) return { revoked: 0 };
-  const revoked = await revokeSessions(ctx.db, {
+  const ended = await revokeSessions(ctx.db, {
     userId: user.userId,
     reason: "logout",
     ...(input?.all ? {} : { familyId: user.sessionId }),
   });
-  return { revoked };
+  // The caller's own session ends even if its refresh tokens were already gone.
+  const sessions = [...new Set([...ended, ...(user.sessionId ? [user.sessionId] : [])])];
+  await endAccessTokens(ctx, sessions, "logout");
+  return { revoked: sessions.length };
 }

@@ -5,7 +5,7 @@ import { type AuthContext, toUser } from "./context";
 import { unwrapUserKey } from "./crypto";
 import type { EncryptionKey, UpdateMeInput, User } from "./model";
 import { passwordProblem } from "./passwords";
-import { revokeSessions } from "./sessions";
+import { endAccessTokens, revokeSessions } from "./sessions";
 import { users } from "./tables";
 
 async function loadUser(ctx: AuthContext, userId: string) {
@@ -42,7 +42,12 @@ export async function updateMe({
   }
   const [updated] = await ctx.db.update(users).set(changes).where(eq(users.id, row.id)).returning();
   if (input.new_password !== undefined) {
-    await revokeSessions(ctx.db, { userId: row.id, reason: "password_changed", exceptFamilyId: user.sessionId });
+    const ended = await revokeSessions(ctx.db, {
+      userId: row.id,
+      reason: "password_changed",
+      exceptFamilyId: user.sessionId,
+    });
+    await endAccessTokens(ctx, ended, "password_changed");
   }
   return toUser(updated ?? row);
 }

@@ -3,7 +3,7 @@ import { unauthorized } from "../shared/errors";
 import type { AuthContext } from "./context";
 import { hashToken, successorOf } from "./crypto";
 import type { RefreshInput, TokenPair } from "./model";
-import { refreshExpiry, tokenPair } from "./sessions";
+import { endAccessTokens, refreshExpiry, tokenPair } from "./sessions";
 import { refreshTokens, users } from "./tables";
 
 type Outcome =
@@ -57,6 +57,8 @@ export async function refresh({ ctx, input }: { ctx: AuthContext; input: Refresh
     return { kind: "reused", familyId: row.familyId, userId: row.userId };
   });
   if (outcome.kind === "reused") {
+    // Whoever holds the family's access token may be the thief: it stops working too.
+    await endAccessTokens(ctx, [outcome.familyId], "reuse_detected");
     ctx.logger.warn(
       { user_id: outcome.userId, family_id: outcome.familyId },
       "refresh token reused after rotation; session revoked",

@@ -1,6 +1,6 @@
 import { and, eq, isNull, ne } from "drizzle-orm";
 import { SignJWT } from "jose";
-import { ACCESS_TOKEN_ALG } from "../shared/auth/verifier";
+import { ACCESS_TOKEN_ALG, DEFAULT_CLOCK_TOLERANCE_S } from "../shared/auth/verifier";
 import type { Database } from "../shared/db";
 import type { Tier } from "../shared/tiers";
 import type { AuthContext } from "./context";
@@ -53,11 +53,14 @@ export async function tokenPair(
   };
 }
 
-/** Revokes live refresh tokens of a user: one session, every session, or every session but one. */
+/**
+ * Revokes live refresh tokens of a user: one session, every session, or every session but one.
+ * Returns the sessions (families) it ended; `endAccessTokens` stops their access tokens too.
+ */
 export async function revokeSessions(
   db: Database,
   options: { userId: string; reason: string; familyId?: string; exceptFamilyId?: string },
-): Promise<number> {
+): Promise<string[]> {
   const conditions = [eq(refreshTokens.userId, options.userId), isNull(refreshTokens.revokedAt)];
   if (options.familyId) conditions.push(eq(refreshTokens.familyId, options.familyId));
   if (options.exceptFamilyId) conditions.push(ne(refreshTokens.familyId, options.exceptFamilyId));
@@ -65,6 +68,22 @@ export async function revokeSessions(
     .update(refreshTokens)
     .set({ revokedAt: new Date(), revokedReason: options.reason })
     .where(and(...conditions))
-    .returning({ id: refreshTokens.id });
-  return revoked.length;
+    .returning({ familyId: refreshTokens.familyId });
+  return [...new Set(revoked.map((row) => row.familyId))];
+}
+
+/**
+ * Ends the access tokens of sessions whose refresh tokens were revoked, in every service, for as
+ * long as any of them could still be valid. Best effort after the commit: if Redis is down the
+ * tokens run out on their own within ACCESS_TOKEN_TTL_S, as they did before revocation existed.
+ */
+export async function endAccessTokens(ctx: AuthContext, familyIds: string[], reason: string): Promise<void> {
+  if (familyIds.length === 0) return;
+  const until = Date.now() + (ctx.env.ACCESS_TOKEN_TTL_S + DEFAULT_CLOCK_TOLERANCE_S) * 1000;
+  try {
+    await ctx.platform.revocations.revoke(familyIds, until);
+    ctx.logger.info({ sessions: familyIds.length, reason }, "access tokens of ended sessions revoked");
+  } catch (error) {
+    ctx.logger.warn({ err: String(error), reason }, "access tokens of ended sessions stay valid until they expire");
+  }
 }

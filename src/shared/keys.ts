@@ -30,6 +30,10 @@ export function createKeys(prefix = "adiuva") {
     // Auth
     loginFailures: (subject: string) => `${p}:auth:fail:${subject}`,
     loginLock: (subject: string) => `${p}:auth:lock:${subject}`,
+    /** Sorted set: revoked session id -> until when (ms) its access tokens could still be valid. */
+    revokedSessions: `${p}:auth:revoked-sessions`,
+    /** Every process hears revocations here at once; the sorted set is for those that start later. */
+    sessionsRevoked: `${p}:auth:sessions-revoked`,
 
     // Agent service
     agentConcurrency: (userId: string) => `${p}:agent:running:${userId}`,

@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { SessionRevocations, withRevocations } from "./auth/revocations";
 import type { TokenVerifier } from "./auth/verifier";
 import type { Bus } from "./bus/bus";
 import { MemoryBus } from "./bus/memory-bus";
@@ -27,7 +28,9 @@ export interface Platform {
   subscriber?: Redis;
   bus: Bus;
   keys: Keys;
+  /** Checks signature, claims and that the token's session has not been revoked. */
   verifier: TokenVerifier;
+  revocations: SessionRevocations;
   /** Cleanups run in reverse order by `closePlatform`. */
   cleanups: Array<() => Promise<void> | void>;
 }
@@ -59,6 +62,8 @@ export function createPlatform(options: PlatformOptions): Platform {
   } else {
     bus = new MemoryBus();
   }
+  const keys = createKeys(options.keyPrefix ?? env.REDIS_KEY_PREFIX);
+  const revocations = new SessionRevocations({ bus, redis, keys, logger });
   const platform: Platform = {
     env,
     instanceId,
@@ -69,12 +74,14 @@ export function createPlatform(options: PlatformOptions): Platform {
     redis,
     subscriber,
     bus,
-    keys: createKeys(options.keyPrefix ?? env.REDIS_KEY_PREFIX),
-    verifier: options.verifier,
+    keys,
+    verifier: withRevocations(options.verifier, revocations),
+    revocations,
     cleanups,
   };
   if (!options.database) cleanups.push(() => database.close());
   cleanups.push(async () => {
+    await revocations.close();
     await bus.close();
     subscriber?.disconnect();
     // QUIT on a connection that is not ready would wait for a reconnect that may never come.

@@ -20,6 +20,8 @@ export async function startServer(options: {
 }): Promise<RunningServer> {
   const { platform, modules } = options;
   let draining = false;
+  // Loaded before the first request, so no request waits for it.
+  await platform.revocations.start();
   for (const module of modules) await module.start?.();
   const app = createApp({ platform, modules, isDraining: () => draining });
   app.listen({

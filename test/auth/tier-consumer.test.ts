@@ -53,7 +53,7 @@ describe("tier-changed consumer", () => {
     expect(((await me.json()) as { tier: string }).tier).toBe("pro");
   });
 
-  test("a downgrade revokes the user's refresh tokens", async () => {
+  test("a downgrade ends the user's sessions: refresh tokens and the access tokens issued with them", async () => {
     const session = await registerUser(base);
     const now = Date.now();
     await publishTierChanged(billing, change(session.user.id, "power", now));
@@ -68,6 +68,13 @@ describe("tier-changed consumer", () => {
     );
     expect(await live(session.user.id)).toBe(0);
     expect((await post(base, "/refresh", { refresh_token: session.refresh_token })).status).toBe(401);
+    // The revocation is announced after the commit: the old access token stops working shortly after.
+    expect(
+      await eventually(
+        async () => (await get(base, "/me", session.access_token)).status,
+        (status) => status === 401,
+      ),
+    ).toBe(401);
     const again = await post(
       base,
       "/login",

@@ -123,6 +123,7 @@ export async function startStack() {
     async device(session: SignedIn) {
       const sessions: Session[] = [];
       const refreshes: Array<Tier | number> = [];
+      const closes: Array<{ code: number; reason: string }> = [];
       const current = { ...session };
       const client: DeviceClient = await connectDevice(ctx, {
         url: chat.wsUrl,
@@ -147,7 +148,8 @@ export async function startStack() {
         refreshes.push(tierClaim(body.access_token));
         await client.renewToken();
       });
-      return { client, sessions, refreshes };
+      client.on("close", ({ code, reason }) => closes.push({ code, reason }));
+      return { client, sessions, refreshes, closes };
     },
 
     billingCall,

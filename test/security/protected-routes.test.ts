@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { importPKCS8, SignJWT } from "jose";
 import { serviceFactories } from "../../src/services";
 import { generateRsaPemPair } from "../../src/shared/auth/keygen";
+import type { Platform } from "../../src/shared/platform";
 import { createTestContext, type TestContext } from "../../src/shared/testing";
 
 /** Routes that are public by design, each with the reason. */
@@ -25,10 +26,12 @@ const PUBLIC_ROUTES: Record<string, string> = {
 let ctx: TestContext;
 let base: string;
 let routes: Array<{ method: string; path: string }>;
+let platform: Platform;
 beforeAll(async () => {
   ctx = await createTestContext();
   const server = await ctx.start(Object.values(serviceFactories));
   base = server.url;
+  platform = server.platform;
   routes = (server.app.routes as Array<{ method: string; path: string }>).map(({ method, path }) => ({ method, path }));
 });
 afterAll(() => ctx.close());
@@ -63,6 +66,14 @@ describe("every other route refuses requests without a valid token", () => {
     [
       "an expired token",
       async () => ({ authorization: `Bearer ${await ctx.token(crypto.randomUUID(), "team", { expiresInS: -120 })}` }),
+    ],
+    [
+      "a valid token of an ended session",
+      async () => {
+        const sessionId = crypto.randomUUID();
+        await platform.revocations.revoke([sessionId], Date.now() + 60_000);
+        return { authorization: `Bearer ${await ctx.token(crypto.randomUUID(), "team", { sessionId })}` };
+      },
     ],
   ];
   for (const [name, headers] of credentials) {

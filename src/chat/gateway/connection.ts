@@ -7,6 +7,8 @@ export interface DeviceSession {
   readonly connectionId: string;
   readonly userId: string;
   tier: Tier;
+  /** The auth session of the token in use; when it is revoked the socket is closed. */
+  sessionId?: string;
   readonly deviceId: string;
   readonly deviceName?: string;
   readonly tools: readonly string[];

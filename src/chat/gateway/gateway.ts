@@ -89,6 +89,15 @@ export function createDeviceGateway(platform: Platform, options: DeviceGatewayOp
           hub.deliverLocal(channel.slice(prefix.length), { type: "session", action: "refresh" });
         }),
       );
+      // A signed-out (or otherwise ended) session loses its sockets too, not only its tokens.
+      const stopWatching = platform.revocations.onRevoked((sessionIds) => {
+        const ended = new Set(sessionIds);
+        for (const connection of hub.connections()) {
+          const sessionId = connection.session?.sessionId;
+          if (sessionId && ended.has(sessionId)) connection.close(CloseCode.unauthorized, "session ended");
+        }
+      });
+      cleanups.push(async () => stopWatching());
       timers.push(
         setInterval(
           () => void hub.refreshLeases().catch((error: Error) => logger.warn({ err: error.message }, "lease refresh")),

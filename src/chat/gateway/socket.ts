@@ -170,6 +170,7 @@ class FrameHandler {
       connectionId: connection.id,
       userId: user.userId,
       tier: user.tier,
+      sessionId: user.sessionId,
       deviceId: hello.device_id,
       deviceName: hello.device_name,
       tools: [...new Set(hello.tools)],
@@ -200,6 +201,7 @@ class FrameHandler {
       return;
     }
     session.tier = user.tier;
+    session.sessionId = user.sessionId;
     this.armExpiry(connection, user.expiresAt);
   }
 

@@ -50,6 +50,8 @@ export type TokenRejection =
   | "token_unknown_key"
   | "token_issuer_invalid"
   | "token_claims_invalid"
+  /** Valid, but its session was ended (logout, password change, refresh-token reuse). */
+  | "token_revoked"
   | "token_keys_unavailable";
 
 /** The one thing a client learns about a refused token. */
@@ -83,6 +85,9 @@ export type KeySource =
 /** Tokens are a few hundred bytes; anything far larger is refused before any parsing. */
 const MAX_TOKEN_LENGTH = 8192;
 
+/** Seconds a verifier accepts a token past its `exp` or before its `iat` (clock skew between hosts). */
+export const DEFAULT_CLOCK_TOLERANCE_S = 5;
+
 /** Builds a verifier that accepts only RS256 tokens from `issuer` whose `kid` names a known key. */
 export function createTokenVerifier(options: {
   source: KeySource;
@@ -90,7 +95,7 @@ export function createTokenVerifier(options: {
   clockToleranceS?: number;
 }): TokenVerifier {
   const getKey = keyResolver(options.source);
-  const tolerance = options.clockToleranceS ?? 5;
+  const tolerance = options.clockToleranceS ?? DEFAULT_CLOCK_TOLERANCE_S;
   return {
     async verify(token) {
       if (!token) throw new TokenError("token_missing");

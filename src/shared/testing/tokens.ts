@@ -42,6 +42,8 @@ export interface SignOptions {
   expiresInS?: number;
   jti?: string;
   kid?: string;
+  /** The `sid` claim: the auth session the token belongs to. */
+  sessionId?: string;
 }
 
 /** Signs an access token the way the auth service does, for tests of the other services. */
@@ -49,7 +51,7 @@ export async function signTestToken(userId: string, tier: Tier, options: SignOpt
   const keys = await testKeys();
   const key = await importPKCS8(keys.privatePem, ACCESS_TOKEN_ALG);
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ tier })
+  return new SignJWT({ tier, ...(options.sessionId ? { sid: options.sessionId } : {}) })
     .setProtectedHeader({ alg: ACCESS_TOKEN_ALG, kid: options.kid ?? keys.kid, typ: "JWT" })
     .setSubject(userId)
     .setIssuer(options.issuer ?? "adiuva-auth")
