@@ -3,8 +3,11 @@ import { ChatStream, requestError } from "./chat-stream";
 
 /** Protocol spoken by this SDK (the server's `PROTOCOL_VERSION`). */
 export const DEVICE_PROTOCOL = 1;
-/** The server will not take this connection back: reconnecting would not help. */
-const FINAL_CLOSE_CODES = new Set([4426]);
+/**
+ * Reconnecting would not help: an unsupported protocol, or another connection with this device id
+ * replaced this one (two clients with one id would otherwise take turns replacing each other).
+ */
+const FINAL_CLOSE_CODES = new Set([4409, 4426]);
 
 export type Welcome = Extract<ServerFrame, { type: "welcome" }>;
 export type ChatChunk = Extract<ServerFrame, { type: "chat_chunk" }>;

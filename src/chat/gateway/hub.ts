@@ -6,7 +6,7 @@ import { parseStream } from "../../shared/device-rpc/push";
 import type { Platform } from "../../shared/platform";
 import type { Lease, Presence } from "../../shared/presence";
 import type { DeviceConnection } from "./connection";
-import type { ServerFrame, ToolProgressFrame, ToolResultFrame } from "./model";
+import { CloseCode, type ServerFrame, type ToolProgressFrame, type ToolResultFrame } from "./model";
 
 /** Grace after a call's deadline before the owner forgets it (the caller cancels first). */
 const OWNED_GRACE_MS = 1000;
@@ -47,10 +47,46 @@ export class DeviceHub implements CallOwner {
         this.platform.logger.warn({ err: error.message }, "device lease not stored");
       }),
     ]);
+    await this.replaceOlder(connection);
     // Callers remembering where this user's calls went must ask presence again; done before `welcome`.
     await this.node?.announce(session.userId).catch((error: Error) => {
       this.platform.logger.warn({ err: error.message }, "device presence change not announced");
     });
+  }
+
+  /**
+   * One socket per device: an older connection with the same device id, here or on another
+   * instance, is closed (a reconnect after a network change, before the old socket timed out).
+   * Only older ones, so two connections racing each other do not close both.
+   */
+  private async replaceOlder(connection: DeviceConnection): Promise<void> {
+    const session = connection.session!;
+    const older = (other: { connectedAt: number; connectionId: string }) =>
+      other.connectedAt < connection.connectedAt ||
+      (other.connectedAt === connection.connectedAt && other.connectionId < connection.id);
+    for (const local of this.byUser.get(session.userId) ?? []) {
+      if (
+        local !== connection &&
+        local.session?.deviceId === session.deviceId &&
+        older({ connectedAt: local.connectedAt, connectionId: local.id })
+      ) {
+        this.evict(local.id, session.userId);
+      }
+    }
+    const leases = await this.presence.list(session.userId).catch(() => []);
+    for (const lease of leases) {
+      if (lease.instanceId === this.platform.instanceId || lease.deviceId !== session.deviceId) continue;
+      if (lease.connectionId === connection.id || !older(lease)) continue;
+      await this.node?.evict(lease.instanceId, lease.connectionId, session.userId).catch((error: Error) => {
+        this.platform.logger.warn({ err: error.message }, "replaced device connection not closed");
+      });
+    }
+  }
+
+  evict(connectionId: string, userId: string): void {
+    const connection = this.byId.get(connectionId);
+    if (connection?.session?.userId !== userId) return;
+    connection.close(CloseCode.replaced, "replaced by a newer connection");
   }
 
   /** Forgets a closed connection and fails what it owed; only its own lease is removed. */

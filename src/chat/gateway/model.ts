@@ -13,6 +13,8 @@ export const CloseCode = {
   tooSlow: 1013,
   unauthorized: 4401,
   heartbeatTimeout: 4408,
+  /** A newer connection with the same device id took over; the device should not reconnect. */
+  replaced: 4409,
   tokenExpired: 4419,
   unsupportedProtocol: 4426,
 } as const;

@@ -14,6 +14,8 @@ export interface CallOwner {
   /** Must answer every call it receives (result, failure or later cancel), never throw. */
   deliver(call: CallRequest): void;
   cancel(connectionId: string, callId: string, reason: string): void;
+  /** Closes a connection of `userId` that a newer connection of the same device replaced. */
+  evict(connectionId: string, userId: string): void;
 }
 
 export interface CallerConfig {

@@ -23,7 +23,9 @@ export type InboxMessage =
   /** Owner -> caller. */
   | { t: "result"; id: string; ok: true; result: unknown; ts: number }
   | { t: "result"; id: string; ok: false; error: CallFailure; ts: number }
-  | { t: "progress"; id: string; progress: number; total?: number; message?: string; ts: number };
+  | { t: "progress"; id: string; progress: number; total?: number; message?: string; ts: number }
+  /** Owner -> owner: a newer connection of the same device exists; close connection `id` of `user`. */
+  | { t: "evict"; id: string; user: string; ts: number };
 
 export interface CallFailure {
   code: DeviceCallErrorCode;

@@ -3,7 +3,7 @@ import type { DeviceInfo, DeviceRpc } from "../device-rpc";
 import type { Platform } from "../platform";
 import { type Lease, presenceFor } from "../presence";
 import { type CallOwner, RpcCaller } from "./caller";
-import { type CallOutcome, type CallProgress, parseInbox } from "./envelope";
+import { type CallOutcome, type CallProgress, type InboxMessage, parseInbox } from "./envelope";
 import { laneFor } from "./lane";
 import { rpcMetrics } from "./metrics";
 
@@ -26,6 +26,8 @@ export interface RpcNode extends DeviceRpc {
   reply(to: string, message: CallOutcome | CallProgress): void;
   /** Tells every caller that a lease of the user appeared, before the device is told it is connected. */
   announce(userId: string): Promise<void>;
+  /** Asks the instance holding connection `connectionId` of `userId` to close it (it was replaced). */
+  evict(ownerInstance: string, connectionId: string, userId: string): Promise<void>;
   start(): Promise<void>;
   /** Fails this instance's own pending calls and stops its timers and inbox. */
   stop(): Promise<void>;
@@ -79,6 +81,9 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
       case "cancel":
         owner?.cancel(message.c, message.id, message.reason);
         return;
+      case "evict":
+        owner?.evict(message.id, message.user);
+        return;
     }
   };
 
@@ -117,6 +122,14 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
     reply,
     async announce(userId) {
       await lane.publish(keys.devicePresenceChanged, userId);
+    },
+    async evict(ownerInstance, connectionId, userId) {
+      if (ownerInstance === instanceId) {
+        owner?.evict(connectionId, userId);
+        return;
+      }
+      const message: InboxMessage = { t: "evict", id: connectionId, user: userId, ts: Date.now() };
+      await lane.publish(keys.instanceInbox(ownerInstance), JSON.stringify(message));
     },
     call: (callOptions) => caller.call(callOptions),
     async isOnline(userId, deviceId) {

@@ -1,8 +1,11 @@
 // Device RPC across two real chat instances (A and B) sharing one Redis and one key prefix; the
-// devices are real WebSocket clients built with the SDK in src/client.
+// devices are real WebSocket clients built with the SDK in src/client. Also: one socket per device,
+// a device that connects again while its old socket is open replaces it, here or elsewhere.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { DeviceClient } from "../../../src/client";
 import { DeviceCallError } from "../../../src/shared/device-rpc";
 import { createDeviceRpcClient } from "../../../src/shared/device-rpc/client";
+import { laneFor } from "../../../src/shared/device-rpc/lane";
 import { createTestContext, eventually, type TestContext } from "../../../src/shared/testing";
 import { basicTools, type ChatInstance, connectDevice, startChat } from "./helpers";
 
@@ -252,5 +255,63 @@ describe("device rpc across instances", () => {
     device.on("session", resolve);
     await a.platform.bus.publish(a.platform.keys.tierChanged(userId), JSON.stringify({ userId, tier: "power" }));
     expect(await refreshed).toEqual({ type: "session", action: "refresh" });
+  });
+});
+
+const answer = (who: string) => ({ task_list: () => who });
+type Close = { code: number; reason: string; willReconnect: boolean };
+const closeOf = (device: DeviceClient) => new Promise<Close>((resolve) => device.on("close", resolve));
+
+describe("one socket per device", () => {
+  for (const [where, second] of [
+    ["on the same instance", () => a],
+    ["on another instance", () => b],
+  ] as const) {
+    test(`a second connection with the same device id ${where} closes the first with 4409`, async () => {
+      const userId = user();
+      const old = await connectDevice(ctx, { url: a.wsUrl, userId, deviceId: "laptop", tools: answer("old") });
+      const closed = closeOf(old);
+      await connectDevice(ctx, { url: second().wsUrl, userId, deviceId: "laptop", tools: answer("new") });
+      expect(await closed).toEqual({ code: 4409, reason: "replaced by a newer connection", willReconnect: false });
+      expect(old.status).toBe("closed");
+      const devices = await eventually(
+        () => a.gateway.rpc.devices(userId),
+        (list) => list.length === 1,
+      );
+      expect(devices.map((device) => device.instanceId)).toEqual([second().platform.instanceId]);
+      expect(await a.gateway.rpc.call({ userId, deviceId: "laptop", name: "task_list", args: {} })).toBe("new");
+    });
+  }
+
+  test("the user's other devices and other users' devices with the same id stay connected", async () => {
+    const userId = user();
+    const laptop = await connectDevice(ctx, { url: a.wsUrl, userId, deviceId: "laptop", tools: answer("laptop") });
+    const stranger = await connectDevice(ctx, { url: a.wsUrl, userId: user(), deviceId: "desktop" });
+    await connectDevice(ctx, { url: b.wsUrl, userId, deviceId: "desktop", tools: answer("desktop") });
+    await Bun.sleep(100);
+    expect([laptop.status, stranger.status]).toEqual(["open", "open"]);
+    expect((await b.gateway.rpc.devices(userId)).map((device) => device.deviceId).sort()).toEqual([
+      "desktop",
+      "laptop",
+    ]);
+  });
+
+  test("an eviction naming the connection with another user id closes nothing", async () => {
+    const userId = user();
+    const device = await connectDevice(ctx, { url: a.wsUrl, userId, deviceId: "laptop" });
+    const [lease] = await a.gateway.rpc.devices(userId);
+    const { keys, instanceId } = a.platform;
+    const evict = (user: string) =>
+      laneFor(b.platform).publish(
+        keys.instanceInbox(instanceId),
+        JSON.stringify({ t: "evict", id: lease!.connectionId, user, ts: Date.now() }),
+      );
+    const closed = closeOf(device);
+    await evict(`user-${crypto.randomUUID()}`);
+    await Bun.sleep(100);
+    expect(device.status).toBe("open");
+    // The same message with the right user does close it: the check above is the user id.
+    await evict(userId);
+    expect((await closed).code).toBe(4409);
   });
 });
