@@ -5,7 +5,11 @@ import { cpus } from "node:os";
 import { importPKCS8, importSPKI, jwtVerify, SignJWT } from "jose";
 import { publicKeysFromPem } from "../../src/shared/auth/key-ring";
 import { generateRsaPemPair } from "../../src/shared/auth/keygen";
+import { SessionRevocations, withRevocations } from "../../src/shared/auth/revocations";
 import { createTokenVerifier } from "../../src/shared/auth/verifier";
+import { MemoryBus } from "../../src/shared/bus/memory-bus";
+import { createKeys } from "../../src/shared/keys";
+import { silentLogger } from "../../src/shared/logger";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const CONCURRENCY = 64;
@@ -47,6 +51,13 @@ const [header, payload, signature] = token.split(".") as [string, string, string
 const signingInput = Buffer.from(`${header}.${payload}`);
 const rawSignature = Buffer.from(signature, "base64url");
 const verifier = createTokenVerifier({ source: { kind: "pem", pem: publicPem }, issuer: "adiuva-auth" });
+// What every service runs: the verifier plus the revoked-session lookup, with 10,000 sessions revoked.
+const revocations = new SessionRevocations({ bus: new MemoryBus(), keys: createKeys("bench"), logger: silentLogger() });
+await revocations.revoke(
+  Array.from({ length: 10_000 }, () => crypto.randomUUID()),
+  Date.now() + 3_600_000,
+);
+const platformVerifier = withRevocations(verifier, revocations);
 
 const rows: Array<[string, number, number]> = [];
 for (const [name, op] of [
@@ -54,6 +65,7 @@ for (const [name, op] of [
   ["sign: node:crypto RSA-SHA256 (floor)", () => nodeSign("sha256", signingInput, nodePrivate)],
   ["verify: jose jwtVerify", () => jwtVerify(token, publicKey, { algorithms: ["RS256"], issuer: "adiuva-auth" })],
   ["verify: createTokenVerifier (jose + kid + claims)", () => verifier.verify(token)],
+  ["verify: + revoked-session check (10k revoked)", () => platformVerifier.verify(token)],
   ["verify: node:crypto RSA-SHA256 (floor)", () => nodeVerify("sha256", signingInput, nodePublic, rawSignature)],
 ] as Array<[string, () => unknown]>) {
   rows.push([name, await rate(op, 1), await rate(op, CONCURRENCY)]);
@@ -69,5 +81,7 @@ const ratio = (a: string, b: string, column: 1 | 2) =>
   (rows.find((row) => row[0] === a)![column] / rows.find((row) => row[0] === b)![column]).toFixed(2);
 console.log(
   `\njose sign / node floor: ${ratio("sign: jose SignJWT", "sign: node:crypto RSA-SHA256 (floor)", 1)}x; ` +
-    `our verify / node floor: ${ratio("verify: createTokenVerifier (jose + kid + claims)", "verify: node:crypto RSA-SHA256 (floor)", 1)}x (1 in flight)`,
+    `our verify / node floor: ${ratio("verify: createTokenVerifier (jose + kid + claims)", "verify: node:crypto RSA-SHA256 (floor)", 1)}x (1 in flight); ` +
+    `with the revocation check / without: ${ratio("verify: + revoked-session check (10k revoked)", "verify: createTokenVerifier (jose + kid + claims)", 1)}x`,
 );
+await revocations.close();
