@@ -50,3 +50,5 @@ if (system === "adiuva") {
   await new Promise<void>((resolve) => device.on("connect", () => resolve()));
 }
 console.log(JSON.stringify({ ready: true }));
+// An orderly exit on the runner's kill, so `bun --cpu-prof` can write node A's profile.
+process.on("SIGTERM", () => process.exit(0));

@@ -139,7 +139,8 @@ async function runSocketIo(): Promise<void> {
     admin,
     nodeA.pid,
   );
-  io.close();
+  // No io.close(): this Server was never attached to an HTTP server (close() would throw on its
+  // missing engine); dropping the adapter's Redis connections is all there is to release.
   pub.disconnect();
   sub.disconnect();
   nodeA.kill();

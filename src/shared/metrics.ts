@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { HotCounter, HotHistogram } from "./hot-metrics";
 
 /**
  * One registry per application instance (not prom-client's global one), so several instances can
@@ -43,5 +44,19 @@ export class Metrics {
     const existing = this.registry.getSingleMetric(name);
     if (existing) return existing as Histogram<L>;
     return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
+  }
+
+  /** A counter updated once or more per device call: cheap updates, same exposition. */
+  hotCounter<L extends string>(name: string, help: string, labelNames: L[]): HotCounter<L> {
+    const existing = this.registry.getSingleMetric(name);
+    if (existing) return existing as unknown as HotCounter<L>;
+    return new HotCounter(this.registry, name, help, labelNames);
+  }
+
+  /** A histogram observed once or more per device call: cheap updates, same exposition. */
+  hotHistogram<L extends string>(name: string, help: string, labelNames: L[], buckets: number[]): HotHistogram<L> {
+    const existing = this.registry.getSingleMetric(name);
+    if (existing) return existing as unknown as HotHistogram<L>;
+    return new HotHistogram(this.registry, name, help, labelNames, buckets);
   }
 }
