@@ -62,7 +62,14 @@ export async function createAuthService(platform: Platform): Promise<ServiceModu
     plugin: new Elysia().use(authRoutes(ctx, AUTH_PREFIX)),
     async start() {
       await migrate(platform.db, "auth", migrations);
-      consumer = await startTierConsumer(ctx, eventLogFor(platform));
+      const started = await startTierConsumer(ctx, eventLogFor(platform));
+      consumer = started;
+      // A tier change that keeps failing stays pending (and is retried): this is what to alert on.
+      platform.metrics.gaugeFrom(
+        "auth_tier_events_pending",
+        "Tier-changed events delivered to auth and not yet applied",
+        () => started.pending(),
+      );
     },
     async stop() {
       await consumer?.stop();

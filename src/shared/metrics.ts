@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { HotCounter, HotHistogram } from "./hot-metrics";
+import { withTimeout } from "./timeout";
 
 /**
  * One registry per application instance (not prom-client's global one), so several instances can
@@ -44,6 +45,27 @@ export class Metrics {
     const existing = this.registry.getSingleMetric(name);
     if (existing) return existing as Histogram<L>;
     return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
+  }
+
+  /**
+   * A gauge read when Prometheus scrapes. A failed or slow read (over a second) keeps the last
+   * value: one unreachable dependency must not fail or stall the whole scrape.
+   */
+  gaugeFrom(name: string, help: string, read: () => Promise<number>): Gauge {
+    const existing = this.registry.getSingleMetric(name);
+    if (existing) return existing as Gauge;
+    return new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      async collect() {
+        try {
+          this.set(await withTimeout(read(), 1000, name));
+        } catch {
+          // keep the last value
+        }
+      },
+    });
   }
 
   /** A counter updated once or more per device call: cheap updates, same exposition. */

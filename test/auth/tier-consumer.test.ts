@@ -139,6 +139,15 @@ describe("tier-changed consumer", () => {
     }
   });
 
+  test("/metrics reports the tier changes auth has been given and not applied", async () => {
+    const session = await registerUser(base);
+    await publishTierChanged(billing, change(session.user.id, "pro", Date.now()));
+    expect(await becomes(session.user.id, "pro")).toBe("pro");
+    const scrape = async () =>
+      (await (await fetch(`${base}/metrics`)).text()).match(/^auth_tier_events_pending(?:\{[^}]*\})? (\d+)$/m)?.[1];
+    expect(await eventually(scrape, (value) => value === "0")).toBe("0");
+  });
+
   test("events for unknown users or malformed ones do not block the stream", async () => {
     await publishTierChanged(billing, change("not-a-uuid", "pro", Date.now()));
     await publishTierChanged(billing, change(crypto.randomUUID(), "pro", Date.now()));

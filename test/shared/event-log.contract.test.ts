@@ -120,6 +120,37 @@ for (const [name, make] of adapters) {
       expect(attempts).toBe(2);
     });
 
+    test("pending counts what the group was given and has not acknowledged", async () => {
+      const log = make();
+      const s = stream();
+      let failing = true;
+      const { seen, consumer } = await collect(
+        log,
+        { stream: s, group: "auth", consumer: "a", claimIdleMs: 200 },
+        (entry) => failing && entry.payload === "poison",
+      );
+      await log.append(s, "fine");
+      await log.append(s, "poison");
+      await eventually(
+        () => [...seen],
+        (v) => v.length === 1,
+      );
+      expect(
+        await eventually(
+          () => consumer.pending(),
+          (n) => n === 1,
+        ),
+      ).toBe(1);
+      failing = false;
+      expect(
+        await eventually(
+          () => consumer.pending(),
+          (n) => n === 0,
+        ),
+      ).toBe(0);
+      expect(seen).toEqual(["fine", "poison"]);
+    });
+
     test("a crashed consumer's pending events are claimed by another consumer of the group", async () => {
       const log = make();
       const s = stream();

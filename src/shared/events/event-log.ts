@@ -25,6 +25,8 @@ export interface ConsumeOptions {
 export interface EventConsumer {
   /** Stops reading; in-flight handlers finish first. Unacknowledged entries stay pending. */
   stop(): Promise<void>;
+  /** Entries the group has delivered and nobody acknowledged yet (failing or being handled). */
+  pending(): Promise<number>;
 }
 
 /**

@@ -77,6 +77,7 @@ export class MemoryEventLog implements EventLog {
         stopWaiting();
         await finished;
       },
+      pending: async () => own.pending.size,
     };
   }
 

@@ -114,6 +114,10 @@ export class RedisEventLog implements EventLog {
         wake();
         await done;
       },
+      async pending() {
+        const [count] = (await connection.xpending(options.stream, options.group)) as [number, ...unknown[]];
+        return Number(count);
+      },
     };
   }
 }
