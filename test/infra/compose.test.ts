@@ -3,7 +3,7 @@
 // real test platform, env.ts's requirements, the key generator's output. When the docker-compose
 // binary is installed, Compose's own validation runs as well; without it that check is skipped.
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename } from "node:path";
 import { parse } from "yaml";
@@ -275,6 +275,61 @@ describe("monitoring profile", () => {
     );
     for (const [composeName] of appServices) {
       expect(targets).toContainEqual({ name: composeName, port: 8000, path: "/metrics" });
+    }
+  });
+});
+
+describe("alert rules", () => {
+  const rules = readYaml<{ groups: Array<{ rules: Array<{ alert: string; expr: string }> }> }>(
+    "infra/prometheus/alerts.yml",
+  ).groups.flatMap((group) => group.rules);
+  const source = new Bun.Glob("src/**/*.ts");
+
+  test("Prometheus loads them, from the file Compose mounts", () => {
+    const config = readYaml<{ rule_files?: string[] }>("infra/prometheus/prometheus.yml");
+    expect(config.rule_files).toEqual(["/etc/prometheus/alerts.yml"]);
+    expect(compose.services.prometheus?.volumes).toContain(
+      "./infra/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro",
+    );
+  });
+
+  test("every metric an alert reads is one the services export (a misspelt one would never fire)", async () => {
+    const code = (await Array.fromAsync(source.scan("."))).map((file) => readFileSync(file, "utf8")).join("\n");
+    const metrics = new Set(
+      rules.flatMap((rule) =>
+        // Metric names are the identifiers before a selector, a range or a closing parenthesis,
+        // once the `by (...)` label lists are taken out.
+        [...rule.expr.replace(/by \([^)]*\)/g, "").matchAll(/([a-z_][a-z0-9_]*)\s*[{[)]/g)].map((match) => match[1]!),
+      ),
+    );
+    metrics.delete("up"); // Prometheus's own
+    expect(metrics.size).toBeGreaterThanOrEqual(4);
+    expect([...metrics].filter((name) => !code.includes(`"${name}"`))).toEqual([]);
+  });
+
+  const promtool = Bun.which("promtool");
+  // Installed by .ci/run when apt is available (Debian's prometheus package); skipped without it.
+  test.skipIf(!promtool)("promtool accepts the rules and the Prometheus configuration", () => {
+    const dir = mkdtempSync(`${tmpdir()}/prometheus-`);
+    try {
+      const config = readFileSync("infra/prometheus/prometheus.yml", "utf8").replace(
+        "/etc/prometheus/alerts.yml",
+        `${process.cwd()}/infra/prometheus/alerts.yml`,
+      );
+      writeFileSync(`${dir}/prometheus.yml`, config);
+      for (const args of [
+        ["check", "rules", "infra/prometheus/alerts.yml"],
+        ["check", "config", `${dir}/prometheus.yml`],
+      ]) {
+        const result = Bun.spawnSync([promtool as string, ...args], { stdout: "pipe", stderr: "pipe" });
+        expect({ args, code: result.exitCode, stderr: result.stderr.toString() }).toEqual({
+          args,
+          code: 0,
+          stderr: "",
+        });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
