@@ -57,13 +57,6 @@ export class SessionRevocations {
   /** Subscribes and loads the current set once; never rejects (a Redis outage is retried by the resync). */
   start(): Promise<void> {
     this.started ??= (async () => {
-      try {
-        this.unsubscribe = await this.deps.bus.subscribe(this.deps.keys.sessionsRevoked, (message) =>
-          this.heard(message),
-        );
-      } catch (error) {
-        this.deps.logger.warn({ err: String(error) }, "session revocations: subscribe failed");
-      }
       await this.resync();
       if (!this.closed) this.timer = setInterval(() => void this.resync(), RESYNC_MS);
     })();
@@ -102,7 +95,20 @@ export class SessionRevocations {
     if (fresh.length > 0) for (const listener of this.listeners) listener(fresh);
   }
 
+  /** Subscribes if not subscribed yet (the first try may have met Redis down). */
+  private async subscribe(): Promise<void> {
+    if (this.unsubscribe || this.closed) return;
+    try {
+      this.unsubscribe = await this.deps.bus.subscribe(this.deps.keys.sessionsRevoked, (message) =>
+        this.heard(message),
+      );
+    } catch (error) {
+      this.deps.logger.warn({ err: String(error) }, "session revocations: subscribe failed");
+    }
+  }
+
   private async resync(): Promise<void> {
+    await this.subscribe();
     const now = this.now();
     for (const [id, until] of this.revoked) if (until <= now) this.revoked.delete(id);
     const { redis, keys, logger } = this.deps;
