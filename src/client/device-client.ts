@@ -4,10 +4,11 @@ import { ChatStream, requestError } from "./chat-stream";
 /** Protocol spoken by this SDK (the server's `PROTOCOL_VERSION`). */
 export const DEVICE_PROTOCOL = 1;
 /**
- * Reconnecting would not help: an unsupported protocol, or another connection with this device id
- * replaced this one (two clients with one id would otherwise take turns replacing each other).
+ * Reconnecting would not help: the session ended (the user must sign in again; the app calls
+ * `connect()` after), another connection with this device id replaced this one (two clients with
+ * one id would otherwise take turns replacing each other), or an unsupported protocol.
  */
-const FINAL_CLOSE_CODES = new Set([4409, 4426]);
+const FINAL_CLOSE_CODES = new Set([4403, 4409, 4426]);
 
 export type Welcome = Extract<ServerFrame, { type: "welcome" }>;
 export type ChatChunk = Extract<ServerFrame, { type: "chat_chunk" }>;

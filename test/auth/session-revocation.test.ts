@@ -66,9 +66,12 @@ describe("logout", () => {
       userId: bystander.user.id,
       token: () => bystander.access_token,
     });
-    const closed = new Promise<{ code: number; reason: string }>((resolve) => device.on("close", resolve));
+    const closed = new Promise<{ code: number; reason: string; willReconnect: boolean }>((resolve) =>
+      device.on("close", resolve),
+    );
     expect((await post(auth, "/logout", {}, bearer(session.access_token))).status).toBe(204);
-    expect(await closed).toMatchObject({ code: 4401, reason: "session ended" });
+    expect(await closed).toEqual({ code: 4403, reason: "session ended", willReconnect: false });
+    expect(device.status).toBe("closed");
     await Bun.sleep(100);
     expect(unaffected.status).toBe("open");
     device.close();

@@ -104,7 +104,7 @@ describe("tier changes end to end", () => {
 
     expect(await stack.tierBecomes(user.userId, "free")).toBe("free");
     expect((await stack.refresh(user.refreshToken)).status).toBe(401);
-    expect(await sessionEnded(device)).toEqual({ code: 4401, reason: "session ended" });
+    expect(await sessionEnded(device)).toEqual({ code: 4403, reason: "session ended" });
     const again = await stack.login(user.email);
     expect(tierClaim(again.accessToken)).toBe("free");
   });
@@ -120,7 +120,7 @@ describe("tier changes end to end", () => {
 
     expect(await stack.tierBecomes(user.userId, "free")).toBe("free");
     expect((await stack.refresh(user.refreshToken)).status).toBe(401);
-    expect(await sessionEnded(device)).toEqual({ code: 4401, reason: "session ended" });
+    expect(await sessionEnded(device)).toEqual({ code: 4403, reason: "session ended" });
   });
 
   test("an older subscription event delivered after a newer one never lowers the tier in auth", async () => {

@@ -94,7 +94,7 @@ export function createDeviceGateway(platform: Platform, options: DeviceGatewayOp
         const ended = new Set(sessionIds);
         for (const connection of hub.connections()) {
           const sessionId = connection.session?.sessionId;
-          if (sessionId && ended.has(sessionId)) connection.close(CloseCode.unauthorized, "session ended");
+          if (sessionId && ended.has(sessionId)) connection.close(CloseCode.sessionEnded, "session ended");
         }
       });
       cleanups.push(async () => stopWatching());

@@ -12,6 +12,8 @@ export const CloseCode = {
   /** The server could not keep up with a device that reads too slowly. */
   tooSlow: 1013,
   unauthorized: 4401,
+  /** The auth session was ended (logout, password change, downgrade): sign in again, then reconnect. */
+  sessionEnded: 4403,
   heartbeatTimeout: 4408,
   /** A newer connection with the same device id took over; the device should not reconnect. */
   replaced: 4409,
