@@ -63,9 +63,14 @@ export class RedisQuotaCounter implements QuotaCounter {
 export class MemoryQuotaCounter implements QuotaCounter {
   private readonly counts = new Map<string, number>();
 
+  /** Ends with the day, which is how `consume` finds the keys of other days to drop. */
+  private static key(name: string, subject: string, day: string): string {
+    return `${name}:${subject}:${day}`;
+  }
+
   async consume(name: string, subject: string, limit: number, now = new Date()): Promise<QuotaDecision> {
     const day = utcDay(now);
-    const key = `${name}:${subject}:${day}`;
+    const key = MemoryQuotaCounter.key(name, subject, day);
     for (const existing of this.counts.keys()) if (!existing.endsWith(day)) this.counts.delete(existing);
     const current = this.counts.get(key) ?? 0;
     const resetS = secondsToMidnight(now);
@@ -75,7 +80,7 @@ export class MemoryQuotaCounter implements QuotaCounter {
   }
 
   async refund(name: string, subject: string, now = new Date()): Promise<void> {
-    const key = `${name}:${subject}:${utcDay(now)}`;
+    const key = MemoryQuotaCounter.key(name, subject, utcDay(now));
     const current = this.counts.get(key) ?? 0;
     if (current > 0) this.counts.set(key, current - 1);
   }

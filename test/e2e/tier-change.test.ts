@@ -24,22 +24,17 @@ async function subscribe(user: SignedIn, tier: "pro" | "power") {
 }
 
 /** Waits for the device's first reaction to a `session` frame. */
-const firstRefresh = async (device: { refreshes: unknown[] }) =>
+/** The first entry of a list the device fills as things happen, once there is one. */
+const firstOf = async <T>(list: T[]): Promise<T | undefined> =>
   (
     await eventually(
-      () => device.refreshes,
+      () => list,
       (seen) => seen.length > 0,
     )
   )[0];
-
+const firstRefresh = (device: { refreshes: unknown[] }) => firstOf(device.refreshes);
 /** How the server closed the device's socket, once it has. */
-const sessionEnded = async (device: { closes: Array<{ code: number; reason: string }> }) =>
-  (
-    await eventually(
-      () => device.closes,
-      (seen) => seen.length > 0,
-    )
-  )[0];
+const sessionEnded = (device: { closes: Array<{ code: number; reason: string }> }) => firstOf(device.closes);
 
 describe("tier changes end to end", () => {
   test("checkout and its webhook raise users.tier; the next refresh and the connected device get pro", async () => {

@@ -61,22 +61,17 @@ export class DeviceHub implements CallOwner {
    */
   private async replaceOlder(connection: DeviceConnection): Promise<void> {
     const session = connection.session!;
-    const older = (other: { connectedAt: number; connectionId: string }) =>
-      other.connectedAt < connection.connectedAt ||
-      (other.connectedAt === connection.connectedAt && other.connectionId < connection.id);
+    const older = (connectedAt: number, connectionId: string) =>
+      connectedAt < connection.connectedAt || (connectedAt === connection.connectedAt && connectionId < connection.id);
     for (const local of this.byUser.get(session.userId) ?? []) {
-      if (
-        local !== connection &&
-        local.session?.deviceId === session.deviceId &&
-        older({ connectedAt: local.connectedAt, connectionId: local.id })
-      ) {
+      if (local.session?.deviceId === session.deviceId && local !== connection && older(local.connectedAt, local.id)) {
         this.evict(local.id, session.userId);
       }
     }
     const leases = await this.presence.list(session.userId).catch(() => []);
     for (const lease of leases) {
       if (lease.instanceId === this.platform.instanceId || lease.deviceId !== session.deviceId) continue;
-      if (lease.connectionId === connection.id || !older(lease)) continue;
+      if (lease.connectionId === connection.id || !older(lease.connectedAt, lease.connectionId)) continue;
       await this.node?.evict(lease.instanceId, lease.connectionId, session.userId).catch((error: Error) => {
         this.platform.logger.warn({ err: error.message }, "replaced device connection not closed");
       });
