@@ -31,7 +31,9 @@ export async function applyTierChange({
   const unchanged = (outcome: TierChangeOutcome): TierChangeResult => ({ outcome, endedSessions: [] });
   if (!UUID.test(event.userId)) return unchanged("unknown_user");
   return ctx.db.transaction(async (tx) => {
-    const [user] = await tx.select().from(users).where(eq(users.id, event.userId)).for("update");
+    // NO KEY UPDATE, not UPDATE: a refresh rotating one of this user's sessions holds that session and
+    // takes KEY SHARE on this row for its new token's foreign key; FOR UPDATE would deadlock with it.
+    const [user] = await tx.select().from(users).where(eq(users.id, event.userId)).for("no key update");
     if (!user) return unchanged("unknown_user");
     if (user.tierChangedAt !== null && event.occurredAt <= user.tierChangedAt) return unchanged("stale");
     await tx

@@ -1,4 +1,4 @@
-import { and, eq, isNull, ne } from "drizzle-orm";
+import { and, eq, inArray, isNull, ne } from "drizzle-orm";
 import { SignJWT } from "jose";
 import { ACCESS_TOKEN_ALG, DEFAULT_CLOCK_TOLERANCE_S } from "../shared/auth/verifier";
 import type { Database } from "../shared/db";
@@ -6,7 +6,7 @@ import type { Tier } from "../shared/tiers";
 import type { AuthContext } from "./context";
 import { hashToken, newRefreshToken } from "./crypto";
 import type { TokenPair } from "./model";
-import { refreshTokens } from "./tables";
+import { refreshTokens, sessions } from "./tables";
 
 /** An access token for `userId` in session `sessionId`, signed with the ring's current key. */
 export async function signAccessToken(
@@ -30,11 +30,14 @@ export const refreshExpiry = (ctx: AuthContext): Date => new Date(Date.now() + c
 export async function startSession(ctx: AuthContext, user: { id: string; tier: Tier }): Promise<TokenPair> {
   const familyId = crypto.randomUUID();
   const refreshToken = newRefreshToken();
-  await ctx.db.insert(refreshTokens).values({
-    familyId,
-    userId: user.id,
-    tokenHash: hashToken(refreshToken),
-    expiresAt: refreshExpiry(ctx),
+  await ctx.db.transaction(async (tx) => {
+    await tx.insert(sessions).values({ id: familyId, userId: user.id });
+    await tx.insert(refreshTokens).values({
+      familyId,
+      userId: user.id,
+      tokenHash: hashToken(refreshToken),
+      expiresAt: refreshExpiry(ctx),
+    });
   });
   return tokenPair(ctx, user, familyId, refreshToken);
 }
@@ -54,22 +57,39 @@ export async function tokenPair(
 }
 
 /**
- * Revokes live refresh tokens of a user: one session, every session, or every session but one.
- * Returns the sessions (families) it ended; `endAccessTokens` stops their access tokens too.
+ * Ends sessions of a user: one, every one, or every one but the caller's. Returns the sessions it
+ * ended; `endAccessTokens` stops their access tokens too.
+ *
+ * The session row is marked first. A rotation holds that row's lock while it checks the mark and
+ * inserts a successor, so either it ran before (its successor is committed and the second statement,
+ * a fresh snapshot, revokes it) or after (it sees the mark and refuses). Neither order leaves a live
+ * refresh token in an ended session; test/auth/revocation-race.test.ts runs the race.
  */
 export async function revokeSessions(
   db: Database,
   options: { userId: string; reason: string; familyId?: string; exceptFamilyId?: string },
 ): Promise<string[]> {
-  const conditions = [eq(refreshTokens.userId, options.userId), isNull(refreshTokens.revokedAt)];
-  if (options.familyId) conditions.push(eq(refreshTokens.familyId, options.familyId));
-  if (options.exceptFamilyId) conditions.push(ne(refreshTokens.familyId, options.exceptFamilyId));
-  const revoked = await db
-    .update(refreshTokens)
-    .set({ revokedAt: new Date(), revokedReason: options.reason })
+  const conditions = [eq(sessions.userId, options.userId), isNull(sessions.revokedAt)];
+  if (options.familyId) conditions.push(eq(sessions.id, options.familyId));
+  if (options.exceptFamilyId) conditions.push(ne(sessions.id, options.exceptFamilyId));
+  const now = new Date();
+  const ended = await db
+    .update(sessions)
+    .set({ revokedAt: now, revokedReason: options.reason })
     .where(and(...conditions))
-    .returning({ familyId: refreshTokens.familyId });
-  return [...new Set(revoked.map((row) => row.familyId))];
+    .returning({ id: sessions.id });
+  const ids = ended.map((row) => row.id);
+  await revokeRefreshTokens(db, ids, options.reason, now);
+  return ids;
+}
+
+/** Marks every live refresh token of these sessions revoked; the session row already says so. */
+export async function revokeRefreshTokens(db: Database, familyIds: string[], reason: string, now: Date) {
+  if (familyIds.length === 0) return;
+  await db
+    .update(refreshTokens)
+    .set({ revokedAt: now, revokedReason: reason })
+    .where(and(inArray(refreshTokens.familyId, familyIds), isNull(refreshTokens.revokedAt)));
 }
 
 /**

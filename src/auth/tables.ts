@@ -28,6 +28,26 @@ export const users = authSchema.table(
 );
 
 /**
+ * Sessions: one per sign-in, the family of refresh tokens rotated from it and the `sid` of its access
+ * tokens. Ending a session marks this row, and rotation checks the mark while holding this row's lock,
+ * so a refresh racing a logout can never leave a live successor behind (see refresh.ts).
+ */
+export const sessions = authSchema.table(
+  "sessions",
+  {
+    id: uuid("id").primaryKey(),
+    userId: uuid("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+    /** logout, reuse_detected, tier_downgrade, password_changed. */
+    revokedReason: text("revoked_reason"),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [index("sessions_user_idx").on(table.userId), index("sessions_revoked_at_idx").on(table.revokedAt)],
+);
+
+/**
  * Refresh tokens, stored only as SHA-256 hashes. A login starts a family (the session); each
  * refresh marks the presented token used and inserts its successor in the same family.
  */
@@ -35,7 +55,9 @@ export const refreshTokens = authSchema.table(
   "refresh_tokens",
   {
     id: uuid("id").primaryKey().defaultRandom(),
-    familyId: uuid("family_id").notNull(),
+    familyId: uuid("family_id")
+      .notNull()
+      .references(() => sessions.id, { onDelete: "cascade" }),
     userId: uuid("user_id")
       .notNull()
       .references(() => users.id, { onDelete: "cascade" }),
