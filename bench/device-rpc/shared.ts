@@ -1,4 +1,4 @@
-import { createTokenVerifier } from "../../src/shared/auth/verifier";
+import { createTokenVerifier, tokenPolicy } from "../../src/shared/auth/verifier";
 import { loadEnv } from "../../src/shared/env";
 import { silentLogger } from "../../src/shared/logger";
 import { createPlatform, type Platform } from "../../src/shared/platform";
@@ -18,7 +18,7 @@ export function benchPlatform(options: { keyPrefix: string; publicPem: string; s
   return createPlatform({
     env,
     logger: silentLogger(),
-    verifier: createTokenVerifier({ source: { kind: "pem", pem: options.publicPem }, issuer: env.JWT_ISSUER }),
+    verifier: createTokenVerifier({ source: { kind: "pem", pem: options.publicPem }, ...tokenPolicy(env) }),
     keyPrefix: options.keyPrefix,
   });
 }

@@ -42,6 +42,7 @@ const signJose = () =>
     .setProtectedHeader({ alg: "RS256", kid: entry!.kid, typ: "JWT" })
     .setSubject("user")
     .setIssuer("adiuva-auth")
+    .setAudience("adiuva-api")
     .setIssuedAt(now)
     .setExpirationTime(now + 900)
     .setJti(crypto.randomUUID())
@@ -50,7 +51,12 @@ const token = await signJose();
 const [header, payload, signature] = token.split(".") as [string, string, string];
 const signingInput = Buffer.from(`${header}.${payload}`);
 const rawSignature = Buffer.from(signature, "base64url");
-const verifier = createTokenVerifier({ source: { kind: "pem", pem: publicPem }, issuer: "adiuva-auth" });
+const verifier = createTokenVerifier({
+  source: { kind: "pem", pem: publicPem },
+  issuer: "adiuva-auth",
+  audience: "adiuva-api",
+  maxLifetimeS: 900,
+});
 // What every service runs: the verifier plus the revoked-session lookup, with 10,000 sessions revoked.
 const revocations = new SessionRevocations({ bus: new MemoryBus(), keys: createKeys("bench"), logger: silentLogger() });
 await revocations.revoke(
@@ -63,7 +69,10 @@ const rows: Array<[string, number, number]> = [];
 for (const [name, op] of [
   ["sign: jose SignJWT", signJose],
   ["sign: node:crypto RSA-SHA256 (floor)", () => nodeSign("sha256", signingInput, nodePrivate)],
-  ["verify: jose jwtVerify", () => jwtVerify(token, publicKey, { algorithms: ["RS256"], issuer: "adiuva-auth" })],
+  [
+    "verify: jose jwtVerify",
+    () => jwtVerify(token, publicKey, { algorithms: ["RS256"], issuer: "adiuva-auth", audience: "adiuva-api" }),
+  ],
   ["verify: createTokenVerifier (jose + kid + claims)", () => verifier.verify(token)],
   ["verify: + revoked-session check (10k revoked)", () => platformVerifier.verify(token)],
   ["verify: node:crypto RSA-SHA256 (floor)", () => nodeVerify("sha256", signingInput, nodePublic, rawSignature)],

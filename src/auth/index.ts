@@ -2,7 +2,7 @@ import { Elysia } from "elysia";
 import type { ServiceModule } from "../shared/app";
 import { fileList, loadKeyRing } from "../shared/auth/key-ring";
 import { withRevocations } from "../shared/auth/revocations";
-import { createTokenVerifier } from "../shared/auth/verifier";
+import { createTokenVerifier, tokenPolicy } from "../shared/auth/verifier";
 import { migrate } from "../shared/db";
 import { ConfigError } from "../shared/env";
 import type { EventConsumer } from "../shared/events/event-log";
@@ -37,7 +37,7 @@ export async function createAuthService(platform: Platform): Promise<ServiceModu
     logger,
     ring,
     verifier: withRevocations(
-      createTokenVerifier({ source: { kind: "keys", keys: () => ring.keys }, issuer: env.JWT_ISSUER }),
+      createTokenVerifier({ source: { kind: "keys", keys: () => ring.keys }, ...tokenPolicy(env) }),
       platform.revocations,
     ),
     secrets: await loadAuthSecrets(env.MASTER_KEY_FILE),

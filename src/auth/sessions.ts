@@ -18,6 +18,7 @@ export async function signAccessToken(
     .setProtectedHeader({ alg: ACCESS_TOKEN_ALG, kid: ctx.ring.signing.kid, typ: "JWT" })
     .setSubject(claims.userId)
     .setIssuer(ctx.env.JWT_ISSUER)
+    .setAudience(ctx.env.JWT_AUDIENCE)
     .setIssuedAt(now)
     .setExpirationTime(now + ctx.env.ACCESS_TOKEN_TTL_S)
     .setJti(crypto.randomUUID())

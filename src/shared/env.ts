@@ -59,6 +59,8 @@ export const Env = z.object({
   RATE_LIMIT_REDIS_TIMEOUT_MS: z.coerce.number().int().positive().default(100),
 
   JWT_ISSUER: z.string().default("adiuva-auth"),
+  /** `aud` of access tokens: a token minted for another deployment is refused here. */
+  JWT_AUDIENCE: z.string().min(1).default("adiuva-api"),
   JWT_PRIVATE_KEY_FILE: optionalString,
   /** Comma-separated PEM files (each may hold several keys) the other services verify with. */
   JWT_PUBLIC_KEY_FILE: optionalString,

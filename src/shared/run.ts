@@ -1,6 +1,6 @@
 import type { ServiceModule } from "./app";
 import { ensureKeyFiles } from "./auth/keygen";
-import { createTokenVerifier, keySourceFromEnv } from "./auth/verifier";
+import { createTokenVerifier, keySourceFromEnv, tokenPolicy } from "./auth/verifier";
 import { ConfigError, Env, loadEnv, SERVICE_NAMES, type ServiceName } from "./env";
 import { createLogger, type Logger } from "./logger";
 import { createPlatform, type Platform } from "./platform";
@@ -32,7 +32,7 @@ async function withDevelopmentKeys(env: Env): Promise<Env> {
 export function platformFromEnv(env: Env, options: { logger: Logger; keyPrefix?: string }): Platform {
   const keySource = keySourceFromEnv(env);
   if (!keySource) throw new ConfigError("invalid configuration: JWT_PUBLIC_KEY_FILE or JWKS_URL must be set");
-  const verifier = createTokenVerifier({ source: keySource, issuer: env.JWT_ISSUER });
+  const verifier = createTokenVerifier({ source: keySource, ...tokenPolicy(env) });
   return createPlatform({ env, logger: options.logger, verifier, keyPrefix: options.keyPrefix });
 }
 

@@ -5,7 +5,7 @@ import { writeFileSync } from "node:fs";
 import { decodeProtectedHeader } from "jose";
 import { generateRsaPemPair } from "../../src/shared/auth/keygen";
 import { createTokenVerifier, keySourceFromEnv } from "../../src/shared/auth/verifier";
-import { createTestContext, type TestContext, testKeys } from "../../src/shared/testing";
+import { createTestContext, TEST_TOKEN_POLICY, type TestContext, testKeys } from "../../src/shared/testing";
 import { get, PASSWORD, post, registerUser, type SessionBody, startAuth } from "./helpers";
 
 let ctx: TestContext;
@@ -47,7 +47,7 @@ test("publish next, switch, retire: old tokens live through the switch and die w
   // Another service fetches the JWKS once, while both keys are published.
   const remote = createTokenVerifier({
     source: { kind: "jwks-url", url: `${staged.url}/api/v1/auth/.well-known/jwks.json` },
-    issuer: "adiuva-auth",
+    ...TEST_TOKEN_POLICY,
   });
   expect((await remote.verify(oldToken)).userId).toBe(session.user.id);
   await staged.stop();
@@ -81,14 +81,14 @@ test("services verifying with mounted PEMs accept the extra keys too", async () 
     JWT_PUBLIC_KEY_FILE: current.publicKeyFile,
     JWT_EXTRA_PUBLIC_KEY_FILES: next.publicKeyFile,
   });
-  const verifier = createTokenVerifier({ source: source!, issuer: "adiuva-auth" });
+  const verifier = createTokenVerifier({ source: source!, ...TEST_TOKEN_POLICY });
   const retired = await startAuth(ctx, { env: { JWT_PRIVATE_KEY_FILE: next.privateKeyFile } });
   const session = await registerUser(retired.url);
   expect((await verifier.verify(session.access_token)).userId).toBe(session.user.id);
   expect((await verifier.verify(await ctx.token("u1"))).userId).toBe("u1");
   const onlyCurrent = createTokenVerifier({
     source: keySourceFromEnv({ JWT_PUBLIC_KEY_FILE: current.publicKeyFile })!,
-    issuer: "adiuva-auth",
+    ...TEST_TOKEN_POLICY,
   });
   await expect(onlyCurrent.verify(session.access_token)).rejects.toMatchObject({ reason: "token_unknown_key" });
 });

@@ -7,7 +7,13 @@ import { authGuard, requireTier } from "../../src/shared/auth/guard";
 import { publicKeysFromPem } from "../../src/shared/auth/key-ring";
 import { generateRsaPemPair } from "../../src/shared/auth/keygen";
 import { createTokenVerifier, TOKEN_REJECTED_MESSAGE } from "../../src/shared/auth/verifier";
-import { captureLogger, createTestContext, type TestContext, testKeys } from "../../src/shared/testing";
+import {
+  captureLogger,
+  createTestContext,
+  TEST_TOKEN_POLICY,
+  type TestContext,
+  testKeys,
+} from "../../src/shared/testing";
 
 const capture = captureLogger();
 let ctx: TestContext;
@@ -57,7 +63,14 @@ async function sign(
     .sign(key);
 }
 
-const validClaims = () => ({ sub: "user-1", iss: "adiuva-auth", iat: now(), exp: now() + 600, jti: "j1" });
+const validClaims = () => ({
+  sub: "user-1",
+  iss: "adiuva-auth",
+  aud: "adiuva-api",
+  iat: now(),
+  exp: now() + 600,
+  jti: "j1",
+});
 
 /** Expects the generic 401 and returns the reason the guard logged for it. */
 async function rejected(token: string | undefined): Promise<unknown> {
@@ -106,6 +119,20 @@ describe("token verification", () => {
 
   test("expired", async () => {
     expect(await rejected(await sign({ ...validClaims(), iat: now() - 1000, exp: now() - 100 }))).toBe("token_expired");
+  });
+
+  test("another deployment's audience, or none", async () => {
+    expect(await rejected(await sign({ ...validClaims(), aud: "adiuva-staging" }))).toBe("token_audience_invalid");
+    const { aud: _, ...withoutAudience } = validClaims();
+    expect(await rejected(await sign(withoutAudience))).toBe("token_audience_invalid");
+  });
+
+  test("a lifetime longer than this deployment issues: it could outlive any revocation", async () => {
+    const year = 365 * 24 * 3600;
+    expect(await rejected(await sign({ ...validClaims(), exp: now() + year }))).toBe("token_lifetime_invalid");
+    // Exactly the configured lifetime is what auth issues, and is accepted.
+    const ok = await call("/api/v1/guarded/me", await sign({ ...validClaims(), exp: now() + 900 }));
+    expect(ok.status).toBe(200);
   });
 
   test("wrong issuer", async () => {
@@ -171,7 +198,7 @@ describe("key sources", () => {
     const [nextKey] = await publicKeysFromPem(next.publicPem);
     const verifier = createTokenVerifier({
       source: { kind: "pem", pem: `${keys.publicPem}\n${next.publicPem}` },
-      issuer: "adiuva-auth",
+      ...TEST_TOKEN_POLICY,
     });
     expect((await verifier.verify(await sign(validClaims()))).userId).toBe("user-1");
     expect((await verifier.verify(await sign(validClaims(), { kid: nextKey?.kid }, next.privatePem))).userId).toBe(
@@ -185,7 +212,7 @@ describe("key sources", () => {
   });
 
   test("a private key PEM verifies with its public half", async () => {
-    const verifier = createTokenVerifier({ source: { kind: "pem", pem: keys.privatePem }, issuer: "adiuva-auth" });
+    const verifier = createTokenVerifier({ source: { kind: "pem", pem: keys.privatePem }, ...TEST_TOKEN_POLICY });
     expect((await verifier.verify(await sign(validClaims()))).userId).toBe("user-1");
   });
 
@@ -207,7 +234,7 @@ describe("key sources", () => {
     ctx.defer(() => jwksServer.stop(true));
     const verifier = createTokenVerifier({
       source: { kind: "jwks-url", url: `http://127.0.0.1:${jwksServer.port}/jwks.json`, cooldownMs: 0 },
-      issuer: "adiuva-auth",
+      ...TEST_TOKEN_POLICY,
     });
     await verifier.verify(await sign(validClaims()));
     await verifier.verify(await sign(validClaims()));

@@ -49,6 +49,9 @@ export type TokenRejection =
   | "token_signature_invalid"
   | "token_unknown_key"
   | "token_issuer_invalid"
+  | "token_audience_invalid"
+  /** Lives longer than this deployment issues tokens for: it could outlast any revocation. */
+  | "token_lifetime_invalid"
   | "token_claims_invalid"
   /** Valid, but its session was ended (logout, password change, refresh-token reuse). */
   | "token_revoked"
@@ -88,12 +91,27 @@ const MAX_TOKEN_LENGTH = 8192;
 /** Seconds a verifier accepts a token past its `exp` or before its `iat` (clock skew between hosts). */
 export const DEFAULT_CLOCK_TOLERANCE_S = 5;
 
-/** Builds a verifier that accepts only RS256 tokens from `issuer` whose `kid` names a known key. */
-export function createTokenVerifier(options: {
-  source: KeySource;
+/** What a token must say about where it comes from, whom it is for and how long it lives. */
+export interface TokenPolicy {
   issuer: string;
+  audience: string;
+  /** The access-token lifetime auth issues; a token with a longer `exp - iat` is refused. */
+  maxLifetimeS: number;
   clockToleranceS?: number;
-}): TokenVerifier {
+}
+
+/** The policy of this deployment's tokens, as auth issues them. */
+export const tokenPolicy = (env: { JWT_ISSUER: string; JWT_AUDIENCE: string; ACCESS_TOKEN_TTL_S: number }) => ({
+  issuer: env.JWT_ISSUER,
+  audience: env.JWT_AUDIENCE,
+  maxLifetimeS: env.ACCESS_TOKEN_TTL_S,
+});
+
+/**
+ * Builds a verifier that accepts only RS256 tokens from the policy's issuer, for its audience, no
+ * longer-lived than it allows, whose `kid` names a known key.
+ */
+export function createTokenVerifier(options: { source: KeySource } & TokenPolicy): TokenVerifier {
   const getKey = keyResolver(options.source);
   const tolerance = options.clockToleranceS ?? DEFAULT_CLOCK_TOLERANCE_S;
   return {
@@ -104,12 +122,14 @@ export function createTokenVerifier(options: {
         const { payload } = await jwtVerify(token, getKey, {
           algorithms: [ACCESS_TOKEN_ALG],
           issuer: options.issuer,
+          audience: options.audience,
           clockTolerance: tolerance,
-          requiredClaims: ["sub", "exp", "iat", "jti", "iss"],
+          requiredClaims: ["sub", "exp", "iat", "jti", "iss", "aud"],
         });
         const claims = AccessClaims.safeParse(payload);
         if (!claims.success) throw new TokenError("token_claims_invalid");
         if (claims.data.iat > Date.now() / 1000 + tolerance) throw new TokenError("token_not_yet_valid");
+        if (claims.data.exp - claims.data.iat > options.maxLifetimeS) throw new TokenError("token_lifetime_invalid");
         return {
           userId: claims.data.sub,
           tier: claims.data.tier,
@@ -193,6 +213,7 @@ function classify(error: unknown): TokenRejection {
     return "token_unknown_key";
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
     if (error.claim === "iss") return "token_issuer_invalid";
+    if (error.claim === "aud") return "token_audience_invalid";
     if (error.claim === "nbf" || error.claim === "iat") return "token_not_yet_valid";
     return "token_claims_invalid";
   }

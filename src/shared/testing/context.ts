@@ -1,5 +1,5 @@
 import type { ServiceModule } from "../app";
-import { createTokenVerifier } from "../auth/verifier";
+import { createTokenVerifier, tokenPolicy } from "../auth/verifier";
 import { type Env, loadEnv } from "../env";
 import { silentLogger } from "../logger";
 import { closePlatform, createPlatform, type Platform } from "../platform";
@@ -67,7 +67,7 @@ export async function createTestContext(): Promise<TestContext> {
     const created = createPlatform({
       env,
       logger: silentLogger(),
-      verifier: createTokenVerifier({ source: { kind: "pem", pem: keys.publicPem }, issuer: env.JWT_ISSUER }),
+      verifier: createTokenVerifier({ source: { kind: "pem", pem: keys.publicPem }, ...tokenPolicy(env) }),
       keyPrefix,
       instanceId: overrides.instanceId,
     });

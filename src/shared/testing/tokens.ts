@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { calculateJwkThumbprint, exportJWK, importPKCS8, importSPKI, SignJWT } from "jose";
 import { generateMasterKey, generateRsaPemPair } from "../auth/keygen";
-import { ACCESS_TOKEN_ALG } from "../auth/verifier";
+import { ACCESS_TOKEN_ALG, type TokenPolicy } from "../auth/verifier";
 import type { Tier } from "../tiers";
 
 export interface TestKeys {
@@ -37,8 +37,12 @@ export function testKeys(): Promise<TestKeys> {
   return cached;
 }
 
+/** The token policy of a deployment on the default configuration, as the test services run. */
+export const TEST_TOKEN_POLICY: TokenPolicy = { issuer: "adiuva-auth", audience: "adiuva-api", maxLifetimeS: 900 };
+
 export interface SignOptions {
   issuer?: string;
+  audience?: string;
   expiresInS?: number;
   jti?: string;
   kid?: string;
@@ -54,9 +58,10 @@ export async function signTestToken(userId: string, tier: Tier, options: SignOpt
   return new SignJWT({ tier, ...(options.sessionId ? { sid: options.sessionId } : {}) })
     .setProtectedHeader({ alg: ACCESS_TOKEN_ALG, kid: options.kid ?? keys.kid, typ: "JWT" })
     .setSubject(userId)
-    .setIssuer(options.issuer ?? "adiuva-auth")
+    .setIssuer(options.issuer ?? TEST_TOKEN_POLICY.issuer)
+    .setAudience(options.audience ?? TEST_TOKEN_POLICY.audience)
     .setIssuedAt(now)
-    .setExpirationTime(now + (options.expiresInS ?? 900))
+    .setExpirationTime(now + (options.expiresInS ?? TEST_TOKEN_POLICY.maxLifetimeS))
     .setJti(options.jti ?? crypto.randomUUID())
     .sign(key);
 }
