@@ -1,6 +1,8 @@
 import type { Redis } from "ioredis";
+import { databaseLedger } from "./auth/revocation-ledger";
 import { SessionRevocations, withRevocations } from "./auth/revocations";
 import type { TokenVerifier } from "./auth/verifier";
+import { DEFAULT_CLOCK_TOLERANCE_S } from "./auth/verifier";
 import type { Bus } from "./bus/bus";
 import { MemoryBus } from "./bus/memory-bus";
 import { RedisBus } from "./bus/redis-bus";
@@ -63,7 +65,13 @@ export function createPlatform(options: PlatformOptions): Platform {
     bus = new MemoryBus();
   }
   const keys = createKeys(options.keyPrefix ?? env.REDIS_KEY_PREFIX);
-  const revocations = new SessionRevocations({ bus, redis, keys, logger });
+  const revocations = new SessionRevocations({
+    bus,
+    redis,
+    keys,
+    logger,
+    ledger: databaseLedger(database.db, (env.ACCESS_TOKEN_TTL_S + DEFAULT_CLOCK_TOLERANCE_S) * 1000),
+  });
   const platform: Platform = {
     env,
     instanceId,

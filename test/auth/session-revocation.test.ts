@@ -101,4 +101,17 @@ describe("other ways a session ends", () => {
     expect(await refusedByChat(rotated.access_token)).toBe(401);
     expect(await me(rotated.access_token)).toBe(401);
   });
+
+  test("PostgreSQL keeps the revocation: a service started after Redis lost it still refuses the session", async () => {
+    const session = await registerUser(auth);
+    expect((await post(auth, "/logout", { all: true }, bearer(session.access_token))).status).toBe(204);
+    // What a Redis restarted empty looks like to the revocations: no stored set, nothing announced.
+    const platform = await ctx.platform();
+    await platform.redis?.del(platform.keys.revokedSessions);
+    expect(await platform.redis?.exists(platform.keys.revokedSessions)).toBe(0);
+
+    const fresh = await startChat(ctx);
+    const status = await fetch(`${fresh.url}/api/v1/chat/conversations`, { headers: bearer(session.access_token) });
+    expect(status.status).toBe(401);
+  });
 });

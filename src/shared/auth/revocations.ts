@@ -2,10 +2,14 @@ import type { Redis } from "ioredis";
 import type { Bus, Unsubscribe } from "../bus/bus";
 import type { Keys } from "../keys";
 import type { Logger } from "../logger";
+import { withTimeout } from "../timeout";
+import type { RevocationLedger } from "./revocation-ledger";
 import { type AuthUser, TokenError, type TokenVerifier } from "./verifier";
 
 /** How often each process reloads the revoked set, in case it missed an announcement. */
 const RESYNC_MS = 30_000;
+/** Longest a reload waits for PostgreSQL: verification must not hang behind a database outage. */
+const LEDGER_TIMEOUT_MS = 2000;
 
 type Listener = (sessionIds: string[]) => void;
 
@@ -13,10 +17,10 @@ type Listener = (sessionIds: string[]) => void;
  * Sessions (refresh-token families) whose access tokens must stop working before they expire:
  * logout, a password change, a refresh token replayed by a thief. Access tokens stay stateless:
  * each process keeps the few revoked session ids in memory, learns new ones from the bus at once,
- * and reloads them from Redis on start and every half minute (a process that missed a message
- * catches up). An entry only lives as long as an access token can, so the set stays small.
- * If Redis is unreachable the set cannot grow in other processes: revocation fails open to the
- * token's own expiry, which is what it was before.
+ * and reloads them on start and every half minute (a process that missed a message catches up)
+ * from Redis and from the ledger, PostgreSQL's record of ended sessions, which is the source of
+ * truth: a Redis that restarted empty, or was down when the session ended, loses nothing for longer
+ * than one reload. An entry only lives as long as an access token can, so the set stays small.
  */
 export class SessionRevocations {
   private readonly revoked = new Map<string, number>();
@@ -26,7 +30,16 @@ export class SessionRevocations {
   private timer?: ReturnType<typeof setInterval>;
   private closed = false;
 
-  constructor(private readonly deps: { bus: Bus; redis?: Redis; keys: Keys; logger: Logger; now?: () => number }) {}
+  constructor(
+    private readonly deps: {
+      bus: Bus;
+      redis?: Redis;
+      keys: Keys;
+      logger: Logger;
+      ledger?: RevocationLedger;
+      now?: () => number;
+    },
+  ) {}
 
   /** Revokes sessions until `untilMs`, the last moment any of their access tokens is valid. */
   async revoke(sessionIds: string[], untilMs: number): Promise<void> {
@@ -111,6 +124,21 @@ export class SessionRevocations {
     await this.subscribe();
     const now = this.now();
     for (const [id, until] of this.revoked) if (until <= now) this.revoked.delete(id);
+    await Promise.all([this.reloadFromRedis(now), this.reloadFromLedger(now)]);
+  }
+
+  private async reloadFromLedger(now: number): Promise<void> {
+    const { ledger, logger } = this.deps;
+    if (!ledger) return;
+    try {
+      const ended = await withTimeout(ledger.revokedSince(now), LEDGER_TIMEOUT_MS, "revoked sessions ledger");
+      for (const session of ended) this.remember([session.id], session.untilMs);
+    } catch (error) {
+      logger.warn({ err: String(error) }, "session revocations: ledger reload failed");
+    }
+  }
+
+  private async reloadFromRedis(now: number): Promise<void> {
     const { redis, keys, logger } = this.deps;
     if (!redis) return;
     try {
