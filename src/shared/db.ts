@@ -5,6 +5,7 @@ import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
+import { withConnectionDeadline } from "./db-deadline";
 import { ConfigError } from "./env";
 import { withTimeout } from "./timeout";
 
@@ -25,19 +26,27 @@ export interface DatabaseOptions {
   dataDir?: string;
   maxConnections?: number;
   applicationName?: string;
+  /** Longest a query waits for a connection before it fails as `database_unavailable`. */
+  connectionWaitMs?: number;
+  /** Server-side limit of one statement (PostgreSQL's `statement_timeout`); 0 is none. */
+  statementTimeoutMs?: number;
 }
 
 /** Opens PostgreSQL when a URL is given, otherwise embedded PGlite on disk (development only). */
 export function openDatabase(options: DatabaseOptions): DatabaseHandle {
   if (options.url) {
+    const waitMs = options.connectionWaitMs ?? 3000;
     const client = postgres(options.url, {
       max: options.maxConnections ?? 10,
       idle_timeout: 30,
-      connect_timeout: 5,
+      connect_timeout: Math.max(1, Math.ceil(waitMs / 1000)),
       onnotice: () => {},
-      connection: { application_name: options.applicationName ?? "adiuva" },
+      connection: {
+        application_name: options.applicationName ?? "adiuva",
+        statement_timeout: options.statementTimeoutMs ?? 0,
+      },
     });
-    const db = drizzlePostgres(client) as unknown as Database;
+    const db = drizzlePostgres(withConnectionDeadline(client, waitMs)) as unknown as Database;
     return {
       db,
       kind: "postgres",
@@ -92,6 +101,8 @@ export async function migrate(db: Database, schema: string, migrations: Migratio
   if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
   const applied: string[] = [];
   await db.transaction(async (tx) => {
+    // A migration may rewrite a large table: the request-sized statement limit is not for it.
+    await tx.execute(sql`set local statement_timeout = 0`);
     await tx.execute(sql`select pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`);
     await tx.execute(sql.raw(`create schema if not exists "${schema}"`));
     await tx.execute(

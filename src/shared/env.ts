@@ -58,6 +58,11 @@ export const Env = z.object({
   /** Longest a rate-limit check waits on Redis before this instance decides alone. */
   RATE_LIMIT_REDIS_TIMEOUT_MS: z.coerce.number().int().positive().default(100),
 
+  /** Longest a query waits for a database connection before the request gets 503 `database_unavailable`. */
+  DATABASE_WAIT_MS: z.coerce.number().int().positive().default(3000),
+  /** PostgreSQL's `statement_timeout` for every connection (0: none); migrations run without it. */
+  DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().nonnegative().default(15_000),
+
   JWT_ISSUER: z.string().default("adiuva-auth"),
   /** `aud` of access tokens: a token minted for another deployment is refused here. */
   JWT_AUDIENCE: z.string().min(1).default("adiuva-api"),

@@ -30,6 +30,47 @@ export const tooManyRequests = (code: string, message: string, headers: Record<s
   new ServiceError(code, 429, message, headers);
 export const unavailable = (code: string, message: string) => new ServiceError(code, 503, message);
 
+/** Seconds a client should wait before retrying while the database is unreachable. */
+const RETRY_AFTER_S = 2;
+
+/** The one answer a request gets while PostgreSQL cannot serve it: 503 with Retry-After. */
+export const databaseUnavailable = () =>
+  new ServiceError("database_unavailable", 503, "the database is unavailable, try again shortly", {
+    "retry-after": String(RETRY_AFTER_S),
+  });
+
+/** postgres.js connection failures and network errors: the database is away, not the request wrong. */
+const CONNECTION_CODES = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+
+/**
+ * SQLSTATEs meaning the server cannot serve now: connection exceptions (08), shutting down or
+ * starting up (57P01-57P03), too many connections (53300), and a statement cancelled (57014) by
+ * `statement_timeout` or by our own deadline on a query that never got a connection.
+ */
+const UNAVAILABLE_STATES = /^(08...|57P0[123]|53300|57014)$/;
+
+/** True when `error` (or what it wraps: drizzle puts the driver's error in `cause`) is an outage. */
+export function isDatabaseOutage(error: unknown): boolean {
+  for (let current = error, depth = 0; current && typeof current === "object" && depth < 5; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string" && (CONNECTION_CODES.has(code) || UNAVAILABLE_STATES.test(code))) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 export interface ErrorBody {
   error: { code: string; message: string; request_id: string; details?: unknown };
 }
@@ -49,8 +90,12 @@ export type ErrorFrame = {
   retry_after_ms?: number;
 };
 
-/** An `error` frame for anything thrown: a ServiceError keeps its code, anything else is `internal`. */
-export function errorFrame(error: unknown, ref?: string): ErrorFrame {
+/**
+ * An `error` frame for anything thrown: a ServiceError keeps its code, a database outage is
+ * `database_unavailable`, anything else is `internal`.
+ */
+export function errorFrame(thrown: unknown, ref?: string): ErrorFrame {
+  const error = isDatabaseOutage(thrown) ? databaseUnavailable() : thrown;
   const frame: ErrorFrame =
     error instanceof ServiceError
       ? { type: "error", code: error.code, message: error.message }

@@ -1,5 +1,5 @@
 import { Elysia } from "elysia";
-import { errorBody, ServiceError } from "./errors";
+import { databaseUnavailable, errorBody, isDatabaseOutage, ServiceError } from "./errors";
 import type { Logger } from "./logger";
 import type { Metrics } from "./metrics";
 
@@ -96,6 +96,7 @@ function toServiceError(code: string | number, error: unknown): ServiceError {
       if (typeof status === "number" && status >= 400 && status < 500) {
         return new ServiceError("bad_request", status, (error as Error).message || "bad request");
       }
+      if (isDatabaseOutage(error)) return databaseUnavailable();
       return new ServiceError("internal", 500, "internal error");
     }
   }

@@ -52,7 +52,13 @@ export function createPlatform(options: PlatformOptions): Platform {
   const instanceId = options.instanceId ?? env.INSTANCE_ID ?? crypto.randomUUID();
   const database =
     options.database ??
-    openDatabase({ url: env.DATABASE_URL, dataDir: env.DATA_DIR, applicationName: `adiuva-${env.SERVICE_NAME}` });
+    openDatabase({
+      url: env.DATABASE_URL,
+      dataDir: env.DATA_DIR,
+      applicationName: `adiuva-${env.SERVICE_NAME}`,
+      connectionWaitMs: env.DATABASE_WAIT_MS,
+      statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
+    });
   const cleanups: Platform["cleanups"] = [];
   let redis: Redis | undefined;
   let subscriber: Redis | undefined;
