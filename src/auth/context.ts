@@ -8,7 +8,7 @@ import type { Platform } from "../shared/platform";
 import { type RateLimiter, rateLimitHeaders } from "../shared/rate-limit";
 import type { AuthSecrets } from "./crypto";
 import { digest } from "./crypto";
-import type { LockoutPolicy, LockoutStore } from "./lockout";
+import type { LockoutPolicy, LockoutStore, LockoutSubject } from "./lockout";
 import type { User } from "./model";
 import type { PasswordHasher } from "./passwords";
 import type { users } from "./tables";
@@ -26,19 +26,53 @@ export interface AuthContext {
   passwords: PasswordHasher;
   lockout: LockoutStore;
   limiter: RateLimiter;
+  /** Failures of one account from one client IP (AUTH_LOCKOUT_*): the lock an attacker at one address hits. */
   accountLockout: LockoutPolicy;
+  /** Failures from one client IP across all accounts (AUTH_IP_LOCKOUT_THRESHOLD). */
   ipLockout: LockoutPolicy;
 }
 
 export const normalizeEmail = (email: string): string => email.trim().toLowerCase();
 
 /** Per-IP budget shared by login and register, before any password work is done. */
-export async function ipGate(ctx: AuthContext, ip: string): Promise<void> {
-  const rule = { limit: ctx.env.AUTH_IP_REQUESTS_PER_MIN, windowMs: 60_000 };
-  const decision = await ctx.limiter.check(ctx.platform.keys.rateLimit("auth-ip", digest(`ip:${ip}`)), rule);
+export function ipGate(ctx: AuthContext, ip: string): Promise<void> {
+  return perIpBudget(ctx, "auth-ip", ctx.env.AUTH_IP_REQUESTS_PER_MIN, ip);
+}
+
+/** Per-IP budget of refresh, its own so that devices refreshing do not use up their network's sign-ins. */
+export function refreshGate(ctx: AuthContext, ip: string): Promise<void> {
+  return perIpBudget(ctx, "auth-refresh-ip", ctx.env.AUTH_REFRESH_IP_REQUESTS_PER_MIN, ip);
+}
+
+async function perIpBudget(ctx: AuthContext, policy: string, perMinute: number, ip: string): Promise<void> {
+  const rule = { limit: perMinute, windowMs: 60_000 };
+  const decision = await ctx.limiter.check(ctx.platform.keys.rateLimit(policy, digest(`ip:${ip}`)), rule);
   if (!decision.allowed) {
-    throw tooManyRequests("rate_limited", "too many requests, slow down", rateLimitHeaders("auth-ip", rule, decision));
+    throw tooManyRequests("rate_limited", "too many requests, slow down", rateLimitHeaders(policy, rule, decision));
   }
+}
+
+/**
+ * What one password check of `email` from `ip` counts against (README, "Sign-in limits"): the
+ * account from that IP (locks, growing; cleared by a success), the IP across accounts (locks,
+ * growing), and the account from everywhere (past a much higher threshold, a short fixed delay: an
+ * attacker elsewhere slows the owner down but cannot lock them out).
+ */
+export function signInSubjects(ctx: AuthContext, email: string, ip: string): LockoutSubject[] {
+  const delayMs = ctx.env.AUTH_ACCOUNT_LOCKOUT_DELAY_S * 1000;
+  return [
+    { key: digest(`email-ip:${email}\n${ip}`), policy: ctx.accountLockout, clearOnSuccess: true },
+    { key: digest(`ip:${ip}`), policy: ctx.ipLockout },
+    {
+      key: digest(`email:${email}`),
+      policy: {
+        threshold: ctx.env.AUTH_ACCOUNT_LOCKOUT_THRESHOLD,
+        baseMs: delayMs,
+        maxMs: delayMs,
+        windowMs: ctx.env.AUTH_LOCKOUT_MAX_S * 1000,
+      },
+    },
+  ];
 }
 
 export function toUser(row: typeof users.$inferSelect): User {

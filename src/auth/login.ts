@@ -1,65 +1,59 @@
 import { eq, sql } from "drizzle-orm";
 import { tooManyRequests, unauthorized } from "../shared/errors";
-import { type AuthContext, ipGate, normalizeEmail, toUser } from "./context";
-import { digest } from "./crypto";
+import { type AuthContext, ipGate, normalizeEmail, signInSubjects, toUser } from "./context";
+import type { AttemptOutcome } from "./lockout";
 import type { LoginInput, Session } from "./model";
 import { startSession } from "./sessions";
 import { users } from "./tables";
 
 /**
  * Signs in. An unknown e-mail and a wrong password give the same error after the same work (one
- * argon2 verification); both count as failures for the account and the IP, and repeated failures
- * lock them out for a time that doubles with each further failure.
+ * argon2 verification); both count as failures for the account and the IP (see `signInSubjects`).
  */
 export async function login({ ctx, input, ip }: { ctx: AuthContext; input: LoginInput; ip: string }): Promise<Session> {
   await ipGate(ctx, ip);
   const email = normalizeEmail(input.email);
-  const subjects = { account: digest(`email:${email}`), client: digest(`ip:${ip}`) };
-  const locked = await lockedFor(ctx, subjects);
-  if (locked > 0) {
-    throw tooManyRequests("login_locked", "too many failed sign-ins, try again later", {
-      "retry-after": String(Math.ceil(locked / 1000)),
-    });
-  }
   const [user] = await ctx.db
     .select()
     .from(users)
     .where(eq(sql`lower(${users.email})`, email))
     .limit(1);
-  const ok = await ctx.passwords.verify(input.password, user?.passwordHash);
-  if (!ok || !user) {
-    await recordFailure(ctx, subjects);
-    throw unauthorized("invalid_credentials", "invalid e-mail or password");
-  }
-  await ctx.lockout.clear(subjects.account).catch((error) => lockoutDown(ctx, error));
+  const ok = await passwordAttempt(ctx, { email, ip }, () => ctx.passwords.verify(input.password, user?.passwordHash));
+  if (!ok || !user) throw unauthorized("invalid_credentials", "invalid e-mail or password");
   return { user: toUser(user), ...(await startSession(ctx, user)) };
 }
 
-async function lockedFor(ctx: AuthContext, subjects: { account: string; client: string }): Promise<number> {
-  try {
-    const [account, client] = await Promise.all([
-      ctx.lockout.lockedFor(subjects.account),
-      ctx.lockout.lockedFor(subjects.client),
-    ]);
-    return Math.max(account, client);
-  } catch (error) {
-    lockoutDown(ctx, error);
-    return 0;
+/**
+ * Runs one password check of `email` from `ip` under the sign-in lockout, wherever a password is
+ * checked (login, a password change): reserved before any hashing, so parallel guesses cannot
+ * outrun the count, and settled with the verdict. 429 `login_locked` while any subject refuses.
+ */
+export async function passwordAttempt(
+  ctx: AuthContext,
+  { email, ip }: { email: string; ip: string },
+  check: () => Promise<boolean>,
+): Promise<boolean> {
+  const subjects = signInSubjects(ctx, email, ip);
+  const reservation = await ctx.lockout.reserve(subjects).catch((error) => lockoutDown(ctx, error));
+  if (reservation && !reservation.granted) {
+    throw tooManyRequests("login_locked", "too many failed sign-ins, try again later", {
+      "retry-after": String(Math.ceil(reservation.retryMs / 1000)),
+    });
   }
-}
-
-async function recordFailure(ctx: AuthContext, subjects: { account: string; client: string }): Promise<void> {
+  let outcome: AttemptOutcome = "abandoned";
   try {
-    await Promise.all([
-      ctx.lockout.fail(subjects.account, ctx.accountLockout),
-      ctx.lockout.fail(subjects.client, ctx.ipLockout),
-    ]);
-  } catch (error) {
-    lockoutDown(ctx, error);
+    const ok = await check();
+    outcome = ok ? "success" : "failure";
+    return ok;
+  } finally {
+    if (reservation) {
+      await ctx.lockout.settle(subjects, reservation.id, outcome).catch((error) => lockoutDown(ctx, error));
+    }
   }
 }
 
 /** Lockout state lives in Redis; while it is down sign-ins go on, still bounded by the per-IP rate limit. */
-function lockoutDown(ctx: AuthContext, error: unknown): void {
+function lockoutDown(ctx: AuthContext, error: unknown): undefined {
   ctx.logger.warn({ err: String(error) }, "login lockout store unavailable");
+  return undefined;
 }

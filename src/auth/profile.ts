@@ -1,8 +1,9 @@
 import { eq } from "drizzle-orm";
 import type { AuthUser } from "../shared/auth/verifier";
 import { forbidden, notFound, unprocessable } from "../shared/errors";
-import { type AuthContext, toUser } from "./context";
+import { type AuthContext, normalizeEmail, toUser } from "./context";
 import { unwrapUserKey } from "./crypto";
+import { passwordAttempt } from "./login";
 import type { EncryptionKey, UpdateMeInput, User } from "./model";
 import { passwordProblem } from "./passwords";
 import { endAccessTokens, revokeSessions } from "./sessions";
@@ -19,21 +20,29 @@ export async function getMe({ ctx, user }: { ctx: AuthContext; user: AuthUser })
   return toUser(await loadUser(ctx, user.userId));
 }
 
-/** Updates the profile; a password change needs the current one and ends every other session. */
+/**
+ * Updates the profile; a password change needs the current one and ends every other session. The
+ * current password is checked as a sign-in of the account from `ip`, so a stolen access token
+ * guesses it no faster than a login could.
+ */
 export async function updateMe({
   ctx,
   user,
   input,
+  ip,
 }: {
   ctx: AuthContext;
   user: AuthUser;
   input: UpdateMeInput;
+  ip: string;
 }): Promise<User> {
   const row = await loadUser(ctx, user.userId);
   const changes: Partial<typeof users.$inferInsert> = { updatedAt: new Date() };
   if (input.display_name !== undefined) changes.displayName = input.display_name;
   if (input.new_password !== undefined) {
-    if (!(await ctx.passwords.verify(input.current_password ?? "", row.passwordHash))) {
+    const current = input.current_password ?? "";
+    const who = { email: normalizeEmail(row.email), ip };
+    if (!(await passwordAttempt(ctx, who, () => ctx.passwords.verify(current, row.passwordHash)))) {
       throw forbidden("invalid_credentials", "the current password is wrong");
     }
     const problem = passwordProblem(input.new_password, row.email);

@@ -1,9 +1,9 @@
-import type { Server } from "bun";
 import { Elysia } from "elysia";
 import { authGuard } from "../shared/auth/guard";
+import { clientIp } from "../shared/client-ip";
 import { rateLimitByTier } from "../shared/rate-limit";
 import { sanitizer } from "../shared/sanitizer";
-import type { AuthContext } from "./context";
+import { type AuthContext, refreshGate } from "./context";
 import { login } from "./login";
 import { logout } from "./logout";
 import { LoginInput, LogoutInput, RefreshInput, RegisterInput, UpdateMeInput } from "./model";
@@ -17,19 +17,7 @@ const MAX_AUTH_BODY_BYTES = 4096;
 /** Responses carrying tokens or keys must never be stored by a cache. */
 const noStore = { "cache-control": "no-store", pragma: "no-cache" };
 
-/**
- * The client address: the socket's, or with TRUSTED_PROXY_HOPS = n the n-th address from the right
- * of X-Forwarded-For (the one our own proxies appended), never a client-chosen leftmost entry.
- */
-export function clientIp(request: Request, server: Server<unknown> | null, hops: number): string {
-  const socket = server?.requestIP(request)?.address ?? "unknown";
-  if (hops === 0) return socket;
-  const chain = (request.headers.get("x-forwarded-for") ?? "")
-    .split(",")
-    .map((part) => part.trim())
-    .filter(Boolean);
-  return chain[chain.length - hops] ?? chain[0] ?? socket;
-}
+export { clientIp };
 
 export function authRoutes(ctx: AuthContext, prefix: string) {
   const hops = ctx.env.TRUSTED_PROXY_HOPS;
@@ -60,8 +48,9 @@ export function authRoutes(ctx: AuthContext, prefix: string) {
     )
     .post(
       "/refresh",
-      async ({ body, set }) => {
+      async ({ body, request, server, set }) => {
         Object.assign(set.headers, noStore);
+        await refreshGate(ctx, clientIp(request, server, hops));
         return refresh({ ctx, input: body });
       },
       { body: RefreshInput },
@@ -69,7 +58,11 @@ export function authRoutes(ctx: AuthContext, prefix: string) {
     .use(authGuard(ctx.verifier, ctx.logger))
     .use(rateLimitByTier(ctx.platform, "auth", { limiter: ctx.limiter }))
     .get("/me", ({ user }) => getMe({ ctx, user }))
-    .put("/me", ({ user, body }) => updateMe({ ctx, user, input: body }), { body: UpdateMeInput })
+    .put(
+      "/me",
+      ({ user, body, request, server }) => updateMe({ ctx, user, input: body, ip: clientIp(request, server, hops) }),
+      { body: UpdateMeInput },
+    )
     .get("/me/encryption-key", async ({ user, set }) => {
       Object.assign(set.headers, noStore);
       return getEncryptionKey({ ctx, user });

@@ -85,8 +85,14 @@ export const Env = z.object({
   AUTH_REFRESH_GRACE_S: z.coerce.number().int().min(0).default(10),
   /** Login/register/refresh requests per minute from one client IP. */
   AUTH_IP_REQUESTS_PER_MIN: z.coerce.number().int().positive().default(30),
-  /** Failed logins for one account (e-mail) before it is locked; each further failure doubles the lock. */
+  /** Refresh requests per minute from one client IP: a budget of its own, roomy for many devices behind one NAT. */
+  AUTH_REFRESH_IP_REQUESTS_PER_MIN: z.coerce.number().int().positive().default(60),
+  /** Failed logins for one account (e-mail) from one IP before that pair is locked; each further failure doubles the lock. */
   AUTH_LOCKOUT_THRESHOLD: z.coerce.number().int().positive().default(5),
+  /** Failed logins for one account from all IPs together before each further one delays it from everywhere. */
+  AUTH_ACCOUNT_LOCKOUT_THRESHOLD: z.coerce.number().int().positive().default(50),
+  /** That account-wide delay: short, so an attacker slows the owner down but cannot lock them out. */
+  AUTH_ACCOUNT_LOCKOUT_DELAY_S: z.coerce.number().int().positive().default(10),
   /** Failed logins from one IP before it is locked the same way. */
   AUTH_IP_LOCKOUT_THRESHOLD: z.coerce.number().int().positive().default(20),
   AUTH_LOCKOUT_BASE_S: z.coerce.number().int().positive().default(30),

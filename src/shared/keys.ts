@@ -30,6 +30,8 @@ export function createKeys(prefix = "adiuva") {
     // Auth
     loginFailures: (subject: string) => `${p}:auth:fail:${subject}`,
     loginLock: (subject: string) => `${p}:auth:lock:${subject}`,
+    /** Sorted set: sign-in attempts reserved and not yet settled -> when each reservation expires (ms). */
+    loginInFlight: (subject: string) => `${p}:auth:inflight:${subject}`,
     /** Sorted set: revoked session id -> until when (ms) its access tokens could still be valid. */
     revokedSessions: `${p}:auth:revoked-sessions`,
     /** Every process hears revocations here at once; the sorted set is for those that start later. */
