@@ -15,7 +15,7 @@ import { PgMemoryStore } from "./memory/pg-store";
 import { QdrantMemoryStore } from "./memory/qdrant-store";
 import type { MemoryStore } from "./memory/store";
 import { migrations } from "./migrations";
-import { MemoryQuotaCounter, RedisQuotaCounter } from "./quota";
+import { quotaCounterFor } from "./quota-for-platform";
 import { CHAT_PREFIX, chatRoutes } from "./routes";
 import { type ChatFrameHandler, createChatFrameHandler, gatewayChatHandlers } from "./ws";
 
@@ -73,7 +73,7 @@ export async function createChatService(
     llm,
     rpc: options.rpc ?? gateway.rpc,
     memory,
-    quota: platform.redis ? new RedisQuotaCounter(platform.redis, platform.keys) : new MemoryQuotaCounter(),
+    quota: quotaCounterFor(platform),
     logger,
     metrics: chatMetrics(platform.metrics),
     config: {

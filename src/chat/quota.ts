@@ -20,7 +20,7 @@ export interface QuotaCounter {
 
 export const utcDay = (now: Date): string => now.toISOString().slice(0, 10);
 
-const secondsToMidnight = (now: Date): number => {
+export const secondsToMidnight = (now: Date): number => {
   const midnight = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1);
   return Math.max(1, Math.ceil((midnight - now.getTime()) / 1000));
 };

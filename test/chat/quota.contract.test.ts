@@ -1,5 +1,7 @@
-// One contract, two quota counters: Redis (shared by replicas, one Lua script) and in-process.
+// One contract, three quota counters: Redis (shared by replicas, one Lua script), in-process, and
+// Redis behind the per-instance fallback (while Redis answers it must behave exactly as Redis).
 import { afterAll, describe, expect, test } from "bun:test";
+import { FallbackQuotaCounter } from "../../src/chat/fallback-quota";
 import { MemoryQuotaCounter, type QuotaCounter, RedisQuotaCounter } from "../../src/chat/quota";
 import { createKeys } from "../../src/shared/keys";
 import { silentLogger } from "../../src/shared/logger";
@@ -16,6 +18,15 @@ afterAll(async () => {
 const adapters: Array<[string, () => QuotaCounter]> = [
   ["memory", () => new MemoryQuotaCounter()],
   ["redis", () => new RedisQuotaCounter(redis, createKeys(prefix))],
+  [
+    "redis with fallback",
+    () =>
+      new FallbackQuotaCounter(new RedisQuotaCounter(redis, createKeys(prefix)), redis, createKeys(prefix), {
+        isAvailable: () => true,
+        timeoutMs: 2000,
+        logger: silentLogger(),
+      }),
+  ],
 ];
 
 for (const [name, open] of adapters) {

@@ -1,6 +1,7 @@
 import { type FlexibleSchema, type ToolSet, tool } from "ai";
 import { DeviceCallError, type DeviceInfo, type DeviceRpc } from "../../shared/device-rpc";
 import type { Logger } from "../../shared/logger";
+import { withTimeout } from "../../shared/timeout";
 import { DEVICE_TOOL_NAMES, DEVICE_TOOLS, takesIdempotencyKey } from "./device-tools";
 
 export interface DeviceToolsetOptions {
@@ -13,13 +14,17 @@ export interface DeviceToolsetOptions {
   onCall?: (name: string, outcome: "ok" | "error") => void;
 }
 
+/** Longest a turn waits to learn the user's devices before it answers without device tools. */
+const DEVICE_LOOKUP_TIMEOUT_MS = 1000;
+
 /**
  * Chooses the device tools run on: the device that asked, else the user's most recent one. A
  * presence lookup that fails leaves the turn without tools rather than failing it.
  */
 export async function targetDevice(options: DeviceToolsetOptions): Promise<DeviceInfo | undefined> {
   try {
-    const devices = await options.rpc.devices(options.userId);
+    // Presence lives in Redis; while Redis is away the reply goes on without tools rather than wait.
+    const devices = await withTimeout(options.rpc.devices(options.userId), DEVICE_LOOKUP_TIMEOUT_MS, "device lookup");
     return devices.find((device) => device.deviceId === options.deviceId) ?? devices[0];
   } catch (error) {
     options.logger.warn({ err: error }, "device lookup failed; replying without device tools");
