@@ -23,7 +23,9 @@ LABEL org.opencontainers.image.title="adiuva-${SERVICE}-service"
 COPY --from=build /src/dist/${SERVICE}-service /app/service
 USER 65532:65532
 WORKDIR /app
-ENV NODE_ENV=production PORT=8000
+ENV NODE_ENV=production PORT=8000 METRICS_PORT=9464
+# Only the API port is exposed. Prometheus reaches METRICS_PORT over the compose network, which
+# needs no EXPOSE, and Traefik never picks an unexposed port when a label does not name one.
 EXPOSE 8000
 # No curl in the image: the executable probes its own /health.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["/app/service", "healthcheck"]

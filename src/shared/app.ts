@@ -2,6 +2,7 @@ import { openapi } from "@elysiajs/openapi";
 import { type AnyElysia, Elysia } from "elysia";
 import { z } from "zod";
 import { httpPlugin } from "./http";
+import { catchAllRoute } from "./path-guard";
 import type { Platform } from "./platform";
 import { pingRedis } from "./redis";
 
@@ -27,11 +28,15 @@ export interface AppOptions {
   isDraining?: () => boolean;
 }
 
-/** The root application: HTTP plugin, operational endpoints, docs, then each service's routes. */
+/**
+ * The root application: HTTP plugin, operational endpoints, docs, then each service's routes.
+ * /metrics is not among them: it has a port of its own (`startServer`).
+ */
 export function createApp({ platform, modules, isDraining = () => false }: AppOptions) {
   const serviceLabel = modules.length === 1 ? (modules[0]?.name ?? "none") : "all";
   const docsPath = modules.length === 1 ? `${modules[0]?.prefix}/docs` : "/docs";
-  let app = new Elysia()
+  // Bun's route table gets a catch-all, so paths spelled with dot segments never reach a handler.
+  let app = new Elysia({ serve: { routes: { "/*": catchAllRoute(() => app) } } })
     .use(
       httpPlugin({
         service: serviceLabel,
@@ -45,7 +50,7 @@ export function createApp({ platform, modules, isDraining = () => false }: AppOp
         path: docsPath,
         documentation: { info: { title: `Adiuva ${serviceLabel} API`, version: "1" } },
         mapJsonSchema: { zod: z.toJSONSchema },
-        exclude: { paths: ["/health", "/ready", "/metrics"] },
+        exclude: { paths: ["/health", "/ready"] },
       }),
     )
     .get("/health", () => ({ status: "ok", service: serviceLabel, instance: platform.instanceId }))
@@ -54,10 +59,6 @@ export function createApp({ platform, modules, isDraining = () => false }: AppOp
       const ok = !isDraining() && Object.values(checks).every((check) => check !== "down");
       set.status = ok ? 200 : 503;
       return { status: ok ? "ready" : isDraining() ? "draining" : "unavailable", checks };
-    })
-    .get("/metrics", async ({ set }) => {
-      set.headers["content-type"] = platform.metrics.registry.contentType;
-      return platform.metrics.registry.metrics();
     }) as AnyElysia;
   for (const module of modules) app = app.use(module.plugin);
   return app;

@@ -23,6 +23,14 @@ export const Env = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
   PORT: z.coerce.number().int().min(0).max(65535).default(8000),
   HOST: z.string().default("0.0.0.0"),
+  /**
+   * Prometheus's port, apart from PORT so the public entry never serves /metrics. Unset: 9464, or
+   * any free port when PORT is 0 (tests, several instances on one host).
+   */
+  METRICS_PORT: z.preprocess(
+    (value) => (value === "" ? undefined : value),
+    z.coerce.number().int().min(0).max(65535).optional(),
+  ),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   /** Unset: embedded PGlite under DATA_DIR (development only). */
   DATABASE_URL: optionalUrl,
@@ -203,6 +211,9 @@ export function loadEnv(source: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
   }
   const env = parsed.data;
+  if (env.METRICS_PORT !== undefined && env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
+    throw new ConfigError("invalid configuration: METRICS_PORT must differ from PORT");
+  }
   if (env.NODE_ENV === "production") {
     const services = env.SERVICE_NAME === "all" ? SERVICE_NAMES : [env.SERVICE_NAME];
     const missing = new Set<string>();

@@ -2,6 +2,7 @@ import { Elysia } from "elysia";
 import { databaseUnavailable, errorBody, isDatabaseOutage, ServiceError } from "./errors";
 import type { Logger } from "./logger";
 import type { Metrics } from "./metrics";
+import { hasDotSegment, isRefusedPath } from "./path-guard";
 
 export interface RequestMeta {
   id: string;
@@ -35,12 +36,20 @@ export function httpPlugin(options: HttpPluginOptions) {
       const id = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
       requestMeta.set(request, { id, startedAt: performance.now() });
       set.headers["x-request-id"] = id;
+      if (isRefusedPath(request)) {
+        set.status = 404;
+        return Response.json(errorBody(noSuchRoute(), id), { status: 404, headers: { "x-request-id": id } });
+      }
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > options.maxBodyBytes) {
         // Answered here, before the body is read; returning from onRequest ends the request.
         const error = new ServiceError("payload_too_large", 413, `request body exceeds ${options.maxBodyBytes} bytes`);
+        set.status = 413;
         return Response.json(errorBody(error, id), { status: 413, headers: { "x-request-id": id } });
       }
+    })
+    .onTransform({ as: "global" }, ({ params }) => {
+      if (hasDotSegment(params as Record<string, string | undefined>)) throw noSuchRoute();
     })
     .onError({ as: "global" }, ({ code, error, request, set, path }) => {
       const requestId = requestIdOf(request);
@@ -78,11 +87,13 @@ export function httpPlugin(options: HttpPluginOptions) {
     });
 }
 
+const noSuchRoute = () => new ServiceError("not_found", 404, "no such route");
+
 function toServiceError(code: string | number, error: unknown): ServiceError {
   if (error instanceof ServiceError) return error;
   switch (code) {
     case "NOT_FOUND":
-      return new ServiceError("not_found", 404, "no such route");
+      return noSuchRoute();
     case "VALIDATION":
       return new ServiceError("validation_failed", 422, "request failed validation", {}, validationDetails(error));
     case "PARSE":

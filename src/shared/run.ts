@@ -2,6 +2,7 @@ import type { ServiceModule } from "./app";
 import { ensureKeyFiles } from "./auth/keygen";
 import { createTokenVerifier, keySourceFromEnv, tokenPolicy } from "./auth/verifier";
 import { ConfigError, Env, loadEnv, SERVICE_NAMES, type ServiceName } from "./env";
+import { redactText } from "./log-redaction";
 import { createLogger, type Logger } from "./logger";
 import { createPlatform, type Platform } from "./platform";
 import { startServer } from "./server";
@@ -72,7 +73,11 @@ export async function runServices(factories: Partial<Record<ServiceName, Service
 /** Prints one line for a startup failure (just the message for configuration errors) and exits 1. */
 export function exitOnStartupFailure(error: unknown): never {
   if (error instanceof ConfigError) console.error(error.message);
-  else console.error("failed to start:", error instanceof Error ? (error.stack ?? error.message) : error);
+  else {
+    // Not through the logger, so redacted here: a failed query's message carries its values.
+    const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    console.error("failed to start:", redactText(detail));
+  }
   process.exit(1);
 }
 

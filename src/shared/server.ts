@@ -1,5 +1,7 @@
 import type { AnyElysia } from "elysia";
 import { createApp, type ServiceModule } from "./app";
+import { ConfigError } from "./env";
+import type { Metrics } from "./metrics";
 import { closePlatform, type Platform } from "./platform";
 import { withTimeout } from "./timeout";
 
@@ -7,26 +9,44 @@ export interface RunningServer {
   app: AnyElysia;
   port: number;
   url: string;
+  /** The Prometheus endpoint's own port and its /metrics URL; the public port does not serve it. */
+  metricsPort: number;
+  metricsUrl: string;
   /** Graceful shutdown: stop accepting, drain in-flight requests, stop modules, close pools. */
   stop(): Promise<void>;
 }
 
-/** Starts the modules (migrations, consumers) and then the HTTP/WebSocket server. */
+/** Where Prometheus scrapes when METRICS_PORT is unset (the OpenTelemetry exporter's usual port). */
+export const DEFAULT_METRICS_PORT = 9464;
+
+/**
+ * Starts the modules (migrations, consumers), then the HTTP/WebSocket server and, on a port of its
+ * own, the Prometheus endpoint.
+ */
 export async function startServer(options: {
   platform: Platform;
   modules: ServiceModule[];
   port?: number;
+  /** Unset: METRICS_PORT, else 9464, or any free port when the public port is 0. */
+  metricsPort?: number;
   hostname?: string;
 }): Promise<RunningServer> {
   const { platform, modules } = options;
+  const requestedPort = options.port ?? platform.env.PORT;
+  const requestedMetricsPort =
+    options.metricsPort ?? platform.env.METRICS_PORT ?? (requestedPort === 0 ? 0 : DEFAULT_METRICS_PORT);
+  if (requestedMetricsPort !== 0 && requestedMetricsPort === requestedPort) {
+    throw new ConfigError("invalid configuration: METRICS_PORT must differ from PORT");
+  }
+  const hostname = options.hostname ?? platform.env.HOST;
   let draining = false;
   // Loaded before the first request, so no request waits for it.
   await platform.revocations.start();
   for (const module of modules) await module.start?.();
   const app = createApp({ platform, modules, isDraining: () => draining });
   app.listen({
-    port: options.port ?? platform.env.PORT,
-    hostname: options.hostname ?? platform.env.HOST,
+    port: requestedPort,
+    hostname,
     // Bun's own hard cap sits well above ours: a declared length over ours gets our 413 in the
     // error shape before the body is read; Bun's cap only stops unbounded chunked uploads.
     maxRequestBodySize: Math.max(platform.env.MAX_BODY_BYTES * 8, 8 * 1024 * 1024),
@@ -35,6 +55,14 @@ export async function startServer(options: {
   if (!server) throw new Error("server did not start");
   const port = server.port ?? 0;
   const url = `http://127.0.0.1:${port}`;
+  let metricsServer: Bun.Server<unknown>;
+  try {
+    metricsServer = serveMetrics(platform.metrics, requestedMetricsPort, hostname);
+  } catch (error) {
+    await server.stop(true);
+    throw error;
+  }
+  const metricsPort = metricsServer.port ?? 0;
   let stopping: Promise<void> | undefined;
   // Modules bound their own waits by the grace period; this is the backstop past it.
   const stopBoundMs = platform.env.SHUTDOWN_GRACE_MS + 5000;
@@ -58,10 +86,32 @@ export async function startServer(options: {
         platform.logger.warn("in-flight requests did not finish in time; closing them");
         await server.stop(true);
       }
+      // Scrapeable while draining; gone with the pools it reports on.
+      await metricsServer.stop(true);
       await closePlatform(platform);
     })();
     return stopping;
   };
-  platform.logger.info({ port, modules: modules.map((module) => module.name) }, "listening");
-  return { app, port, url, stop };
+  platform.logger.info({ port, metrics_port: metricsPort, modules: modules.map((module) => module.name) }, "listening");
+  return { app, port, url, metricsPort, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, stop };
+}
+
+/**
+ * GET /metrics and nothing else, on the internal port: Traefik routes only the public port, so
+ * no path spelling on the public side can reach it.
+ */
+function serveMetrics(metrics: Metrics, port: number, hostname: string): Bun.Server<unknown> {
+  return Bun.serve({
+    port,
+    hostname,
+    routes: {
+      "/metrics": {
+        GET: async () =>
+          new Response(await metrics.registry.metrics(), {
+            headers: { "content-type": metrics.registry.contentType },
+          }),
+      },
+    },
+    fetch: () => new Response("not found\n", { status: 404 }),
+  });
 }

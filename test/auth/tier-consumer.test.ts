@@ -10,11 +10,14 @@ import { get, PASSWORD, post, registerUser, type SessionBody, startAuth } from "
 
 let ctx: TestContext;
 let base: string;
+let metricsUrl: string;
 let billing: Platform;
 let sql: postgres.Sql;
 beforeAll(async () => {
   ctx = await createTestContext();
-  base = (await startAuth(ctx, { env: { TRUSTED_PROXY_HOPS: "1" } })).url;
+  const auth = await startAuth(ctx, { env: { TRUSTED_PROXY_HOPS: "1" } });
+  base = auth.url;
+  metricsUrl = auth.metricsUrl;
   billing = await ctx.platform({ service: "billing" });
   sql = postgres(ctx.databaseUrl, { max: 1, onnotice: () => {} });
 });
@@ -144,7 +147,7 @@ describe("tier-changed consumer", () => {
     await publishTierChanged(billing, change(session.user.id, "pro", Date.now()));
     expect(await becomes(session.user.id, "pro")).toBe("pro");
     const scrape = async () =>
-      (await (await fetch(`${base}/metrics`)).text()).match(/^auth_tier_events_pending(?:\{[^}]*\})? (\d+)$/m)?.[1];
+      (await (await fetch(metricsUrl)).text()).match(/^auth_tier_events_pending(?:\{[^}]*\})? (\d+)$/m)?.[1];
     expect(await eventually(scrape, (value) => value === "0")).toBe("0");
   });
 

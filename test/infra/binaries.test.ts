@@ -84,7 +84,7 @@ const getJson = async (url: string) => {
 
 describe("compiled executables", () => {
   for (const name of SERVICE_NAMES) {
-    test(`${name}-service serves /health, /ready and /metrics, passes its healthcheck, exits 0 on SIGTERM`, async () => {
+    test(`${name}-service serves /health, /ready, /metrics on its own port, passes its healthcheck, exits 0 on SIGTERM`, async () => {
       const env = await productionEnv(name);
       await using service = new ServiceProcess([`${binDir}/${name}-service`], env);
       const port = await service.port();
@@ -100,9 +100,12 @@ describe("compiled executables", () => {
         status: 200,
         body: { status: "ready", checks: { database: "ok", redis: "ok" } },
       });
-      const metrics = await fetch(`${base}/metrics`);
+      const metricsPort = await service.metricsPort();
+      expect(metricsPort).not.toBe(port);
+      const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
       expect(metrics.status).toBe(200);
       expect(await metrics.text()).toContain(`http_requests_total{service="${name}"`);
+      expect((await fetch(`${base}/metrics`)).status).toBe(404);
 
       const probe = (probePort: number) =>
         Bun.spawnSync([`${binDir}/${name}-service`, "healthcheck"], { env: isolatedEnv({ PORT: String(probePort) }) })
@@ -112,6 +115,7 @@ describe("compiled executables", () => {
       service.signal("SIGTERM");
       expect(await service.exited(5000)).toBe(0);
       expect(probe(port)).toBe(1);
+      expect(await accepts(metricsPort)).toBe(false);
     }, 30_000);
   }
 });
@@ -140,6 +144,17 @@ describe("bun src/main.ts", () => {
     const stripe = configFailure({ SERVICE_NAME: "billing", NODE_ENV: "production" });
     expect(stripe.code).toBe(1);
     expect(stripe.stderr).toEqual([expect.stringContaining("STRIPE_SECRET_KEY")]);
+  });
+
+  test("a METRICS_PORT that is no port, or is PORT, exits 1 with one line naming it", () => {
+    expect(configFailure({ SERVICE_NAME: "auth", METRICS_PORT: "metrics" })).toEqual({
+      code: 1,
+      stderr: [expect.stringMatching(/^invalid configuration: METRICS_PORT: /)],
+    });
+    expect(configFailure({ SERVICE_NAME: "auth", PORT: "8123", METRICS_PORT: "8123" })).toEqual({
+      code: 1,
+      stderr: ["invalid configuration: METRICS_PORT must differ from PORT"],
+    });
   });
 
   test("SERVICE_NAME=all with no DATABASE_URL or REDIS_URL runs embedded and exits cleanly", async () => {

@@ -244,6 +244,20 @@ describe("traefik", () => {
     }
   });
 
+  test("each service's traffic goes to its PORT, never to METRICS_PORT; app services publish no port", () => {
+    for (const [composeName, service] of appServices) {
+      const environment = environmentOf(service);
+      const ports = (service.labels ?? []).flatMap(
+        (label) => /^traefik\.http\.services\.[^.]+\.loadbalancer\.server\.port=(\d+)$/.exec(label)?.[1] ?? [],
+      );
+      expect(ports.length).toBeGreaterThan(0);
+      expect({ composeName, ports: [...new Set(ports)] }).toEqual({ composeName, ports: [String(environment.PORT)] });
+      expect(environment.METRICS_PORT).toMatch(/^\d+$/);
+      expect(environment.METRICS_PORT).not.toBe(environment.PORT);
+      expect(service.ports).toBeUndefined();
+    }
+  });
+
   test("no dashboard or insecure API; only 80 and 443 published; certificates mounted", () => {
     expect(staticConfig.api).toBeUndefined();
     const traefik = compose.services.traefik as ComposeService;
@@ -264,7 +278,7 @@ describe("monitoring profile", () => {
     for (const [, service] of appServices) expect(service.profiles).toBeUndefined();
   });
 
-  test("Prometheus scrapes /metrics of every replica of every service", () => {
+  test("Prometheus scrapes /metrics on the metrics port of every replica of every service", () => {
     const config = readYaml<{
       scrape_configs: Array<{ metrics_path?: string; dns_sd_configs?: Array<{ names: string[]; port: number }> }>;
     }>("infra/prometheus/prometheus.yml");
@@ -273,9 +287,13 @@ describe("monitoring profile", () => {
         sd.names.map((name) => ({ name, port: sd.port, path: job.metrics_path ?? "/metrics" })),
       ),
     );
-    for (const [composeName] of appServices) {
-      expect(targets).toContainEqual({ name: composeName, port: 8000, path: "/metrics" });
+    for (const [composeName, service] of appServices) {
+      const port = Number(environmentOf(service).METRICS_PORT);
+      expect(targets).toContainEqual({ name: composeName, port, path: "/metrics" });
     }
+    // The public port serves no /metrics any more: a scrape of it would only ever fail.
+    const publicPorts = new Set(appServices.map(([, service]) => Number(environmentOf(service).PORT)));
+    expect(targets.filter((target) => publicPorts.has(target.port))).toEqual([]);
   });
 });
 
@@ -343,7 +361,12 @@ describe("Dockerfile", () => {
     expect(dockerfile).toContain('bun scripts/build.ts "$SERVICE"');
     expect(dockerfile).toContain(`case "$SERVICE" in ${SERVICE_NAMES.join("|")})`);
     expect(dockerfile).toMatch(/^USER 65532:65532$/m);
-    expect(dockerfile).toMatch(/^EXPOSE 8000$/m);
+    // Only the API port: the metrics port is reached over the compose network, never exposed.
+    expect(dockerfile.match(/^EXPOSE .*$/gm)).toEqual(["EXPOSE 8000"]);
+    const env = /^ENV (.*)$/m.exec(dockerfile)?.[1]?.split(" ") ?? [];
+    expect(env).toEqual(
+      expect.arrayContaining(["PORT=8000", `METRICS_PORT=${environmentOf(appServices[0]![1]).METRICS_PORT}`]),
+    );
     expect(dockerfile).toMatch(/^HEALTHCHECK .*CMD \["\/app\/service", "healthcheck"\]$/m);
   });
 });

@@ -60,6 +60,11 @@ export class ServiceProcess implements AsyncDisposable {
     return (await this.waitForLog((line) => line.msg === "listening")).port as number;
   }
 
+  /** The metrics port from the same line (any free one when PORT=0 and METRICS_PORT is unset). */
+  async metricsPort(): Promise<number> {
+    return (await this.waitForLog((line) => line.msg === "listening")).metrics_port as number;
+  }
+
   signal(signal: NodeJS.Signals): void {
     this.child.kill(signal);
   }

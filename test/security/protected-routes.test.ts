@@ -12,7 +12,6 @@ import { createTestContext, type TestContext } from "../../src/shared/testing";
 const PUBLIC_ROUTES: Record<string, string> = {
   "GET /health": "liveness probe",
   "GET /ready": "readiness probe",
-  "GET /metrics": "Prometheus scrape; Traefik does not route it",
   "GET /docs": "OpenAPI UI",
   "GET /docs/json": "OpenAPI document",
   "GET /api/v1/auth/.well-known/jwks.json": "public keys for verifiers",

@@ -1,5 +1,8 @@
-// The shared HTTP layer on a real server: error shape, request ids, body limits, metrics.
+// The shared HTTP layer on a real server: error shape, request ids, body limits, metrics, paths
+// spelled with dot segments. Those are sent over a raw TCP socket, because fetch() resolves dot
+// segments before sending, as browsers do; an attacker's client does not.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connect } from "node:net";
 import { Elysia } from "elysia";
 import { z } from "zod";
 import type { ServiceModule } from "../../src/shared/app";
@@ -7,6 +10,22 @@ import { conflict } from "../../src/shared/errors";
 import { createTestContext, type TestContext } from "../../src/shared/testing";
 
 const Echo = z.object({ name: z.string().min(1) }).strict();
+
+/** Routes outside the echo prefix, each counting the requests that reached it. */
+const reached: string[] = [];
+const otherService = async (): Promise<ServiceModule> => ({
+  name: "other",
+  prefix: "/api/v1/other",
+  plugin: new Elysia({ prefix: "/api/v1/other" })
+    .get("/secret", () => {
+      reached.push("secret");
+      return { secret: true };
+    })
+    .get("/items/:id", ({ params }) => {
+      reached.push(`item ${params.id}`);
+      return { id: params.id };
+    }),
+});
 
 const echoService = async (): Promise<ServiceModule> => ({
   name: "echo",
@@ -23,10 +42,14 @@ const echoService = async (): Promise<ServiceModule> => ({
 
 let ctx: TestContext;
 let base: string;
+let port: number;
+let metricsUrl: string;
 beforeAll(async () => {
   ctx = await createTestContext();
-  const server = await ctx.start([echoService], { env: { MAX_BODY_BYTES: "1024" } });
+  const server = await ctx.start([echoService, otherService], { env: { MAX_BODY_BYTES: "1024" } });
   base = server.url;
+  port = server.port;
+  metricsUrl = server.metricsUrl;
 });
 afterAll(() => ctx.close());
 
@@ -88,13 +111,111 @@ describe("http conventions", () => {
     expect(JSON.parse(text).error.code).toBe("internal");
   });
 
-  test("health, readiness, metrics and docs are served", async () => {
+  test("health, readiness and docs are served", async () => {
     expect((await fetch(`${base}/health`)).status).toBe(200);
     const ready = await fetch(`${base}/ready`);
     expect(await ready.json()).toEqual({ status: "ready", checks: { database: "ok", redis: "ok" } });
-    const metrics = await (await fetch(`${base}/metrics`)).text();
-    expect(metrics).toContain('http_requests_total{service="echo",method="POST",route="/api/v1/echo/",status="200"}');
-    const docs = (await (await fetch(`${base}/api/v1/echo/docs/json`)).json()) as { paths: Record<string, unknown> };
+    const docs = (await (await fetch(`${base}/docs/json`)).json()) as { paths: Record<string, unknown> };
     expect(Object.keys(docs.paths)).toContain("/api/v1/echo/");
+  });
+});
+
+describe("metrics", () => {
+  test("are served on their own port, and only at /metrics", async () => {
+    await post(JSON.stringify({ name: "ada" }));
+    const response = await fetch(metricsUrl);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toStartWith("text/plain");
+    expect(await response.text()).toContain(
+      'http_requests_total{service="all",method="POST",route="/api/v1/echo/",status="200"}',
+    );
+    const metricsBase = metricsUrl.replace(/\/metrics$/, "");
+    expect(metricsBase).not.toBe(base);
+    for (const path of ["/health", "/api/v1/echo/conflict", "/metrics/", "/"]) {
+      expect({ path, status: (await fetch(`${metricsBase}${path}`)).status }).toEqual({ path, status: 404 });
+    }
+  });
+
+  test("the public port answers /metrics with a 404 in the error shape", async () => {
+    const response = await fetch(`${base}/metrics`, { headers: { "x-request-id": "m1" } });
+    expect({ status: response.status, body: await response.json() }).toEqual({
+      status: 404,
+      body: { error: { code: "not_found", message: "no such route", request_id: "m1" } },
+    });
+  });
+});
+
+/** One request with its target sent byte for byte; the status line and the body. */
+async function rawRequest(target: string, method = "GET"): Promise<{ status: number; body: string }> {
+  const text = await new Promise<string>((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () =>
+      socket.write(
+        `${method} ${target} HTTP/1.1\r\nHost: api.example.com\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${method === "POST" ? 14 : 0}\r\nConnection: close\r\n\r\n${method === "POST" ? '{"name":"ada"}' : ""}`,
+      ),
+    );
+    let data = "";
+    socket.on("data", (chunk) => {
+      data += chunk;
+    });
+    socket.on("end", () => resolve(data));
+    socket.on("error", reject);
+  });
+  const [head = "", body = ""] = text.split("\r\n\r\n");
+  return { status: Number(head.split(" ")[1]), body };
+}
+
+describe("paths with dot segments", () => {
+  const targets = [
+    "/api/v1/echo/../other/secret",
+    "/api/v1/echo/%2e%2e/other/secret",
+    "/api/v1/echo/%2E%2E/other/secret",
+    "/api/v1/echo/%2E./other/secret",
+    "/api/v1/echo/.%2e/other/secret",
+    "/api/v1/echo/./../other/secret",
+    "/api/v1/echo/..\\other\\secret",
+    "/api/v1/echo/%2e%2e%5cother%5csecret",
+    "/api/v1/echo/../other/secret/",
+    "/api/v1/echo/../../../api/v1/other/items/7",
+    "/api/v1/echo/../../../metrics",
+    "/api/v1/echo/%2e%2e/%2e%2e/%2e%2e/metrics",
+    "/api/v1/echo/../../../health",
+    "/api/v1/echo/%2e%2e/%2e%2e/%2e%2e/ready",
+    "/api/v1/other/items/%2e%2e",
+    "/api/v1/other/items/.%2E",
+    "/api/v1/other/items/..%5c..%5csecret",
+    "/api/v1/other/items/%252e%252e",
+    // Indistinguishable from `/api/v1/other/x/../secret/` once resolved, so refused as well.
+    "/api/v1/other/secret/",
+  ];
+
+  test("never reach a handler, metrics or anything outside the prefix: 404 in the error shape", async () => {
+    reached.length = 0;
+    for (const target of targets) {
+      const { status, body } = await rawRequest(target);
+      expect({ target, status, code: JSON.parse(body || "{}").error?.code }).toEqual({
+        target,
+        status: 404,
+        code: "not_found",
+      });
+      expect(body).not.toContain("http_requests_total");
+    }
+    expect(reached).toEqual([]);
+  });
+
+  test("the same routes spelled plainly are served", async () => {
+    reached.length = 0;
+    expect((await rawRequest("/api/v1/other/secret")).status).toBe(200);
+    expect(await rawRequest("/api/v1/other/items/7")).toEqual({ status: 200, body: '{"id":"7"}' });
+    expect((await rawRequest("/api/v1/other/items/a.b?x=../y")).status).toBe(200);
+    expect((await rawRequest("/health")).status).toBe(200);
+    for (const target of ["/api/v1/echo", "/api/v1/echo/"]) {
+      expect({ target, ...(await rawRequest(target, "POST")) }).toEqual({
+        target,
+        status: 200,
+        body: '{"hello":"ada"}',
+      });
+    }
+    expect(reached).toEqual(["secret", "item 7", "item a.b"]);
   });
 });
