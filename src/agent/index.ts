@@ -5,11 +5,13 @@ import type { DevicePush, DeviceRpc } from "../shared/device-rpc";
 import { type JobQueue, openJobQueue } from "../shared/jobs";
 import { type JourneyQueue, openJourneyQueue } from "../shared/journey-relay";
 import type { Platform } from "../shared/platform";
+import type { RateLimiter } from "../shared/rate-limit";
 import type { AgentContext, AgentModels } from "./context";
 import { defaultDependencies } from "./dependencies";
 import { createJourneyWorker } from "./journey-relay";
 import { migrations } from "./migrations";
 import type { RunJob } from "./model";
+import { journeyTurnLimit } from "./rate-limits";
 import { agentRoutes } from "./routes";
 import { createRunner } from "./runner";
 
@@ -24,6 +26,8 @@ export interface AgentDependencies {
   queue?: JobQueue<RunJob>;
   /** Journey turns relayed from device sockets by the chat service. */
   journeys?: JourneyQueue;
+  /** The per-tier limits of the routes and relayed journey turns; defaults to the platform's. */
+  limiter?: RateLimiter;
 }
 
 /** Builds the agent service from its dependencies; no globals. */
@@ -62,11 +66,14 @@ export async function createAgentService(
     },
   };
   const runner = createRunner(ctx);
-  const journeyWorker = createJourneyWorker(ctx, journeys, env.AGENT_JOURNEY_CONCURRENCY);
+  const journeyWorker = createJourneyWorker(ctx, journeys, {
+    concurrency: env.AGENT_JOURNEY_CONCURRENCY,
+    limit: journeyTurnLimit(platform, overrides.limiter),
+  });
   return {
     name: "agent",
     prefix: AGENT_PREFIX,
-    plugin: new Elysia({ name: "agent" }).use(agentRoutes(AGENT_PREFIX, platform, ctx)),
+    plugin: new Elysia({ name: "agent" }).use(agentRoutes(AGENT_PREFIX, platform, ctx, overrides.limiter)),
     async start() {
       await migrate(platform.db, "agent", migrations);
       await deps.start();

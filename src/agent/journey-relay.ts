@@ -7,27 +7,35 @@ import type { AgentContext } from "./context";
 import { type JourneyView, journeyMessage, startJourney } from "./journey";
 import { JourneyMessageInput, JourneyStartInput } from "./model";
 
+/** Throws a ServiceError (429) when the user has no journey turn left; see `journeyTurnLimit`. */
+export type JourneyTurnLimit = (user: AuthUser) => Promise<void>;
+
 /**
  * This replica's share of the journey turns relayed from device sockets by the chat service: the
- * same verbs as `POST /journey/start|message`, answered to the asking device through `DevicePush`.
+ * same verbs and the same journey budget as `POST /journey/start|message`, answered to the asking
+ * device through `DevicePush`.
  */
-export function createJourneyWorker(ctx: AgentContext, queue: JourneyQueue, concurrency: number) {
+export function createJourneyWorker(
+  ctx: AgentContext,
+  queue: JourneyQueue,
+  options: { concurrency: number; limit: JourneyTurnLimit },
+) {
   return {
     start() {
-      queue.process((job) => answerJourney(ctx, job.data), { concurrency });
+      queue.process((job) => answerJourney(ctx, job.data, options.limit), { concurrency: options.concurrency });
     },
   };
 }
 
 /** Runs one relayed turn and pushes its `journey` or `error` frame; never throws for the user's mistakes. */
-export async function answerJourney(ctx: AgentContext, data: unknown): Promise<void> {
+export async function answerJourney(ctx: AgentContext, data: unknown, limit: JourneyTurnLimit): Promise<void> {
   const parsed = JourneyJob.safeParse(data);
   if (!parsed.success) {
     ctx.logger.warn({ issues: parsed.error.issues.slice(0, 3) }, "malformed journey job dropped");
     return;
   }
   const job = parsed.data;
-  const frame = await turn(ctx, job);
+  const frame = await turn(ctx, job, limit);
   const reached = await ctx.push.push(job.userId, frame, job.deviceId).catch((error: Error) => {
     ctx.logger.warn({ err: error.message, user: job.userId }, "journey answer not delivered");
     return -1;
@@ -35,7 +43,7 @@ export async function answerJourney(ctx: AgentContext, data: unknown): Promise<v
   if (reached === 0) ctx.logger.info({ user: job.userId, ref: job.requestId }, "journey answer found no device");
 }
 
-async function turn(ctx: AgentContext, job: JourneyJob): Promise<JourneyFrame | ErrorFrame> {
+async function turn(ctx: AgentContext, job: JourneyJob, limit: JourneyTurnLimit): Promise<JourneyFrame | ErrorFrame> {
   // The chat instance that queued it has told the device already, or is gone; either way nobody waits.
   if (Date.now() > job.expiresAt) {
     return errorFrame(unavailable("agent_unavailable", "no agent worker took the request in time"), job.requestId);
@@ -43,6 +51,7 @@ async function turn(ctx: AgentContext, job: JourneyJob): Promise<JourneyFrame | 
   // The socket's token was verified by the chat instance; only its identity and tier travel.
   const user: AuthUser = { userId: job.userId, tier: job.tier, tokenId: "", expiresAt: 0 };
   try {
+    await limit(user);
     const view =
       job.action === "start"
         ? await startJourney({ ctx, user, input: parse(JourneyStartInput, job.input) })

@@ -31,7 +31,11 @@ export const ListRunsQuery = z
   .object({
     limit: z.coerce.number().int().min(1).max(100).default(20),
     /** The `created_at` of the last run of the previous page. */
-    before: z.iso.datetime({ offset: true }).optional(),
+    before: z.iso
+      .datetime({ offset: true })
+      // Year 0 parses in JavaScript, but PostgreSQL refuses it (a 500 rather than this 422).
+      .refine((value) => new Date(value).getUTCFullYear() >= 1, "dates before year 1 are not supported")
+      .optional(),
     config_id: z.string().max(64).optional(),
   })
   .strict();

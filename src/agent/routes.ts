@@ -1,6 +1,8 @@
 import { Elysia } from "elysia";
 import { authGuard } from "../shared/auth/guard";
 import type { Platform } from "../shared/platform";
+import { type RateLimiter, rateLimitByTier } from "../shared/rate-limit";
+import { sanitizer } from "../shared/sanitizer";
 import { canCreate } from "./can-create";
 import { listCatalog } from "./catalog";
 import { createConfig, deleteConfig, getConfig, listConfigs, updateConfig } from "./configs";
@@ -15,13 +17,22 @@ import {
   TriggerInput,
   UpdateConfigInput,
 } from "./model";
+import { journeyRouteLimit } from "./rate-limits";
 import { cancelRun, getRun, listRuns } from "./runs";
 import { triggerRun } from "./trigger";
 
-/** `/api/v1/agents`: thin handlers over the verbs; every route needs a bearer token. */
-export function agentRoutes(prefix: string, platform: Platform, ctx: AgentContext) {
+/**
+ * `/api/v1/agents`: thin handlers over the verbs; every route needs a bearer token and spends the
+ * tier's requests/min of the agent service; the journey routes, a model call each, also spend the
+ * tighter journey budget. The guard comes before the sanitizer: a caller without a valid token learns
+ * nothing about its body.
+ */
+export function agentRoutes(prefix: string, platform: Platform, ctx: AgentContext, limiter?: RateLimiter) {
+  const journeyLimit = journeyRouteLimit(platform, limiter);
   return new Elysia({ prefix })
     .use(authGuard(platform.verifier, platform.logger))
+    .use(sanitizer({ maxBodyBytes: platform.env.MAX_BODY_BYTES }))
+    .use(rateLimitByTier(platform, "agent", { limiter }))
     .get("/catalog", ({ user }) => listCatalog({ tier: user.tier }))
     .post("/can-create", ({ user, body }) => canCreate({ ctx, user, input: body }), { body: CanCreateInput })
     .get("/configs", ({ user }) => listConfigs({ ctx, user, input: undefined }))
@@ -69,9 +80,10 @@ export function agentRoutes(prefix: string, platform: Platform, ctx: AgentContex
         set.status = 201;
         return journey;
       },
-      { body: JourneyStartInput },
+      { body: JourneyStartInput, beforeHandle: journeyLimit },
     )
     .post("/journey/message", ({ user, body }) => journeyMessage({ ctx, user, input: body }), {
       body: JourneyMessageInput,
+      beforeHandle: journeyLimit,
     });
 }

@@ -15,10 +15,18 @@ export function decodeCursor(cursor: string): { key: string; id: string } {
   return { key, id };
 }
 
-/** A cursor whose key is a timestamp. */
+/** How `encodeCursor` writes a timestamp key: `Date#toISOString` of a four-digit year. */
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/**
+ * A cursor whose key is a timestamp. Only the form `encodeCursor` writes is accepted, and only a
+ * year PostgreSQL takes: `new Date` also reads `+275760-09-13` or year 0, which the query would
+ * send on and the database refuse (a 500 instead of this 422).
+ */
 export function decodeTimeCursor(cursor: string): { at: Date; id: string } {
   const { key, id } = decodeCursor(cursor);
   const at = new Date(key);
-  if (Number.isNaN(at.getTime())) throw invalidCursor();
+  if (!ISO_INSTANT.test(key) || Number.isNaN(at.getTime()) || at.toISOString() !== key) throw invalidCursor();
+  if (at.getUTCFullYear() < 1) throw invalidCursor();
   return { at, id };
 }

@@ -2,8 +2,9 @@ import { Elysia } from "elysia";
 import { ServiceError } from "./errors";
 
 /**
- * The input sanitizer every service applies to what clients send (HTTP bodies, query strings,
- * WebSocket frames). One policy, everywhere:
+ * The input sanitizer every service applies to what clients send: HTTP bodies and query strings
+ * (`sanitizer()` below, on every service's routes) and device WebSocket frames (the chat gateway's
+ * `socket.ts`, right after JSON.parse). One policy, everywhere:
  * - text: C0/C1 control characters (except tab, line feed, carriage return), DEL, the BOM and the
  *   bidirectional embedding/override/isolate controls ("Trojan Source") are removed; lone UTF-16
  *   surrogates become U+FFFD. Zero-width joiners stay (emoji need them).
@@ -68,15 +69,22 @@ export interface SanitizerOptions extends SanitizeOptions {
  * validation. Scoped: it covers the plugin that uses it.
  */
 export function sanitizer(options: SanitizerOptions = {}) {
+  const tooLarge = (size: number) => {
+    if (options.maxBodyBytes !== undefined && size > options.maxBodyBytes) {
+      throw new ServiceError("payload_too_large", 413, `request body exceeds ${options.maxBodyBytes} bytes`);
+    }
+  };
   return new Elysia().onTransform({ as: "scoped" }, (context) => {
-    if (options.maxBodyBytes !== undefined && context.body !== undefined) {
+    if (context.body !== undefined) {
       const declared = Number(context.request.headers.get("content-length") ?? Number.NaN);
-      const size = Number.isFinite(declared) ? declared : Buffer.byteLength(JSON.stringify(context.body) ?? "");
-      if (size > options.maxBodyBytes) {
-        throw new ServiceError("payload_too_large", 413, `request body exceeds ${options.maxBodyBytes} bytes`);
+      if (Number.isFinite(declared)) tooLarge(declared);
+      // Depth is checked before a body of unknown length is measured: JSON.stringify of a body
+      // nested thousands deep overflows the stack.
+      context.body = sanitizeValue(context.body, options);
+      if (!Number.isFinite(declared) && options.maxBodyBytes !== undefined) {
+        tooLarge(Buffer.byteLength(JSON.stringify(context.body) ?? ""));
       }
     }
-    if (context.body !== undefined) context.body = sanitizeValue(context.body, options);
     context.query = sanitizeValue(context.query, options);
   });
 }

@@ -172,3 +172,65 @@ describe("configuration limit across two instances", () => {
     expect((await one("GET", "/configs")).body.configs).toHaveLength(5);
   });
 });
+
+describe("hostile input", () => {
+  test("NUL characters are stripped before validation: a name of only NUL is 422, text keeps the rest", async () => {
+    const carol = api(base, await ctx.token(`carol-${crypto.randomUUID()}`, "pro"));
+    const empty = await carol("POST", "/configs", { type: "task_batch", name: "\u0000", config: docs("b") });
+    expect({ status: empty.status, code: empty.body.error?.code }).toEqual({ status: 422, code: "validation_failed" });
+    const onlyNul = await carol("POST", "/configs", { type: "task_batch", config: docs("\u0000") });
+    expect({ status: onlyNul.status, code: onlyNul.body.error?.code }).toEqual({
+      status: 422,
+      code: "validation_failed",
+    });
+    const created = await carol("POST", "/configs", {
+      type: "task_batch",
+      name: "Inbox\u0000",
+      config: docs("call\u0000 Bob\u202e"),
+    });
+    expect(created.status).toBe(201);
+    expect({ name: created.body.name, config: created.body.config }).toEqual({
+      name: "Inbox",
+      config: docs("call Bob"),
+    });
+    const renamed = await carol("PUT", `/configs/${created.body.id}`, { name: "\u0000Work", config: docs("x\u0000") });
+    expect({ status: renamed.status, name: renamed.body.name, config: renamed.body.config }).toEqual({
+      status: 200,
+      name: "Work",
+      config: docs("x"),
+    });
+  });
+
+  test("a body nested 100,000 deep is 422, never a 500", async () => {
+    const deep = `{"type":"task_batch","config":{"documents":${"[".repeat(100_000)}${"]".repeat(100_000)}}}`;
+    for (const [method, path] of [
+      ["POST", "/configs"],
+      ["POST", "/journey/start"],
+    ] as const) {
+      const response = await ada(method, path, deep);
+      expect({ path, status: response.status, code: response.body.error?.code }).toEqual({
+        path,
+        status: 422,
+        code: "validation_failed",
+      });
+    }
+  });
+
+  test("a runs cursor with a year PostgreSQL refuses is 422", async () => {
+    for (const before of ["0000-01-01T00:00:00Z", "+275760-09-13T00:00:00Z"]) {
+      const response = await ada("GET", `/runs?before=${encodeURIComponent(before)}`);
+      expect({ before, status: response.status }).toEqual({ before, status: 422 });
+    }
+  });
+});
+
+function docs(text: string) {
+  return { documents: [{ title: "t", text }] };
+}
+
+test("without a token, a hostile body is 401 like any other", async () => {
+  const deep = `{"type":"task_batch","config":${"[".repeat(1000)}${"]".repeat(1000)}}`;
+  for (const body of [deep, '{"type":"x\\u0000","__proto__":{}}']) {
+    expect((await ada("POST", "/configs", body, null)).status).toBe(401);
+  }
+});

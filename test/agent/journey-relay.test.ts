@@ -12,7 +12,7 @@ import type { DeviceClient, ErrorFrame } from "../../src/client";
 import { openJourneyQueue } from "../../src/shared/journey-relay";
 import { createTestContext, eventually, type TestContext } from "../../src/shared/testing";
 import { startFakeOpenAi } from "../../src/shared/testing/fake-openai";
-import type { Tier } from "../../src/shared/tiers";
+import { TIER_LIMITS, type Tier } from "../../src/shared/tiers";
 import { connectDevice, startChat, wsUrl } from "../chat/gateway/helpers";
 import { brainReply } from "./support/fake-llm";
 import { type Api, api } from "./support/http";
@@ -150,9 +150,10 @@ describe("journeys over the device socket, with an agent replica", () => {
     expect(await failure(client.startJourney("filesystem"))).toMatchObject({ message: "the device is not connected" });
   });
 
-  test("journey frames share the tier's requests per minute with chat frames", async () => {
+  test("journey frames spend the chat frames' requests per minute and the journey turns per minute", async () => {
     const { client, errors } = await device(ctx, world.chat.wsUrl, "free");
-    // Free: 20 per minute. Ids that name nothing cost the agent one query each.
+    // Free: 20 frames per minute on the chat instance, of which the agent answers 5 journey turns.
+    // Ids that name nothing cost the agent one query each.
     for (let i = 0; i < 21; i++) {
       client.send({ type: "journey_message", request_id: `q${i}`, journey_id: crypto.randomUUID(), text: "hi" });
     }
@@ -162,7 +163,34 @@ describe("journeys over the device socket, with an agent replica", () => {
       15_000,
     );
     const limited = seen.filter((frame) => frame.code === "rate_limited");
-    expect(limited).toEqual([
+    expect(limited).toHaveLength(16);
+    for (const frame of limited) {
+      expect(frame).toEqual({
+        type: "error",
+        code: "rate_limited",
+        message: expect.any(String),
+        ref: expect.any(String),
+        retry_after_ms: expect.any(Number),
+      });
+      expect(frame.retry_after_ms).toBeGreaterThan(0);
+    }
+    expect(seen.filter((frame) => frame.code === "not_found")).toHaveLength(TIER_LIMITS.free.journeyTurnsPerMinute);
+    expect(await failure(client.chat({ text: "hello" }).done)).toMatchObject({ code: "rate_limited" });
+  });
+
+  test("the socket and the HTTP routes share one journey budget per user; another user keeps theirs", async () => {
+    const { client, errors, userId } = await device(ctx, world.chat.wsUrl, "free");
+    const call = await http(userId, "free");
+    const started = await call("POST", "/journey/start", { type: "filesystem" });
+    expect(started.status).toBe(201);
+    for (let i = 1; i < TIER_LIMITS.free.journeyTurnsPerMinute; i++) {
+      const turn = await call("POST", "/journey/message", { journey_id: started.body.journey_id, text: "hm" });
+      expect(turn.status).toBe(200);
+    }
+    expect(await failure(client.sendJourneyMessage(started.body.journey_id, "path=/srv"))).toMatchObject({
+      code: "rate_limited",
+    });
+    expect(errors).toEqual([
       {
         type: "error",
         code: "rate_limited",
@@ -171,8 +199,9 @@ describe("journeys over the device socket, with an agent replica", () => {
         retry_after_ms: expect.any(Number),
       },
     ]);
-    expect(seen.filter((frame) => frame.code === "not_found")).toHaveLength(20);
-    expect(await failure(client.chat({ text: "hello" }).done)).toMatchObject({ code: "rate_limited" });
+    expect(errors[0]?.retry_after_ms).toBeGreaterThan(0);
+    const other = await device(ctx, world.chat.wsUrl, "free");
+    expect(await other.client.startJourney("filesystem")).toMatchObject({ type: "journey", status: "collecting" });
   });
 });
 

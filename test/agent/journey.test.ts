@@ -1,6 +1,6 @@
 // Setup journeys over HTTP with a real database; the model is an ai/test mock scripted by
 // support/brain.ts (the user gives `path=<dir>`, then says yes).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { createTestContext, type TestContext } from "../../src/shared/testing";
 import { startAgent } from "./support/agents";
 import { memoryDevice } from "./support/fakes";
@@ -13,9 +13,12 @@ let ada: Api;
 beforeAll(async () => {
   ctx = await createTestContext();
   base = (await startAgent(ctx, memoryDevice())).url;
-  ada = api(base, await ctx.token("ada", "pro"));
 });
 afterAll(() => ctx.close());
+// A user of her own per test: each test spends part of the tier's journey turns per minute.
+beforeEach(async () => {
+  ada = api(base, await ctx.token(`ada-${crypto.randomUUID()}`, "pro"));
+});
 
 describe("setup journeys", () => {
   test("a conversation fills the configuration, the user confirms, and it is created", async () => {

@@ -54,7 +54,8 @@ export async function startBilling(overrides: PlatformOverrides = {}) {
   ctx.defer(() => redis.disconnect());
   const streamKey = server.platform.keys.tierChangedStream;
 
-  const call = async (method: string, path: string, options: Call = {}) => {
+  /** A request to the service: status, parsed JSON body and headers. */
+  const send = async (method: string, path: string, options: Call = {}) => {
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     let body: string | undefined;
@@ -66,7 +67,13 @@ export async function startBilling(overrides: PlatformOverrides = {}) {
     const text = await response.text();
     // biome-ignore lint/suspicious/noExplicitAny: test responses are inspected field by field
     const json: any = text ? JSON.parse(text) : undefined;
-    return { status: response.status, body: json };
+    return { status: response.status, body: json, headers: response.headers };
+  };
+
+  /** A request to the service: status and parsed JSON body. */
+  const call = async (method: string, path: string, options: Call = {}) => {
+    const { status, body } = await send(method, path, options);
+    return { status, body };
   };
 
   /** Posts a webhook signed like Stripe signs it (or with the given header). */
@@ -120,6 +127,7 @@ export async function startBilling(overrides: PlatformOverrides = {}) {
     server,
     platform: server.platform,
     call,
+    send,
     webhook,
     pendingOutbox,
     streamEvents,

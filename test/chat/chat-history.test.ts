@@ -83,6 +83,37 @@ describe("conversations", () => {
   });
 });
 
+describe("cursor dates", () => {
+  const cursor = (key: string) => Buffer.from(`${key}|${crypto.randomUUID()}`).toString("base64url");
+
+  test("a date JavaScript reads but PostgreSQL refuses is 422 invalid_cursor, not a 500", async () => {
+    const token = await h.token(user());
+    await converse(token, ["something to page through"]);
+    for (const key of ["+275760-09-13", "0000-01-01T00:00:00.000Z", "2024-02-30T00:00:00.000Z", "2024"]) {
+      for (const path of ["/conversations", "/memories"]) {
+        const response = await h.get(token, `${path}?cursor=${cursor(key)}`);
+        const body = (await response.json()) as { error?: { code: string } };
+        expect({ key, path, status: response.status, code: body.error?.code }).toEqual({
+          key,
+          path,
+          status: 422,
+          code: "invalid_cursor",
+        });
+      }
+    }
+  });
+
+  test("a cursor the server wrote still pages", async () => {
+    const token = await h.token(user());
+    await converse(token, ["one"]);
+    await converse(token, ["two"]);
+    const page = (await (await h.get(token, "/conversations?limit=1")).json()) as Page<{ id: string }>;
+    const next = await h.get(token, `/conversations?limit=1&cursor=${page.next_cursor}`);
+    expect(next.status).toBe(200);
+    expect(((await next.json()) as Page<{ id: string }>).items).toHaveLength(1);
+  });
+});
+
 describe("rate limit", () => {
   test("the tier's requests per minute apply to chat routes, with the RateLimit headers", async () => {
     const token = await h.token(user(), "free");

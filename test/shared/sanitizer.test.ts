@@ -97,6 +97,31 @@ describe("sanitizer plugin", () => {
     expect(((await response.json()) as { error: { code: string } }).error.code).toBe("payload_too_large");
   });
 
+  test("a body nested 100,000 deep is refused with a 4xx, whether or not its length is declared", async () => {
+    const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
+    const declared = await fetch(`${base}/api/v1/notes`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: deep,
+    });
+    expect(declared.status).toBe(413);
+    // Streamed, the length is unknown until the body is measured: depth must be refused first.
+    const streamed = await fetch(`${base}/api/v1/notes`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: new ReadableStream({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode(deep));
+          controller.close();
+        },
+      }),
+    });
+    expect({
+      status: streamed.status,
+      code: ((await streamed.json()) as { error: { code: string } }).error.code,
+    }).toEqual({ status: 422, code: "validation_failed" });
+  });
+
   test("query strings are cleaned too", async () => {
     const response = await fetch(`${base}/api/v1/notes?q=${encodeURIComponent("a\u0000b")}`);
     expect(await response.json()).toEqual({ q: "ab" });

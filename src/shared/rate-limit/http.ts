@@ -2,12 +2,17 @@ import { Elysia } from "elysia";
 import type { AuthUser } from "../auth/verifier";
 import { type ServiceError, tooManyRequests } from "../errors";
 import type { Platform } from "../platform";
-import { limitsFor, type Tier } from "../tiers";
+import { limitsFor, type Tier, type TierLimits } from "../tiers";
 import { rateLimiterFor } from "./for-platform";
 import type { RateDecision, RateLimiter, RateRule } from "./rate-limiter";
 
+/** A per-minute rule read from one field of the tiers table. */
+export const perMinute =
+  (field: keyof TierLimits) =>
+  (tier: Tier): RateRule => ({ limit: limitsFor(tier)[field], windowMs: 60_000 });
+
 /** A service's per-tier rule: requests per minute from the tiers table. */
-export const tierRule = (tier: Tier): RateRule => ({ limit: limitsFor(tier).requestsPerMinute, windowMs: 60_000 });
+export const tierRule = perMinute("requestsPerMinute");
 
 export interface RateCheck {
   allowed: boolean;
@@ -74,4 +79,31 @@ export function rateLimitByTier(
     if (!check.allowed) throw rateLimitedError(check);
     for (const [name, value] of Object.entries(check.headers)) context.set.headers[name] = value;
   });
+}
+
+/** What a route's `beforeHandle` sees of the request, once `authGuard` has run. */
+interface LimitedContext {
+  user: AuthUser;
+  set: { headers: Record<string, string | number> };
+}
+
+/**
+ * A tighter budget of its own for one route, on top of the service's `rateLimitByTier`: pass it as
+ * the route's `beforeHandle`. Several routes may share a budget by sharing `policy`. Its RateLimit
+ * headers are listed after the service's (the draft allows one entry per policy).
+ */
+export function routeRateLimit(
+  platform: Platform,
+  policy: string,
+  rule: (tier: Tier) => RateRule,
+  limiter?: RateLimiter,
+) {
+  return async ({ user, set }: LimitedContext): Promise<void> => {
+    const check = await checkRate(platform, { service: policy, userId: user.userId, tier: user.tier, rule, limiter });
+    if (!check.allowed) throw rateLimitedError(check);
+    for (const [name, value] of Object.entries(check.headers)) {
+      const before = set.headers[name];
+      set.headers[name] = before === undefined ? value : `${before}, ${value}`;
+    }
+  };
 }
