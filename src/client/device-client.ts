@@ -6,9 +6,11 @@ export const DEVICE_PROTOCOL = 1;
 /**
  * Reconnecting would not help: the session ended (the user must sign in again; the app calls
  * `connect()` after), another connection with this device id replaced this one (two clients with
- * one id would otherwise take turns replacing each other), or an unsupported protocol.
+ * one id would otherwise take turns replacing each other), the user already has as many devices
+ * connected as the plan allows (the app says so and calls `connect()` when the user asks), a
+ * `hello` the server refuses (out of bounds), or an unsupported protocol.
  */
-const FINAL_CLOSE_CODES = new Set([4403, 4409, 4426]);
+const FINAL_CLOSE_CODES = new Set([4400, 4403, 4409, 4426, 4429]);
 
 export type Welcome = Extract<ServerFrame, { type: "welcome" }>;
 export type ChatChunk = Extract<ServerFrame, { type: "chat_chunk" }>;

@@ -56,8 +56,12 @@ export const Env = z.object({
   DEVICE_LEASE_TTL_MS: z.coerce.number().int().positive().default(10_000),
   /** An instance's liveness mark; calls routed to a dead instance fail within about this long. */
   DEVICE_INSTANCE_TTL_MS: z.coerce.number().int().positive().default(5000),
-  /** Largest frame a device may send; larger ones get an `error` frame. */
+  /** Largest frame a device may send; larger ones get an `error` frame (far larger ones: close 1009). */
   DEVICE_MAX_FRAME_BYTES: z.coerce.number().int().positive().default(1_048_576),
+  /** Devices of one free-tier user connected at once; other tiers multiply it by their `deviceScale`. */
+  DEVICE_MAX_PER_USER: z.coerce.number().int().positive().default(5),
+  /** Sockets of one client IP on one instance that have not yet been welcomed; more are refused with 429. */
+  DEVICE_MAX_PENDING_PER_IP: z.coerce.number().int().positive().default(32),
   /** Frames queued for a slow device beyond the socket's own buffer; past it the socket is closed (1013). */
   DEVICE_SEND_BUFFER_BYTES: z.coerce.number().int().positive().default(1_048_576),
   DEVICE_CALL_DEADLINE_MS: z.coerce.number().int().positive().default(30_000),

@@ -50,6 +50,10 @@ export async function startServer(options: {
     // Bun's own hard cap sits well above ours: a declared length over ours gets our 413 in the
     // error shape before the body is read; Bun's cap only stops unbounded chunked uploads.
     maxRequestBodySize: Math.max(platform.env.MAX_BODY_BYTES * 8, 8 * 1024 * 1024),
+    // The device socket's frames: Bun reads a frame's length from its header and closes the socket
+    // (1009) before buffering one over this. The 64 KiB margin keeps the gateway's own
+    // `frame_too_large` error frame (socket kept open) for frames just over DEVICE_MAX_FRAME_BYTES.
+    websocket: { maxPayloadLength: platform.env.DEVICE_MAX_FRAME_BYTES + 64 * 1024 },
   });
   const server = app.server;
   if (!server) throw new Error("server did not start");

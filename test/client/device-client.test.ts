@@ -38,6 +38,39 @@ describe("device client", () => {
     expect(await fast.gateway.rpc.isOnline(userId)).toBe(true);
   });
 
+  test("refused at the user's device cap when it reconnects, it stops instead of retrying in a loop", async () => {
+    const userId = user();
+    const capped = { env: { DEVICE_MAX_PER_USER: "1" } };
+    const first = await startChat(ctx, capped);
+    const second = await startChat(ctx, capped);
+    let target = first.wsUrl;
+    const token = () => ctx.token(userId, "free");
+    const device = await connectDevice(ctx, { url: () => target, userId, token, deviceId: "laptop" });
+    const closes: Array<{ code: number; willReconnect: boolean }> = [];
+    device.on("close", ({ code, willReconnect }) => closes.push({ code, willReconnect }));
+    await first.stop();
+    // While the laptop is away, another device of the user takes the one place.
+    await connectDevice(ctx, { url: second.wsUrl, userId, token, deviceId: "phone" });
+    target = second.wsUrl;
+    const last = await eventually(
+      () => closes.at(-1),
+      (close) => close?.code === 4429,
+    );
+    expect(last).toEqual({ code: 4429, willReconnect: false });
+    expect(device.status).toBe("closed");
+    const attempts = closes.length;
+    await Bun.sleep(600);
+    expect(closes.length).toBe(attempts);
+  });
+
+  test("a hello out of bounds is refused with 4400, not retried", async () => {
+    const tools = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`tool_${i}`, () => null]));
+    const client = new DeviceClient({ url: fast.wsUrl, token: () => ctx.token(user()), deviceId: "d1", tools });
+    const error = await client.connect().catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 4400, reason: "invalid hello" });
+    expect(client.status).toBe("closed");
+  });
+
   test("it reconnects with backoff when its server goes away, with a new connection id", async () => {
     const userId = user();
     const first = await startChat(ctx);

@@ -121,6 +121,58 @@ for (const [name, open] of adapters) {
       expect(await presence.list("u1")).toEqual([short]);
     });
 
+    test("admit: new devices up to the cap; the same device always gets back in, replacing its connection", async () => {
+      handle = open();
+      const { presence } = handle;
+      await presence.markInstance("i1", 10_000);
+      await presence.markInstance("i2", 10_000);
+      const laptop = lease({ deviceId: "laptop", connectedAt: 1000 });
+      const desktop = lease({ deviceId: "desktop", connectedAt: 1001 });
+      const phone = lease({ deviceId: "phone", connectedAt: 1002 });
+      expect(await presence.admit(laptop, 10_000, 2)).toEqual({ status: "admitted" });
+      expect(await presence.admit(desktop, 10_000, 2)).toEqual({ status: "admitted" });
+      expect(await presence.admit(phone, 10_000, 2)).toEqual({ status: "full" });
+      const reconnected = lease({ deviceId: "laptop", instanceId: "i2", connectedAt: 2000 });
+      expect(await presence.admit(reconnected, 10_000, 2)).toEqual({
+        status: "admitted",
+        replaced: { connectionId: laptop.connectionId, instanceId: "i1" },
+      });
+      // A connection older than the device's current one arrives late: it must not take the slot back.
+      const late = lease({ deviceId: "laptop", connectedAt: 1500 });
+      expect(await presence.admit(late, 10_000, 2)).toEqual({ status: "superseded" });
+      // Its old connection's renewal (not yet closed) keeps its lease but not the slot.
+      await presence.put(laptop, 10_000);
+      expect(await presence.admit(lease({ deviceId: "laptop", connectedAt: 1800 }), 10_000, 2)).toEqual({
+        status: "superseded",
+      });
+      const listed = (await presence.list("u1")).map((each) => each.connectionId);
+      expect(listed).toEqual([reconnected.connectionId, desktop.connectionId, laptop.connectionId]);
+    });
+
+    test("a device's slot is freed by its connection's removal, expiry or dead instance, never by a replaced one", async () => {
+      handle = open();
+      const { presence } = handle;
+      await presence.markInstance("i1", 10_000);
+      await presence.markInstance("i2", 10_000);
+      const first = lease({ deviceId: "laptop", connectedAt: 1000 });
+      const second = lease({ deviceId: "laptop", connectedAt: 2000 });
+      expect(await presence.admit(first, 10_000, 1)).toEqual({ status: "admitted" });
+      expect(await presence.admit(second, 10_000, 1)).toMatchObject({ status: "admitted" });
+      expect(await presence.remove("u1", first.connectionId)).toBe(true);
+      expect(await presence.admit(lease({ deviceId: "phone" }), 10_000, 1)).toEqual({ status: "full" });
+      expect(await presence.remove("u1", second.connectionId)).toBe(true);
+      const onI2 = lease({ deviceId: "phone", instanceId: "i2" });
+      expect(await presence.admit(onI2, 10_000, 1)).toEqual({ status: "admitted" });
+      await presence.dropInstance("i2");
+      const short = lease({ deviceId: "tablet" });
+      expect(await presence.admit(short, 150, 1)).toEqual({ status: "admitted" });
+      const next = await eventually(
+        () => presence.admit(lease({ deviceId: "watch" }), 10_000, 1),
+        (admission) => admission.status === "admitted",
+      );
+      expect(next).toEqual({ status: "admitted" });
+    });
+
     test("dispatch: offline, local, sent to the owner's inbox, or unreachable", async () => {
       handle = open();
       const { presence, bus, keys } = handle;

@@ -63,6 +63,8 @@ export class DeviceConnection {
   expiryTimer?: ReturnType<typeof setTimeout>;
   /** Bearer token from the upgrade request, used when `hello` carries none. */
   headerToken = "";
+  /** Frees this socket's place among its IP's sockets not yet welcomed; idempotent. */
+  releasePending: () => void = () => {};
   private queue: string[] = [];
   private queuedBytes = 0;
 
@@ -122,6 +124,7 @@ export class DeviceConnection {
   markClosed(): boolean {
     if (this.state === "closed") return false;
     this.state = "closed";
+    this.releasePending();
     clearTimeout(this.helloTimer);
     clearTimeout(this.expiryTimer);
     this.queue = [];

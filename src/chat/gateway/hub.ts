@@ -4,7 +4,8 @@ import type { RpcMetrics } from "../../shared/device-rpc/metrics";
 import { failure, type RpcNode } from "../../shared/device-rpc/node";
 import { parseStream } from "../../shared/device-rpc/push";
 import type { Platform } from "../../shared/platform";
-import type { Lease, Presence } from "../../shared/presence";
+import type { Admission, Lease, Presence } from "../../shared/presence";
+import { limitsFor, type Tier } from "../../shared/tiers";
 import type { DeviceConnection } from "./connection";
 import { CloseCode, type ServerFrame, type ToolProgressFrame, type ToolResultFrame } from "./model";
 
@@ -28,38 +29,57 @@ export class DeviceHub implements CallOwner {
     private readonly onCount: (count: number) => void,
   ) {}
 
-  /** Makes an authenticated connection reachable: local maps, stream relay, then its lease. */
-  async admit(connection: DeviceConnection): Promise<void> {
+  /** Devices of one user connected at once, across instances (DEVICE_MAX_PER_USER times the tier's scale). */
+  maxDevices(tier: Tier): number {
+    return this.platform.env.DEVICE_MAX_PER_USER * limitsFor(tier).deviceScale;
+  }
+
+  /**
+   * Makes an authenticated connection reachable: its device slot and lease (refused at the user's
+   * cap), local maps, stream relay. A refused connection leaves nothing behind; the caller closes it.
+   * The cost is the same whatever the number of the user's devices: one presence script, no listing.
+   */
+  async admit(connection: DeviceConnection): Promise<"admitted" | "full" | "superseded"> {
     const session = connection.session!;
+    const max = this.maxDevices(session.tier);
+    const devices = this.byUser.get(session.userId) ?? new Set<DeviceConnection>();
+    // A flood from one account stops here, before Redis: this instance alone already holds the cap.
+    if (!hasDevice(devices, session.deviceId) && distinctDevices(devices) >= max) return "full";
     this.byId.set(connection.id, connection);
-    let devices = this.byUser.get(session.userId);
-    if (!devices) {
-      devices = new Set();
-      this.byUser.set(session.userId, devices);
-    }
     devices.add(connection);
+    this.byUser.set(session.userId, devices);
     this.onCount(this.byId.size);
     const streamReady = this.followStream(session.userId);
-    await Promise.all([
-      streamReady,
-      this.presence.put(this.lease(connection), this.platform.env.DEVICE_LEASE_TTL_MS).catch((error: Error) => {
-        // The next lease refresh retries; the socket stays usable locally meanwhile.
+    const admission = await this.presence
+      .admit(this.lease(connection), this.platform.env.DEVICE_LEASE_TTL_MS, max)
+      .catch((error: Error): Admission => {
+        // The next lease refresh retries; the socket stays usable locally meanwhile, capped locally.
         this.platform.logger.warn({ err: error.message }, "device lease not stored");
-      }),
-    ]);
-    await this.replaceOlder(connection);
+        return { status: "admitted" };
+      });
+    if (admission.status !== "admitted") {
+      this.forget(connection);
+      return admission.status;
+    }
+    await streamReady;
+    await this.replaceOlder(connection, admission.replaced);
     // Callers remembering where this user's calls went must ask presence again; done before `welcome`.
     await this.node?.announce(session.userId).catch((error: Error) => {
       this.platform.logger.warn({ err: error.message }, "device presence change not announced");
     });
+    return "admitted";
   }
 
   /**
    * One socket per device: an older connection with the same device id, here or on another
    * instance, is closed (a reconnect after a network change, before the old socket timed out).
-   * Only older ones, so two connections racing each other do not close both.
+   * Only older ones, so two connections racing each other do not close both; the device's slot
+   * named the one on another instance, and a newer one already there made presence refuse this one.
    */
-  private async replaceOlder(connection: DeviceConnection): Promise<void> {
+  private async replaceOlder(
+    connection: DeviceConnection,
+    replaced: { connectionId: string; instanceId: string } | undefined,
+  ): Promise<void> {
     const session = connection.session!;
     const older = (connectedAt: number, connectionId: string) =>
       connectedAt < connection.connectedAt || (connectedAt === connection.connectedAt && connectionId < connection.id);
@@ -68,14 +88,10 @@ export class DeviceHub implements CallOwner {
         this.evict(local.id, session.userId);
       }
     }
-    const leases = await this.presence.list(session.userId).catch(() => []);
-    for (const lease of leases) {
-      if (lease.instanceId === this.platform.instanceId || lease.deviceId !== session.deviceId) continue;
-      if (lease.connectionId === connection.id || !older(lease.connectedAt, lease.connectionId)) continue;
-      await this.node?.evict(lease.instanceId, lease.connectionId, session.userId).catch((error: Error) => {
-        this.platform.logger.warn({ err: error.message }, "replaced device connection not closed");
-      });
-    }
+    if (!replaced || replaced.instanceId === this.platform.instanceId) return;
+    await this.node?.evict(replaced.instanceId, replaced.connectionId, session.userId).catch((error: Error) => {
+      this.platform.logger.warn({ err: error.message }, "replaced device connection not closed");
+    });
   }
 
   evict(connectionId: string, userId: string): void {
@@ -87,14 +103,7 @@ export class DeviceHub implements CallOwner {
   /** Forgets a closed connection and fails what it owed; only its own lease is removed. */
   async release(connection: DeviceConnection): Promise<void> {
     const session = connection.session;
-    if (!session || !this.byId.delete(connection.id)) return;
-    this.onCount(this.byId.size);
-    const devices = this.byUser.get(session.userId);
-    devices?.delete(connection);
-    if (devices?.size === 0) {
-      this.byUser.delete(session.userId);
-      void this.unfollowStream(session.userId);
-    }
+    if (!session || !this.forget(connection)) return;
     for (const [id, call] of connection.calls) this.node?.reply(call.from, failure(id, "the device disconnected"));
     connection.calls.clear();
     await this.presence.remove(session.userId, connection.id).catch(() => {});
@@ -189,6 +198,20 @@ export class DeviceHub implements CallOwner {
     return count;
   }
 
+  /** Drops a connection from the local maps; false when it was not there. */
+  private forget(connection: DeviceConnection): boolean {
+    const userId = connection.session?.userId;
+    if (userId === undefined || !this.byId.delete(connection.id)) return false;
+    this.onCount(this.byId.size);
+    const devices = this.byUser.get(userId);
+    devices?.delete(connection);
+    if (devices?.size === 0) {
+      this.byUser.delete(userId);
+      void this.unfollowStream(userId);
+    }
+    return true;
+  }
+
   hasUser(userId: string): boolean {
     return this.byUser.has(userId);
   }
@@ -263,3 +286,11 @@ export class DeviceHub implements CallOwner {
     await unsubscribe?.();
   }
 }
+
+const hasDevice = (connections: Set<DeviceConnection>, deviceId: string) => {
+  for (const connection of connections) if (connection.session?.deviceId === deviceId) return true;
+  return false;
+};
+
+const distinctDevices = (connections: Set<DeviceConnection>) =>
+  new Set([...connections].map((connection) => connection.session?.deviceId)).size;

@@ -11,6 +11,8 @@ export const CloseCode = {
   goingAway: 1001,
   /** The server could not keep up with a device that reads too slowly. */
   tooSlow: 1013,
+  /** A `hello` out of the protocol's bounds (see HELLO_LIMITS): sending it again cannot succeed. */
+  invalidHello: 4400,
   unauthorized: 4401,
   /** The auth session was ended (logout, password change, downgrade): sign in again, then reconnect. */
   sessionEnded: 4403,
@@ -18,18 +20,37 @@ export const CloseCode = {
   /** A newer connection with the same device id took over; the device should not reconnect. */
   replaced: 4409,
   tokenExpired: 4419,
+  /** The user already has as many devices connected as the tier allows; the newest is refused. */
+  tooManyDevices: 4429,
   unsupportedProtocol: 4426,
 } as const;
 
 const Id = z.string().min(1).max(128);
+
+/**
+ * Bounds of a `hello`: what a device advertises is stored in its presence lease and read by every
+ * caller, so it stays small. The tools callers really use (`DEVICE_TOOLS` of the chat agent, the
+ * agents' `fs_*` tools) are about 15 names of at most 20 characters; these bounds leave room to grow.
+ */
+export const HELLO_LIMITS = { deviceNameChars: 100, tools: 64, toolNameChars: 64 } as const;
 
 export const HelloFrame = z.object({
   type: z.literal("hello"),
   /** Optional when the upgrade request carried `Authorization: Bearer`. */
   token: z.string().min(1).max(8192).optional(),
   device_id: Id,
-  device_name: z.string().max(200).optional(),
-  tools: z.array(z.string().min(1).max(100)).max(500).default([]),
+  device_name: z.string().max(HELLO_LIMITS.deviceNameChars).optional(),
+  /** Tool names are identifiers such as `task_list` or `fs_read_file`. */
+  tools: z
+    .array(
+      z
+        .string()
+        .min(1)
+        .max(HELLO_LIMITS.toolNameChars)
+        .regex(/^[A-Za-z0-9_.:-]+$/, "tool names are letters, digits and _ . : -"),
+    )
+    .max(HELLO_LIMITS.tools)
+    .default([]),
   protocol: z.number().int(),
 });
 export type HelloFrame = z.infer<typeof HelloFrame>;

@@ -1,6 +1,9 @@
 import type { ServerWebSocket } from "bun";
 import { Elysia } from "elysia";
+import { clientIp } from "../../shared/client-ip";
+import { ServiceError } from "../../shared/errors";
 import type { Platform } from "../../shared/platform";
+import { sanitizeText, sanitizeValue } from "../../shared/sanitizer";
 import type { ChatHandlers, ChatRateLimiter, JourneyHandler } from "./chat-seam";
 import { DeviceConnection } from "./connection";
 import type { DeviceHub } from "./hub";
@@ -14,6 +17,7 @@ import {
   PROTOCOL_VERSION,
   type ServerFrame,
 } from "./model";
+import { PendingByIp } from "./pending";
 
 export interface SocketDeps {
   platform: Platform;
@@ -29,9 +33,24 @@ type RawData = { message?: (ws: ServerWebSocket<unknown>, message: string | Buff
 
 /** The `/api/v1/ws/device` endpoint: authentication, frame validation, and dispatch to hub and chat. */
 export function deviceSocket(deps: SocketDeps) {
+  const { env } = deps.platform;
   const sockets = new Map<string, DeviceConnection>();
   const handler = new FrameHandler(deps);
+  const pending = new PendingByIp(env.DEVICE_MAX_PENDING_PER_IP, env.DEVICE_HELLO_TIMEOUT_MS + 1000);
+  /** Places taken at the upgrade, handed to the socket when it opens. */
+  const places = new WeakMap<Request, () => void>();
   const plugin = new Elysia({ name: "chat-device-socket" }).ws(DEVICE_WS_PATH, {
+    // Before the upgrade, so an IP holding too many unwelcomed sockets gets no further socket at all.
+    // (`upgrade` runs once; a `beforeHandle` here would run twice, as a route hook and by the adapter.)
+    upgrade({ request, server }) {
+      const release = pending.take(clientIp(request, server, env.TRUSTED_PROXY_HOPS));
+      if (!release) {
+        deps.rejected("too_many_pending");
+        const message = "too many device sockets waiting for hello from this address";
+        throw new ServiceError("too_many_pending", 429, message, { "retry-after": "1" });
+      }
+      places.set(request, release);
+    },
     open(ws) {
       const raw = ws.raw as unknown as ServerWebSocket<unknown>;
       const connection = new DeviceConnection(raw, deps.platform.env.DEVICE_SEND_BUFFER_BYTES, (slow) => {
@@ -39,6 +58,7 @@ export function deviceSocket(deps: SocketDeps) {
         slow.close(CloseCode.tooSlow, "device reads too slowly");
         if (slow.markClosed()) void deps.hub.release(slow);
       });
+      connection.releasePending = places.get(ws.data.request) ?? connection.releasePending;
       sockets.set(ws.id, connection);
       // Frames reach our handler as they arrived, so size is checked before any parsing.
       (raw.data as RawData).message = (_raw, message) => void handler.onMessage(connection, message);
@@ -109,15 +129,42 @@ class FrameHandler {
       else this.reject(connection, "expected a hello frame");
       return undefined;
     }
+    let value: unknown;
     try {
-      const value: unknown = JSON.parse(message);
-      if (value !== null && typeof value === "object" && !Array.isArray(value)) return value;
+      value = JSON.parse(message);
     } catch {
-      // answered below
+      // Malformed, or nested too deep for the parser (a RangeError): answered below either way.
     }
+    if (value !== null && typeof value === "object" && !Array.isArray(value)) return this.sanitize(connection, value);
     if (authenticated) this.error(connection, "invalid_json", "frames are JSON objects with a type");
     else this.reject(connection, "expected a hello frame");
     return undefined;
+  }
+
+  /**
+   * The shared input policy (sanitizer.ts) on a parsed frame, before any schema sees it. A refused
+   * `tool_result` also fails its call at once, so the chat turn waiting on it goes on (and keeps its
+   * reply) instead of waiting for the deadline.
+   */
+  private sanitize(connection: DeviceConnection, value: object): unknown {
+    try {
+      return sanitizeValue(value);
+    } catch (error) {
+      if (connection.state === "hello") {
+        this.reject(connection, "invalid hello frame");
+        return undefined;
+      }
+      const { type, id, request_id } = value as { type?: unknown; id?: unknown; request_id?: unknown };
+      const ref = typeof (id ?? request_id) === "string" ? sanitizeText(String(id ?? request_id)) : undefined;
+      const issue =
+        error instanceof ServiceError ? (error.details as Array<{ message: string }> | undefined)?.[0] : undefined;
+      this.error(connection, "invalid_frame", issue?.message ?? "invalid frame", ref);
+      if (type === "tool_result" && ref) {
+        const failure = { code: "invalid_result", message: "the device sent a result the server refused" };
+        this.deps.hub.onResult(connection, { type: "tool_result", id: ref, ok: false, error: failure });
+      }
+      return undefined;
+    }
   }
 
   private async dispatch(connection: DeviceConnection, frame: DeviceFrame): Promise<void> {
@@ -152,7 +199,13 @@ class FrameHandler {
   private async hello(connection: DeviceConnection, value: unknown): Promise<void> {
     if ((value as { type?: unknown }).type !== "hello") return this.reject(connection, "expected a hello frame");
     const parsed = HelloSchema.safeParse(value);
-    if (!parsed.success) return this.reject(connection, "invalid hello frame");
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      this.error(connection, "invalid_hello", `${issue?.path.join(".") || "hello"}: ${issue?.message ?? "invalid"}`);
+      connection.close(CloseCode.invalidHello, "invalid hello");
+      connection.markClosed();
+      return;
+    }
     const hello: HelloFrame = parsed.data;
     if (hello.protocol !== PROTOCOL_VERSION) {
       this.error(connection, "unsupported_protocol", `this server speaks protocol ${PROTOCOL_VERSION}`);
@@ -178,8 +231,21 @@ class FrameHandler {
     };
     this.armExpiry(connection, user.expiresAt);
     connection.state = "open";
-    await this.deps.hub.admit(connection);
+    const admission = await this.deps.hub.admit(connection);
     if (connection.state !== "open") return;
+    if (admission === "full") {
+      const max = this.deps.hub.maxDevices(user.tier);
+      this.error(connection, "device_limit_reached", `this plan allows ${max} devices connected at once`);
+      connection.close(CloseCode.tooManyDevices, "too many devices");
+      connection.markClosed();
+      return;
+    }
+    if (admission === "superseded") {
+      connection.close(CloseCode.replaced, "replaced by a newer connection");
+      connection.markClosed();
+      return;
+    }
+    connection.releasePending();
     connection.send({
       type: "welcome",
       connection_id: connection.id,

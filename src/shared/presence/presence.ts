@@ -21,12 +21,30 @@ export type Dispatch =
   /** A lease exists but nobody listens on its instance's inbox. */
   | { status: "unreachable"; connectionId: string; instanceId: string };
 
+/**
+ * A new connection's admission. Each user has one slot per device (its most recent connection):
+ * a device already holding a slot always gets in, replacing its previous connection; a new device
+ * gets in only while the user holds fewer than `maxDevices` live slots.
+ */
+export type Admission =
+  /** Leased; `replaced` is the device's previous connection, which the caller closes. */
+  | { status: "admitted"; replaced?: { connectionId: string; instanceId: string } }
+  /** The user is at the cap: nothing was written. */
+  | { status: "full" }
+  /** A newer connection of the same device already holds the slot: nothing was written. */
+  | { status: "superseded" };
+
 export interface Presence {
-  /** Creates or renews a lease for `ttlMs`. */
+  /**
+   * Admits a new connection: checks the cap and leases it in one atomic step, reading only the
+   * device's own slot and the slot count, never the user's other leases (one Redis round trip).
+   */
+  admit(lease: Lease, ttlMs: number, maxDevices: number): Promise<Admission>;
+  /** Creates or renews a lease for `ttlMs` (and its device slot), with no cap. */
   put(lease: Lease, ttlMs: number): Promise<void>;
   /** Renews many leases at once (an instance's heartbeat); a missing lease is recreated. */
   refresh(leases: Lease[], ttlMs: number): Promise<void>;
-  /** Compare-and-delete: removes the lease only if it is this connection's. */
+  /** Compare-and-delete: removes the lease only if it is this connection's, and frees its device slot if it holds it. */
   remove(userId: string, connectionId: string): Promise<boolean>;
   /** Live leases of the user on live instances, most recent first. */
   list(userId: string): Promise<Lease[]>;

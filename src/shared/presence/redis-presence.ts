@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Keys } from "../keys";
-import type { Dispatch, Lease, Presence } from "./presence";
+import type { Admission, Dispatch, Lease, Presence } from "./presence";
 
 /*
  * One hash per user: field = connection id, value = "<expires at ms>|<lease JSON>". Expiry is read
@@ -8,14 +8,71 @@ import type { Dispatch, Lease, Presence } from "./presence";
  * also needs its instance's liveness key, so a crashed instance's devices vanish as soon as that
  * short key expires. Removal is HDEL on the connection's own field: a compare-and-delete by
  * construction, which can never touch a newer connection of the same device.
+ *
+ * Beside it, the user's device slots: field = device id, value = "<expires at ms>|{c, i, at}" of the
+ * device's most recent connection. Admission reads one slot and the slot count (HGET, HLEN), so its
+ * cost does not grow with the user's devices; the slots are scanned only when the cap is reached,
+ * to forget expired ones, and there are never more than about the cap of them.
  */
 const NOW = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
-// KEYS[1] user hash; ARGV: connection id, lease JSON, ttl ms
-const PUT = `${NOW}
-local ttl = tonumber(ARGV[3])
-redis.call('HSET', KEYS[1], ARGV[1], (now + ttl) .. '|' .. ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ttl * 2)
+const SLOTS = `
+local function older(at1, c1, at2, c2) return at1 < at2 or (at1 == at2 and c1 < c2) end
+local function after_bar(value) return string.sub(value, string.find(value, '|', 1, true) + 1) end
+local function expired(value) return tonumber(string.sub(value, 1, string.find(value, '|', 1, true) - 1)) <= now end
+local function slot(key, device)
+  local value = redis.call('HGET', key, device)
+  if not value or expired(value) then return nil end
+  return cjson.decode(after_bar(value))
+end
+local function write(key, field, ttl, value)
+  redis.call('HSET', key, field, (now + ttl) .. '|' .. value)
+  redis.call('PEXPIRE', key, ttl * 2)
+end`;
+
+// KEYS: user hash, slot hash; ARGV: connection id, lease JSON, ttl ms, device id, instance id, connected at
+const PUT = `${NOW}${SLOTS}
+local ttl, at = tonumber(ARGV[3]), tonumber(ARGV[6])
+write(KEYS[1], ARGV[1], ttl, ARGV[2])
+local held = slot(KEYS[2], ARGV[4])
+if not held or held.c == ARGV[1] or older(held.at, held.c, at, ARGV[1]) then
+  write(KEYS[2], ARGV[4], ttl, cjson.encode({c = ARGV[1], i = ARGV[5], at = at}))
+end
+return 1`;
+
+// As PUT, plus ARGV: max devices, liveness prefix. Returns {1, replaced connection?, its instance?},
+// {0} at the cap, {2} when a newer connection holds the device's slot.
+const ADMIT = `${NOW}${SLOTS}
+local ttl, at, max = tonumber(ARGV[3]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local held = slot(KEYS[2], ARGV[4])
+if held and held.c ~= ARGV[1] and redis.call('EXISTS', ARGV[8] .. held.i) == 0 then held = nil end
+if held and held.c ~= ARGV[1] and older(at, ARGV[1], held.at, held.c) then return {2} end
+if not held and redis.call('HLEN', KEYS[2]) >= max then
+  local entries = redis.call('HGETALL', KEYS[2])
+  for i = 1, #entries, 2 do
+    local value = entries[i + 1]
+    if expired(value) or redis.call('EXISTS', ARGV[8] .. cjson.decode(after_bar(value)).i) == 0 then
+      redis.call('HDEL', KEYS[2], entries[i])
+    end
+  end
+  if redis.call('HLEN', KEYS[2]) >= max then return {0} end
+end
+write(KEYS[1], ARGV[1], ttl, ARGV[2])
+write(KEYS[2], ARGV[4], ttl, cjson.encode({c = ARGV[1], i = ARGV[5], at = at}))
+if held and held.c ~= ARGV[1] then return {1, held.c, held.i} end
+return {1}`;
+
+// KEYS: user hash, slot hash; ARGV: connection id. The slot goes only if this connection holds it.
+const REMOVE = `
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+if not value then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+local sep = string.find(value, '|', 1, true)
+local device = cjson.decode(string.sub(value, sep + 1)).d
+local held = redis.call('HGET', KEYS[2], device)
+if held and cjson.decode(string.sub(held, string.find(held, '|', 1, true) + 1)).c == ARGV[1] then
+  redis.call('HDEL', KEYS[2], device)
+end
 return 1`;
 
 // Every live lease of a user as {connection id, decoded lease, lease JSON}; expired ones are deleted on the way.
@@ -70,8 +127,21 @@ interface LeaseJson {
   at: number;
 }
 
+type PutArgs = [
+  leases: string,
+  slots: string,
+  connectionId: string,
+  lease: string,
+  ttlMs: number,
+  deviceId: string,
+  instanceId: string,
+  connectedAt: number,
+];
+
 type PresenceRedis = Redis & {
-  presencePut(key: string, connectionId: string, lease: string, ttlMs: number): Promise<number>;
+  presencePut(...args: PutArgs): Promise<number>;
+  presenceAdmit(...args: [...PutArgs, maxDevices: number, alivePrefix: string]): Promise<[number, string?, string?]>;
+  presenceRemove(leases: string, slots: string, connectionId: string): Promise<number>;
   presenceList(key: string, alivePrefix: string): Promise<string[]>;
   presenceDispatch(
     key: string,
@@ -96,7 +166,9 @@ export class RedisPresence implements Presence {
   ) {
     // defineCommand sends EVALSHA and falls back to EVAL after a Redis restart forgets the scripts.
     if (!("presenceDispatch" in redis)) {
-      redis.defineCommand("presencePut", { numberOfKeys: 1, lua: PUT });
+      redis.defineCommand("presencePut", { numberOfKeys: 2, lua: PUT });
+      redis.defineCommand("presenceAdmit", { numberOfKeys: 2, lua: ADMIT });
+      redis.defineCommand("presenceRemove", { numberOfKeys: 2, lua: REMOVE });
       redis.defineCommand("presenceList", { numberOfKeys: 1, lua: LIST });
       redis.defineCommand("presenceDispatch", { numberOfKeys: 1, lua: DISPATCH });
     }
@@ -105,22 +177,34 @@ export class RedisPresence implements Presence {
     this.inboxPrefix = keys.instanceInbox("");
   }
 
+  async admit(lease: Lease, ttlMs: number, maxDevices: number): Promise<Admission> {
+    const [code, connectionId, instanceId] = await this.redis.presenceAdmit(
+      ...this.putArgs(lease, ttlMs),
+      maxDevices,
+      this.alivePrefix,
+    );
+    if (code === 0) return { status: "full" };
+    if (code === 2) return { status: "superseded" };
+    return connectionId && instanceId
+      ? { status: "admitted", replaced: { connectionId, instanceId } }
+      : { status: "admitted" };
+  }
+
   async put(lease: Lease, ttlMs: number): Promise<void> {
-    await this.redis.presencePut(this.keys.presence(lease.userId), lease.connectionId, encode(lease), ttlMs);
+    await this.redis.presencePut(...this.putArgs(lease, ttlMs));
   }
 
   async refresh(leases: Lease[], ttlMs: number): Promise<void> {
     if (leases.length === 0) return;
     const pipeline = this.redis.pipeline() as unknown as PresenceRedis & { exec(): Promise<unknown> };
-    for (const lease of leases)
-      pipeline.presencePut(this.keys.presence(lease.userId), lease.connectionId, encode(lease), ttlMs);
+    for (const lease of leases) pipeline.presencePut(...this.putArgs(lease, ttlMs));
     const results = (await pipeline.exec()) as Array<[Error | null, unknown]> | null;
     const failed = results?.find(([error]) => error);
     if (failed?.[0]) throw failed[0];
   }
 
   async remove(userId: string, connectionId: string): Promise<boolean> {
-    return (await this.redis.hdel(this.keys.presence(userId), connectionId)) > 0;
+    return (await this.redis.presenceRemove(this.keys.presence(userId), slotsKey(this.keys, userId), connectionId)) > 0;
   }
 
   async list(userId: string): Promise<Lease[]> {
@@ -157,7 +241,23 @@ export class RedisPresence implements Presence {
     const values = await this.redis.mget(...instanceIds.map((id) => this.keys.instanceAlive(id)));
     return values.map((value) => value !== null);
   }
+
+  private putArgs(lease: Lease, ttlMs: number): PutArgs {
+    return [
+      this.keys.presence(lease.userId),
+      slotsKey(this.keys, lease.userId),
+      lease.connectionId,
+      encode(lease),
+      ttlMs,
+      lease.deviceId,
+      lease.instanceId,
+      lease.connectedAt,
+    ];
+  }
 }
+
+/** The user's device slots live next to the user's leases, named after them. */
+const slotsKey = (keys: Keys, userId: string) => `${keys.presence(userId)}:devices`;
 
 function encode(lease: Lease): string {
   const json: LeaseJson = { d: lease.deviceId, i: lease.instanceId, t: lease.tools, at: lease.connectedAt };
