@@ -150,14 +150,14 @@ class FrameHandler {
     try {
       return sanitizeValue(value);
     } catch (error) {
-      if (connection.state === "hello") {
-        this.reject(connection, "invalid hello frame");
-        return undefined;
-      }
       const { type, id, request_id } = value as { type?: unknown; id?: unknown; request_id?: unknown };
       const ref = typeof (id ?? request_id) === "string" ? sanitizeText(String(id ?? request_id)) : undefined;
       const issue =
         error instanceof ServiceError ? (error.details as Array<{ message: string }> | undefined)?.[0] : undefined;
+      if (connection.state === "hello") {
+        this.refuseHello(connection, issue?.message ?? "invalid hello frame");
+        return undefined;
+      }
       this.error(connection, "invalid_frame", issue?.message ?? "invalid frame", ref);
       if (type === "tool_result" && ref) {
         const failure = { code: "invalid_result", message: "the device sent a result the server refused" };
@@ -201,10 +201,7 @@ class FrameHandler {
     const parsed = HelloSchema.safeParse(value);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      this.error(connection, "invalid_hello", `${issue?.path.join(".") || "hello"}: ${issue?.message ?? "invalid"}`);
-      connection.close(CloseCode.invalidHello, "invalid hello");
-      connection.markClosed();
-      return;
+      return this.refuseHello(connection, `${issue?.path.join(".") || "hello"}: ${issue?.message ?? "invalid"}`);
     }
     const hello: HelloFrame = parsed.data;
     if (hello.protocol !== PROTOCOL_VERSION) {
@@ -345,6 +342,13 @@ class FrameHandler {
       () => connection.close(CloseCode.tokenExpired, "token expired"),
       Math.max(0, expiresAtS * 1000 - Date.now()),
     );
+  }
+
+  /** A hello out of bounds or malformed: the field and why, then close 4400 (the SDK does not retry it). */
+  private refuseHello(connection: DeviceConnection, why: string): void {
+    this.error(connection, "invalid_hello", why);
+    connection.close(CloseCode.invalidHello, "invalid hello");
+    connection.markClosed();
   }
 
   reject(connection: DeviceConnection, reason: string): void {

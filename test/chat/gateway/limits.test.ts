@@ -141,6 +141,14 @@ describe("hello bounds", () => {
     expect(socket.frames).toEqual([{ type: "error", code: "invalid_hello", message }]);
     expect(await capA.gateway.rpc.isOnline(userId)).toBe(false);
   });
+
+  test("a hello the input policy refuses (a NUL in a field name) is refused the same way", async () => {
+    const userId = user();
+    const socket = await attempt(capA.wsUrl, hello(await ctx.token(userId), "d1", { "device\u0000name": "x" }));
+    expect(await socket.result).toBe(4400);
+    expect(socket.frames.map((frame) => (frame as { code?: string }).code)).toEqual(["invalid_hello"]);
+    expect(await capA.gateway.rpc.isOnline(userId)).toBe(false);
+  });
 });
 
 describe("sockets waiting for hello, per client IP", () => {
