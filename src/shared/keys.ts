@@ -15,6 +15,8 @@ export function createKeys(prefix = "adiuva") {
 
     // Device presence and RPC (chat gateway)
     presence: (userId: string) => `${p}:presence:${userId}`,
+    /** Hash: the user's device ids -> the connection holding each; its length is what the device cap counts. */
+    presenceSlots: (userId: string) => `${p}:presence:${userId}:devices`,
     instanceAlive: (instanceId: string) => `${p}:instance:${instanceId}`,
     instanceInbox: (instanceId: string) => `${p}:inbox:${instanceId}`,
     deviceStream: (userId: string) => `${p}:stream:${userId}`,

@@ -204,7 +204,9 @@ export class RedisPresence implements Presence {
   }
 
   async remove(userId: string, connectionId: string): Promise<boolean> {
-    return (await this.redis.presenceRemove(this.keys.presence(userId), slotsKey(this.keys, userId), connectionId)) > 0;
+    return (
+      (await this.redis.presenceRemove(this.keys.presence(userId), this.keys.presenceSlots(userId), connectionId)) > 0
+    );
   }
 
   async list(userId: string): Promise<Lease[]> {
@@ -245,7 +247,7 @@ export class RedisPresence implements Presence {
   private putArgs(lease: Lease, ttlMs: number): PutArgs {
     return [
       this.keys.presence(lease.userId),
-      slotsKey(this.keys, lease.userId),
+      this.keys.presenceSlots(lease.userId),
       lease.connectionId,
       encode(lease),
       ttlMs,
@@ -257,8 +259,6 @@ export class RedisPresence implements Presence {
 }
 
 /** The user's device slots live next to the user's leases, named after them. */
-const slotsKey = (keys: Keys, userId: string) => `${keys.presence(userId)}:devices`;
-
 function encode(lease: Lease): string {
   const json: LeaseJson = { d: lease.deviceId, i: lease.instanceId, t: lease.tools, at: lease.connectedAt };
   if (lease.deviceName !== undefined) json.n = lease.deviceName;
