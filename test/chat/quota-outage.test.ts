@@ -13,7 +13,11 @@ let h: ChatHarness;
 let direct: Redis;
 beforeAll(async () => {
   proxy.start();
-  h = await startChat({ env: { REDIS_URL: viaProxy(TEST_REDIS_URL, proxy.port) } });
+  // A roomy Redis timeout: on a loaded machine the default 100 ms would send checks after the outage
+  // to the per-instance fallback too, which is the designed behaviour but not what this test reads.
+  h = await startChat({
+    env: { REDIS_URL: viaProxy(TEST_REDIS_URL, proxy.port), RATE_LIMIT_REDIS_TIMEOUT_MS: "2000" },
+  });
   direct = new Redis(TEST_REDIS_URL);
 });
 afterAll(async () => {
