@@ -5,6 +5,7 @@ import type { Logger } from "../shared/logger";
 import type { Metrics } from "../shared/metrics";
 import type { MemoryService } from "./memory/memory";
 import type { QuotaCounter } from "./quota";
+import type { ReplyStore } from "./reply-store";
 
 export interface ChatConfig {
   maxInputChars: number;
@@ -19,6 +20,8 @@ export interface ChatEngine {
   rpc: DeviceRpc;
   memory: MemoryService;
   quota: QuotaCounter;
+  /** Stores finished turns, holding them through a database outage until they land. */
+  replies: ReplyStore;
   logger: Logger;
   metrics: ChatMetrics;
   config: ChatConfig;

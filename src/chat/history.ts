@@ -44,6 +44,49 @@ export async function saveMessage(
   });
 }
 
+/** A finished turn as stored: the conversation when the turn started it, the user's message, the reply. */
+export interface StoredTurn {
+  conversation?: { id: string; userId: string; surface: Surface; title: string; createdAt: Date };
+  user: { id: string; conversationId: string; parts: unknown[]; context?: ChatContext; createdAt: Date };
+  assistant: {
+    id: string;
+    conversationId: string;
+    parts: unknown[];
+    status: string;
+    inputTokens: number;
+    outputTokens: number;
+    createdAt: Date;
+  };
+}
+
+/**
+ * Writes a finished turn in one transaction, idempotently: rows the turn wrote as it started (the
+ * conversation, the user's message) are left as they are, so the write can be repeated until it
+ * lands without duplicating anything.
+ */
+export async function storeTurn(db: Database, turn: StoredTurn): Promise<void> {
+  await db.transaction(async (tx) => {
+    if (turn.conversation) {
+      await tx
+        .insert(conversations)
+        .values({ ...turn.conversation, updatedAt: turn.conversation.createdAt })
+        .onConflictDoNothing();
+    }
+    await tx
+      .insert(messages)
+      .values({ ...turn.user, role: "user" })
+      .onConflictDoNothing();
+    await tx
+      .insert(messages)
+      .values({ ...turn.assistant, role: "assistant" })
+      .onConflictDoNothing();
+    await tx
+      .update(conversations)
+      .set({ updatedAt: new Date() })
+      .where(eq(conversations.id, turn.assistant.conversationId));
+  });
+}
+
 /** The last `limit` messages as UI messages, oldest first, for the model's context. */
 export async function recentMessages(db: Database, conversationId: string, limit: number): Promise<UIMessage[]> {
   if (limit <= 0) return [];

@@ -16,6 +16,7 @@ import { QdrantMemoryStore } from "./memory/qdrant-store";
 import type { MemoryStore } from "./memory/store";
 import { migrations } from "./migrations";
 import { quotaCounterFor } from "./quota-for-platform";
+import { ReplyStore } from "./reply-store";
 import { CHAT_PREFIX, chatRoutes } from "./routes";
 import { type ChatFrameHandler, createChatFrameHandler, gatewayChatHandlers } from "./ws";
 
@@ -74,6 +75,7 @@ export async function createChatService(
     rpc: options.rpc ?? gateway.rpc,
     memory,
     quota: quotaCounterFor(platform),
+    replies: new ReplyStore(platform.db, logger, platform.metrics),
     logger,
     metrics: chatMetrics(platform.metrics),
     config: {
@@ -112,6 +114,8 @@ export async function createChatService(
     },
     async stop() {
       await frames.stop();
+      // Turns finished during a database outage: give them the grace period to land.
+      await engine.replies.drain(env.SHUTDOWN_GRACE_MS);
       journeys.stop();
       await gateway.stop();
       await journeyQueue.close();

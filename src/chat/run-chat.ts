@@ -7,7 +7,7 @@ import {
   type UIMessage,
   type UIMessageChunk,
 } from "ai";
-import { notFound } from "../shared/errors";
+import { isDatabaseOutage, notFound } from "../shared/errors";
 import { limitsFor, type Tier } from "../shared/tiers";
 import { formatForSurface, SURFACE_FORMATS } from "./agent/formatter";
 import { backgroundBlock, systemPrompt } from "./agent/prompts";
@@ -85,17 +85,13 @@ export async function runChat(engine: ChatEngine, input: RunChatInput): Promise<
   // The conversation id is ours, so the reply can start while its rows are being written.
   const chatId = existing?.id ?? crypto.randomUUID();
   const userMessageId = crypto.randomUUID();
+  const turnStartedAt = engine.now();
+  const userParts = [{ type: "text", text }];
   const persisted = (async () => {
     if (!existing) {
       await createConversation(db, { id: chatId, userId: input.userId, surface: input.surface, title: titleOf(text) });
     }
-    await saveMessage(db, {
-      id: userMessageId,
-      conversationId: chatId,
-      role: "user",
-      parts: [{ type: "text", text }],
-      context,
-    });
+    await saveMessage(db, { id: userMessageId, conversationId: chatId, role: "user", parts: userParts, context });
   })();
   persisted.catch(() => {}); // awaited below; this only keeps an early rejection from going unhandled
   const controller = new AbortController();
@@ -195,17 +191,26 @@ export async function runChat(engine: ChatEngine, input: RunChatInput): Promise<
       .refund("chat_messages", input.userId, quotaDay)
       .catch((error) => logger.warn({ err: error }, "quota refund failed"));
   }
-  await persisted;
+  // Written as the turn began; during an outage the reply store writes it with the reply.
+  await persisted.catch((error: unknown) => {
+    if (!isDatabaseOutage(error)) throw error;
+  });
   const parts = final?.parts ?? [];
   const reply = parts.flatMap((part) => (part.type === "text" ? [part.text] : [])).join("");
-  await saveMessage(db, {
-    id: messageId,
-    conversationId: chatId,
-    role: "assistant",
-    parts,
-    status: cancelled ? "cancelled" : finishReason === "error" ? "error" : "completed",
-    inputTokens: usage.inputTokens,
-    outputTokens: usage.outputTokens,
+  const status = cancelled ? "cancelled" : finishReason === "error" ? "error" : "completed";
+  await engine.replies.store({
+    conversation: existing
+      ? undefined
+      : { id: chatId, userId: input.userId, surface: input.surface, title: titleOf(text), createdAt: turnStartedAt },
+    user: { id: userMessageId, conversationId: chatId, parts: userParts, context, createdAt: turnStartedAt },
+    assistant: {
+      id: messageId,
+      conversationId: chatId,
+      parts,
+      status,
+      ...usageColumns(usage),
+      createdAt: engine.now(),
+    },
   });
   await recordUsage(db, input.userId, utcDay(engine.now()), {
     messages: 1,
@@ -220,6 +225,8 @@ export async function runChat(engine: ChatEngine, input: RunChatInput): Promise<
   }
   return { chatId, messageId, usage, finishReason, text: reply, parts };
 }
+
+const usageColumns = (usage: ChatUsage) => ({ inputTokens: usage.inputTokens, outputTokens: usage.outputTokens });
 
 function titleOf(text: string): string {
   const line = text.split("\n", 1)[0] ?? text;
