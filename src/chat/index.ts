@@ -113,13 +113,15 @@ export async function createChatService(
       await gateway.start();
     },
     async stop() {
-      await frames.stop();
-      // Turns finished during a database outage: give them the grace period to land.
-      await engine.replies.drain(env.SHUTDOWN_GRACE_MS);
+      // One grace period for everything in flight: socket turns finish in it (as HTTP ones do), and
+      // turns finished during a database outage get what is left of it to land.
+      const deadline = Date.now() + env.SHUTDOWN_GRACE_MS;
+      await frames.stop(deadline);
+      await engine.replies.drain(Math.max(0, deadline - Date.now()));
       journeys.stop();
       await gateway.stop();
       await journeyQueue.close();
-      await withTimeout(memory.idle(), env.SHUTDOWN_GRACE_MS, "memory extraction").catch((error) =>
+      await withTimeout(memory.idle(), Math.max(1000, deadline - Date.now()), "memory extraction").catch((error) =>
         logger.warn({ err: error }, "memory extraction still running at shutdown"),
       );
     },

@@ -44,8 +44,11 @@ export interface ChatFrameHandler {
   handleChatFrame(session: ChatSession, frame: unknown): Promise<void>;
   /** The socket closed: cancels the session's running chats. */
   closeSession(session: ChatSession): void;
-  /** Cancels every running chat and waits for them to end (shutdown). */
-  stop(): Promise<void>;
+  /**
+   * Shutdown: refuses new chats, lets running ones finish until `deadline` (epoch ms), then cancels
+   * what is left and waits for every chat to end (its chat_done, `cancelled` if it was cut).
+   */
+  stop(deadline: number): Promise<void>;
 }
 
 /** Chats one connection may run at once; more get an error frame. */
@@ -54,6 +57,7 @@ const MAX_CONCURRENT_PER_SESSION = 4;
 export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
   const running = new Map<string, Map<string, AbortController>>();
   const finished = new Set<Promise<void>>();
+  let draining = false;
 
   const sendError = async (session: ChatSession, error: unknown, ref?: string) => {
     const frame = errorFrame(error, ref);
@@ -133,6 +137,7 @@ export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
         running.get(session.connectionId)?.get(parsed.data.request_id)?.abort();
         return;
       }
+      if (draining) return sendError(session, restarting(), ref);
       const parsed = ChatFrame.safeParse(raw);
       if (!parsed.success) return sendError(session, invalidFrame(parsed.error.issues), ref);
       const task = chat(session, parsed.data);
@@ -142,12 +147,20 @@ export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
     closeSession(session) {
       for (const controller of running.get(session.connectionId)?.values() ?? []) controller.abort();
     },
-    async stop() {
+    async stop(deadline) {
+      draining = true;
+      await Promise.race([Promise.allSettled([...finished]), Bun.sleep(Math.max(0, deadline - Date.now()))]);
       for (const chats of running.values()) for (const controller of chats.values()) controller.abort();
       await Promise.allSettled([...finished]);
     },
   };
 }
+
+/** A chat frame arriving after shutdown began: the device resends it once reconnected elsewhere. */
+const restarting = () =>
+  new ServiceError("server_restarting", 503, "this server is restarting; resend after reconnecting", {
+    "retry-after": "1",
+  });
 
 function invalidFrame(issues: Array<{ path: PropertyKey[]; message: string }>): ServiceError {
   const detail = issues
