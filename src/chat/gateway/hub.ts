@@ -104,7 +104,8 @@ export class DeviceHub implements CallOwner {
   async release(connection: DeviceConnection): Promise<void> {
     const session = connection.session;
     if (!session || !this.forget(connection)) return;
-    for (const [id, call] of connection.calls) this.node?.reply(call.from, failure(id, "the device disconnected"));
+    for (const [id, call] of connection.calls)
+      this.node?.reply(call.from, failure(id, "the device disconnected"), call.expiresAt);
     connection.calls.clear();
     await this.presence.remove(session.userId, connection.id).catch(() => {});
   }
@@ -168,6 +169,8 @@ export class DeviceHub implements CallOwner {
             error: { code: "tool_error", message: frame.error.message, tool_code: frame.error.code },
             ts: Date.now(),
           },
+      // Published again until then if the caller's inbox is unreachable (a Redis outage).
+      call.expiresAt,
     );
   }
 

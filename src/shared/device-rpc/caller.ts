@@ -23,7 +23,15 @@ export interface CallerConfig {
   maxDeadlineMs: number;
   /** How long a found owner is reused without asking presence again (0: never). */
   routeTtlMs: number;
+  /**
+   * How long, from its start, a call is routed again while the device's owner is marked alive but
+   * nobody listens on its inbox (0: never); then it fails with `device_offline`.
+   */
+  unreachableWaitMs: number;
 }
+
+/** Pause before routing again a call whose owner did not listen. */
+const UNREACHABLE_PAUSE_MS = 100;
 
 interface Pending {
   userId: string;
@@ -129,6 +137,17 @@ export class RpcCaller {
     } catch (error) {
       this.deps.logger.warn({ err: (error as Error).message }, "device call dispatch failed");
       this.fail(id, "rpc_unavailable", "device routing is unavailable, try again", false);
+      return;
+    }
+    if (
+      target.status === "unreachable" &&
+      performance.now() + UNREACHABLE_PAUSE_MS < entry.startedAt + this.deps.config.unreachableWaitMs
+    ) {
+      // The owner's mark is live but its inbox has no subscriber: it is restoring its subscription
+      // after a Redis outage (its presence connection came back first), or it died and its mark
+      // expires within the instance TTL. Nothing was delivered, so asking again is safe.
+      await Bun.sleep(UNREACHABLE_PAUSE_MS);
+      if (this.pending.has(id)) void this.dispatch(id, entry, request, text, false);
       return;
     }
     if (target.status === "offline" || target.status === "unreachable") {

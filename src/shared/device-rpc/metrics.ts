@@ -24,6 +24,11 @@ export function rpcMetrics(metrics: Metrics) {
       ["kind"],
       [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
     ),
+    resultRetries: metrics.hotCounter(
+      "device_rpc_result_retries_total",
+      "Results published again because the caller's inbox was unreachable: delivered in the end, or dropped at the call's deadline",
+      ["outcome"],
+    ),
     late: metrics.hotCounter(
       "device_rpc_late_results_total",
       "Tool results or progress for calls already settled or unknown (ignored)",

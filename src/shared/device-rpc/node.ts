@@ -16,14 +16,22 @@ export interface RpcNodeOptions {
   routeTtlMs?: number;
 }
 
+/** First pause before a result is published again, doubled up to the last. */
+const RETRY_FIRST_MS = 50;
+const RETRY_MAX_MS = 500;
+
 /** A distinct id for a socket-less caller on this platform's instance. */
 export const callerId = (platform: Platform) => `${platform.instanceId}:${crypto.randomUUID().slice(0, 8)}`;
 
 /** One instance's endpoint of the device RPC: its caller, its inbox, its liveness. */
 export interface RpcNode extends DeviceRpc {
   readonly caller: RpcCaller;
-  /** Owner -> caller: straight to the local caller, or to the caller instance's inbox. */
-  reply(to: string, message: CallOutcome | CallProgress): void;
+  /**
+   * Owner -> caller: straight to the local caller, or to the caller instance's inbox. A result is
+   * published again until the caller's inbox takes it or `until` (epoch ms, the call's deadline at
+   * the owner) passes; progress is sent once.
+   */
+  reply(to: string, message: CallOutcome | CallProgress, until?: number): void;
   /** Tells every caller that a lease of the user appeared, before the device is told it is connected. */
   announce(userId: string): Promise<void>;
   /** Asks the instance holding connection `connectionId` of `userId` to close it (it was replaced). */
@@ -55,11 +63,17 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
       maxDeadlineMs: env.DEVICE_CALL_MAX_DEADLINE_MS,
       // Bounded by the liveness TTL: an owner that stops answering is routed around as the script would.
       routeTtlMs: options.routeTtlMs ?? Math.min(1000, Math.floor(env.DEVICE_INSTANCE_TTL_MS / 2)),
+      // An owner that does not listen either comes back or loses its mark within the liveness TTL.
+      unreachableWaitMs: env.DEVICE_INSTANCE_TTL_MS,
     },
   });
   const unsubscribes: Unsubscribe[] = [];
   let timer: ReturnType<typeof setInterval> | undefined;
+  let stopped = false;
   let sinceMark = Number.POSITIVE_INFINITY;
+  let marking = false;
+  /** Until then an owner without a liveness mark is not taken for dead: it may not have marked itself since an outage. */
+  let unsureUntil = 0;
   const instanceTtl = env.DEVICE_INSTANCE_TTL_MS;
   const tick = Math.max(50, Math.floor(instanceTtl / 4));
 
@@ -87,30 +101,75 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
     }
   };
 
-  const reply = (to: string, message: CallOutcome | CallProgress) => {
+  const reply = (to: string, message: CallOutcome | CallProgress, until?: number) => {
     if (to === instanceId) {
       if (message.t === "result") caller.settle(message);
       else caller.progress(message);
       return;
     }
-    lane.publish(keys.instanceInbox(to), JSON.stringify(message)).catch((error: Error) => {
-      logger.warn({ err: error.message }, "device rpc reply not published");
+    const channel = keys.instanceInbox(to);
+    if (message.t === "result") {
+      void publishResult(channel, JSON.stringify(message), until ?? Date.now() + env.DEVICE_CALL_DEADLINE_MS);
+      return;
+    }
+    lane.publish(channel, JSON.stringify(message)).catch((error: Error) => {
+      logger.warn({ err: error.message }, "device rpc progress not published");
     });
+  };
+
+  // Pub/sub keeps nothing for an absent subscriber, and the caller waits for its result until its
+  // deadline: so the owner publishes a result again, with backoff, while Redis refuses it or nobody
+  // takes it (the caller's inbox subscription not yet restored after an outage), until that
+  // deadline. The alternative, callers asking owners again by call id once Redis is back, would
+  // need owners to keep results and callers to track their outages; this needs neither, and a
+  // result that misses the deadline is of use to nobody. What it cannot cover (a result taken by
+  // Redis just before the caller's connection dropped) ends at the deadline as
+  // `deadline_exceeded`, which the agent runner treats like a disconnect.
+  const publishResult = async (channel: string, text: string, until: number) => {
+    for (let attempt = 0, pause = RETRY_FIRST_MS; ; attempt++, pause = Math.min(pause * 2, RETRY_MAX_MS)) {
+      const receivers = await lane.publish(channel, text).catch(() => 0);
+      if (receivers > 0) {
+        if (attempt > 0) metrics.resultRetries.inc({ outcome: "delivered" });
+        return;
+      }
+      if (stopped || Date.now() + pause > until) {
+        metrics.resultRetries.inc({ outcome: "dropped" });
+        logger.warn({ attempts: attempt + 1 }, "device rpc result not delivered before the call's deadline");
+        return;
+      }
+      await Bun.sleep(pause);
+    }
   };
 
   // Keeps this instance's liveness mark fresh (owners only) and fails calls whose owner vanished.
   const housekeeping = async () => {
     sinceMark += tick;
     caller.sweepRoutes();
-    if (owner && sinceMark >= instanceTtl / 3) {
-      sinceMark = 0;
-      await presence.markInstance(instanceId, instanceTtl).catch(() => {});
+    if (owner && !marking && sinceMark >= instanceTtl / 3) {
+      // Counted from the last mark stored: after an outage, which likely outlived the mark, it is
+      // stored again at the next tick rather than a period later.
+      marking = true;
+      await presence
+        .markInstance(instanceId, instanceTtl)
+        .then(() => {
+          sinceMark = 0;
+        })
+        .catch(() => {})
+        .finally(() => {
+          marking = false;
+        });
     }
     const owners = caller.owners();
     if (owners.length === 0) return;
     const alive = await presence.instancesAlive(owners).catch(() => undefined);
-    // Unknown while Redis is down: deadlines still bound every call.
-    alive?.forEach((isAlive, index) => {
+    if (!alive) {
+      // Unknown while Redis is down: deadlines still bound every call. Once it is back, owners get
+      // one mark period to mark themselves again before their calls are failed.
+      unsureUntil = performance.now() + instanceTtl;
+      return;
+    }
+    if (performance.now() < unsureUntil) return;
+    alive.forEach((isAlive, index) => {
       if (!isAlive) caller.failOwner(owners[index]!, "the instance holding the device stopped");
     });
   };
@@ -147,6 +206,7 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
       timer = setInterval(() => void housekeeping(), tick);
     },
     async stop() {
+      stopped = true;
       clearInterval(timer);
       caller.failAll("rpc_unavailable", "this instance is shutting down");
       if (owner) await presence.dropInstance(instanceId).catch(() => {});

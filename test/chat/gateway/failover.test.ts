@@ -198,4 +198,46 @@ describe("redis outage", () => {
       ),
     ).toEqual([7]);
   }, 30_000);
+
+  // The default TTLs, as in production: a 10 s outage outlives the owner's liveness mark (5 s).
+  for (const outageMs of [2000, 10_000]) {
+    test(
+      `a device's answer given during a ${outageMs / 1000} s outage reaches its caller once Redis is back`,
+      async () => {
+        const proxy = new TcpProxy("127.0.0.1", Number(new URL(ctx.redisUrl).port || 6379));
+        proxy.start();
+        ctx.defer(() => proxy.stop());
+        const env = { REDIS_URL: viaProxy(ctx.redisUrl, proxy.port) };
+        const owner = await startChat(ctx, { env });
+        const caller = await startChat(ctx, { env });
+        const userId = user();
+        const { promise: asked, resolve: onAsked } = Promise.withResolvers<(value: unknown) => void>();
+        await connectDevice(ctx, {
+          url: owner.wsUrl,
+          userId,
+          tools: { fs_read_file: () => new Promise((answer) => onAsked(answer)) },
+        });
+        const call = caller.gateway.rpc.call({
+          userId,
+          name: "fs_read_file",
+          args: { path: "/notes.md" },
+          deadlineMs: outageMs + 8000,
+        });
+        const settled = reason(call).then((outcome) => ({ outcome, at: performance.now() }));
+        const answer = await asked;
+        proxy.cut();
+        answer({ content: "hello" });
+        await Bun.sleep(outageMs); // the outage itself, not a wait for a condition
+        proxy.resume();
+        const back = performance.now();
+        const { outcome, at } = await settled;
+        expect({ outcome, result: await call.catch(() => undefined) }).toEqual({
+          outcome: "resolved",
+          result: { content: "hello" },
+        });
+        expect(at - back).toBeLessThan(5000);
+      },
+      outageMs + 20_000,
+    );
+  }
 });
