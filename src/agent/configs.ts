@@ -15,6 +15,7 @@ export const configView = (row: ConfigRow) => ({
   kind: row.kind,
   name: row.name,
   config: row.config,
+  device_id: row.deviceId,
   created_at: row.createdAt.toISOString(),
   updated_at: row.updatedAt.toISOString(),
 });
@@ -29,7 +30,14 @@ export async function createConfig({ ctx, user, input }: VerbArgs<CreateConfigIn
     if ((await countConfigs(tx, user.userId)) >= limit) throw configLimitReached(limit);
     const [inserted] = await tx
       .insert(agentConfigs)
-      .values({ userId: user.userId, type: type.type, kind: type.kind, name: input.name ?? type.name, config })
+      .values({
+        userId: user.userId,
+        type: type.type,
+        kind: type.kind,
+        name: input.name ?? type.name,
+        config,
+        deviceId: input.device_id ?? null,
+      })
       .returning();
     return inserted as ConfigRow;
   });
@@ -71,7 +79,12 @@ export async function updateConfig({
   const config = input.changes.config === undefined ? existing.config : parseConfig(type, input.changes.config);
   const [row] = await ctx.db
     .update(agentConfigs)
-    .set({ name: input.changes.name ?? existing.name, config, updatedAt: new Date() })
+    .set({
+      name: input.changes.name ?? existing.name,
+      config,
+      deviceId: input.changes.device_id === undefined ? existing.deviceId : input.changes.device_id,
+      updatedAt: new Date(),
+    })
     .where(and(eq(agentConfigs.id, existing.id), eq(agentConfigs.userId, user.userId)))
     .returning();
   if (!row) throw notFound("agent configuration");

@@ -12,6 +12,7 @@ import { createJourneyWorker } from "./journey-relay";
 import { migrations } from "./migrations";
 import type { RunJob } from "./model";
 import { journeyTurnLimit } from "./rate-limits";
+import { createReconciler } from "./reconciler";
 import { agentRoutes } from "./routes";
 import { createRunner } from "./runner";
 
@@ -66,6 +67,7 @@ export async function createAgentService(
     },
   };
   const runner = createRunner(ctx);
+  const reconciler = createReconciler(ctx, env.AGENT_RECONCILE_INTERVAL_MS);
   const journeyWorker = createJourneyWorker(ctx, journeys, {
     concurrency: env.AGENT_JOURNEY_CONCURRENCY,
     limit: journeyTurnLimit(platform, overrides.limiter),
@@ -81,8 +83,11 @@ export async function createAgentService(
         await runner.start();
         journeyWorker.start();
       }
+      // Every replica, worker or not: it only puts lost jobs back, and one is enough to do it.
+      await reconciler.start();
     },
     async stop() {
+      reconciler.stop();
       await queue.close();
       await journeys.close();
       await runner.stop();

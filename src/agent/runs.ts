@@ -1,7 +1,7 @@
-import { and, desc, eq, lt, sql } from "drizzle-orm";
+import { and, desc, eq, lt, notInArray, sql } from "drizzle-orm";
 import { notFound } from "../shared/errors";
 import type { AgentContext, VerbArgs } from "./context";
-import { isTerminal, type ListRunsQuery } from "./model";
+import { isTerminal, type ListRunsQuery, TERMINAL_RUN_STATUSES } from "./model";
 import { agentRunEvents, agentRunLogs } from "./tables";
 import { assertId } from "./validate";
 
@@ -13,6 +13,7 @@ export const runView = (row: RunRow) => ({
   id: row.id,
   config_id: row.configId,
   type: row.type,
+  device_id: row.deviceId,
   status: row.status,
   error: row.errorCode ? { code: row.errorCode, message: row.errorMessage ?? "" } : null,
   progress: {
@@ -90,7 +91,9 @@ export async function getRun({ ctx, user, input }: VerbArgs<{ id: string }>) {
 /**
  * Asks a run to stop. A run still waiting in the queue is removed and cancelled here; a running
  * one is told through the bus (every replica listens) and, should that message be lost, notices
- * the flag on its next check of the run row.
+ * the flag on its next check of the run row. A run whose job the queue lost (Redis restarted
+ * empty) has nobody to hear either, so it is cancelled here too; a replica still working on it
+ * regardless stops on the bus message or the flag.
  */
 export async function cancelRun({ ctx, user, input }: VerbArgs<{ id: string }>): Promise<RunView> {
   const row = await findRun(ctx, user.userId, input.id);
@@ -99,10 +102,17 @@ export async function cancelRun({ ctx, user, input }: VerbArgs<{ id: string }>):
     .update(agentRunLogs)
     .set({ cancelRequestedAt: sql`coalesce(${agentRunLogs.cancelRequestedAt}, now())`, updatedAt: new Date() })
     .where(eq(agentRunLogs.id, row.id));
-  if (row.status === "queued" && (await ctx.queue.remove(row.id))) {
-    await markCancelled(ctx, row.id);
-  } else {
-    await ctx.bus.publish(ctx.keys.agentRunCancel(row.id), "cancel");
+  try {
+    if (row.status === "queued" && (await ctx.queue.remove(row.id))) {
+      await markCancelled(ctx, row.id);
+    } else {
+      await ctx.bus.publish(ctx.keys.agentRunCancel(row.id), "cancel");
+      if ((await ctx.queue.state(row.id)) === "missing") await markCancelled(ctx, row.id);
+    }
+  } catch (error) {
+    // Redis is unreachable: the stored request is enough. Whichever replica starts or holds the
+    // run (its job put back by the reconciler if Redis lost it) sees it and cancels the run.
+    ctx.logger.warn({ err: error, run_id: row.id }, "cancel recorded; the queue could not be reached");
   }
   return runView(await findRun(ctx, user.userId, row.id));
 }
@@ -118,7 +128,7 @@ export async function markCancelled(ctx: Pick<AgentContext, "db">, runId: string
       finishedAt: new Date(),
       updatedAt: new Date(),
     })
-    .where(and(eq(agentRunLogs.id, runId), sql`${agentRunLogs.status} not in ('succeeded', 'failed', 'cancelled')`))
+    .where(and(eq(agentRunLogs.id, runId), notInArray(agentRunLogs.status, TERMINAL_RUN_STATUSES)))
     .returning({ id: agentRunLogs.id });
   if (ended.length > 0) await ctx.db.insert(agentRunEvents).values({ runId, level: "info", message: "run cancelled" });
 }

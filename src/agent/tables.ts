@@ -32,6 +32,8 @@ export const agentConfigs = agent.table(
     /** Copied from the registry: `local` agents read the device, `cloud` agents read their own inputs. */
     kind: text("kind").notNull(),
     name: text("name").notNull(),
+    /** The device its runs read and write unless a trigger names another; null: decided per trigger. */
+    deviceId: text("device_id"),
     /** Validated against the type's zod schema on every write, stored with defaults applied. */
     config: jsonb("config").notNull(),
     createdAt: created(),
@@ -54,8 +56,14 @@ export const agentRunLogs = agent.table(
     type: text("type").notNull(),
     /** The configuration as it was when triggered: later edits do not change a running job. */
     config: jsonb("config").notNull(),
+    /**
+     * `queued` -> `running` (<-> `paused`) -> `succeeded` (every item done or skipped),
+     * `completed_with_errors` (some items failed), `failed` or `cancelled`.
+     */
     status: text("status").notNull().default("queued"),
-    /** Why the run is paused or how it ended (`device_offline`, `cancelled`, ...). */
+    /** The one device every call of the run goes to; null only for runs from before runs had one. */
+    deviceId: text("device_id"),
+    /** Why the run is paused or how it ended (`device_offline`, `items_failed`, `cancelled`, ...). */
     errorCode: text("error_code"),
     errorMessage: text("error_message"),
     /** True once the item list is stored, so a retried job does not list the directory again. */
@@ -79,9 +87,13 @@ export const agentRunLogs = agent.table(
   },
   (table) => [
     index("agent_run_logs_user_idx").on(table.userId, table.createdAt),
+    // The reconciler's scan: only the few active runs, whatever the history holds.
+    index("agent_run_logs_active_idx")
+      .on(table.createdAt)
+      .where(sql`${table.status} in ('queued', 'running', 'paused')`),
     check(
       "agent_run_logs_status_check",
-      sql`${table.status} in ('queued', 'running', 'paused', 'succeeded', 'failed', 'cancelled')`,
+      sql`${table.status} in ('queued', 'running', 'paused', 'succeeded', 'completed_with_errors', 'failed', 'cancelled')`,
     ),
   ],
 );

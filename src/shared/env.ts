@@ -95,7 +95,7 @@ export const Env = z.object({
     .default(30 * 24 * 3600),
   /** A refresh token presented again this soon after its rotation gets the same successor, not a logout. */
   AUTH_REFRESH_GRACE_S: z.coerce.number().int().min(0).default(10),
-  /** Login/register/refresh requests per minute from one client IP. */
+  /** Login/register requests per minute from one client IP. */
   AUTH_IP_REQUESTS_PER_MIN: z.coerce.number().int().positive().default(30),
   /** Refresh requests per minute from one client IP: a budget of its own, roomy for many devices behind one NAT. */
   AUTH_REFRESH_IP_REQUESTS_PER_MIN: z.coerce.number().int().positive().default(60),
@@ -157,9 +157,15 @@ export const Env = z.object({
   AGENT_DEVICE_CALL_MS: z.coerce.number().int().positive().default(30_000),
   /** How long a run stays paused waiting for its device before it fails. */
   AGENT_DEVICE_GRACE_MS: z.coerce.number().int().nonnegative().default(60_000),
-  /** Lock on a running job: a replica silent for this long loses its run to another one. */
-  AGENT_JOB_LOCK_MS: z.coerce.number().int().min(500).default(30_000),
-  AGENT_STALLED_INTERVAL_MS: z.coerce.number().int().min(200).default(15_000),
+  /**
+   * Lock on a running job, renewed every half of it: a replica silent for this long loses its run
+   * to another one. With the stalled check below, a dead replica's runs move within 15 s.
+   */
+  AGENT_JOB_LOCK_MS: z.coerce.number().int().min(500).default(8_000),
+  /** How often agent replicas look for running jobs whose lock lapsed. */
+  AGENT_STALLED_INTERVAL_MS: z.coerce.number().int().min(200).default(4_000),
+  /** How often each agent replica re-enqueues runs PostgreSQL has as active but the queue lost. */
+  AGENT_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(100).default(15_000),
   AGENT_RUN_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
   /** Journey turns relayed from device sockets that one agent replica answers at once (one model call each). */
   AGENT_JOURNEY_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),

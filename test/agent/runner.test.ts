@@ -9,7 +9,7 @@ import { createTestContext, type TestContext } from "../../src/shared/testing";
 import type { Tier } from "../../src/shared/tiers";
 import { progressed, startAgent, trigger, waitForRun } from "./support/agents";
 import { sampleFiles } from "./support/device-files";
-import { type MemoryDevice, memoryDevice } from "./support/fakes";
+import { MEMORY_DEVICE_ID, type MemoryDevice, memoryDevice } from "./support/fakes";
 import { api } from "./support/http";
 
 let ctx: TestContext;
@@ -94,12 +94,26 @@ describe("the device going away", () => {
     expect(run.progress.failed).toBe(0);
   });
 
-  test("a device offline from the start fails the run without touching any file", async () => {
+  test("a named device offline from the start: the run waits for it, then fails without touching any file", async () => {
     const device = memoryDevice(files);
     device.online = false;
     const { call, configId } = await setup("offline-start", device);
-    const run = await waitForRun(call, await trigger(call, configId));
+    const triggered = await call("POST", "/trigger", { config_id: configId, device_id: MEMORY_DEVICE_ID });
+    expect(triggered.status).toBe(202);
+    const paused = await waitForRun(call, triggered.body.run_id, ["paused", "failed"]);
+    expect(paused).toMatchObject({ status: "paused", error: { code: "device_offline" } });
+    const run = await waitForRun(call, triggered.body.run_id);
     expect(run).toMatchObject({ status: "failed", error: { code: "device_offline" }, progress: { total: 0 } });
+    expect(device.store.calls.size).toBe(0);
+  });
+
+  test("with no device connected and none named, a trigger is refused with 409 device_offline", async () => {
+    const device = memoryDevice(files);
+    device.online = false;
+    const { call, configId } = await setup("offline-unnamed", device);
+    const { status, body } = await call("POST", "/trigger", { config_id: configId });
+    expect({ status, code: body.error.code }).toEqual({ status: 409, code: "device_offline" });
+    expect((await call("GET", "/runs")).body.runs).toEqual([]);
   });
 });
 

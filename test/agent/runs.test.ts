@@ -2,10 +2,11 @@
 // is an in-memory DeviceRpc with a small filesystem and the model an ai/test mock (the gateway
 // and a fake OpenAI server are exercised in e2e.test.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { DeviceCallError } from "../../src/shared/device-rpc";
 import { createTestContext, type TestContext } from "../../src/shared/testing";
-import { startAgent, waitForRun } from "./support/agents";
+import { startAgent, unlimited, waitForRun } from "./support/agents";
 import { sampleFiles } from "./support/device-files";
-import { type MemoryDevice, memoryDevice } from "./support/fakes";
+import { MEMORY_DEVICE_ID, type MemoryDevice, memoryDevice } from "./support/fakes";
 import { type Api, api, expectUnauthenticated } from "./support/http";
 
 let ctx: TestContext;
@@ -24,7 +25,8 @@ beforeAll(async () => {
     "/docs/picture.md": "BINARY data",
     "/docs/skipped.png": "TASK: not listed, wrong extension",
   });
-  const server = await startAgent(ctx, device);
+  // One user through the whole file, polling its runs: the per-minute budget is not what is tested here.
+  const server = await startAgent(ctx, device, {}, { limiter: unlimited });
   base = server.url;
   ada = api(base, await ctx.token("ada", "power"));
   bob = api(base, await ctx.token("bob", "power"));
@@ -41,19 +43,21 @@ describe("a filesystem run", () => {
   let configId: string;
   let runId: string;
 
-  test("POST /trigger queues a run (202) that processes every file and writes each entity once", async () => {
+  test("POST /trigger queues a run (202) on the one connected device, processes every file and writes each entity once", async () => {
     configId = await configure(ada, "filesystem", { path: "/docs" });
     const triggered = await ada("POST", "/trigger", { config_id: configId });
     expect(triggered.status).toBe(202);
-    expect(triggered.body).toEqual({ run_id: expect.any(String), status: "queued" });
+    expect(triggered.body).toEqual({ run_id: expect.any(String), status: "queued", device_id: MEMORY_DEVICE_ID });
     runId = triggered.body.run_id;
     const run = await waitForRun(ada, runId);
     expect(run).toMatchObject({
       id: runId,
       config_id: configId,
       type: "filesystem",
-      status: "succeeded",
-      error: null,
+      device_id: MEMORY_DEVICE_ID,
+      // Two files failed: the run says so rather than "succeeded" (a skipped binary is no failure).
+      status: "completed_with_errors",
+      error: { code: "items_failed", message: expect.stringMatching(/^2 of 203 item\(s\) failed; most often/) },
       progress: { total: 203, done: 200, failed: 2, skipped: 1 },
       counts: expected,
     });
@@ -78,20 +82,26 @@ describe("a filesystem run", () => {
       "/docs/garbled.md",
     ]);
     expect(body.log.at(0).message).toBe("run started");
-    expect(body.log.at(-1).message).toBe("run finished");
+    expect(body.log.at(-1).message).toStartWith("run finished: 2 of 203 item(s) failed");
   });
 
   test("progress reached the device as agent_event frames", () => {
     const frames = device.frames.filter((frame) => frame.run_id === runId);
     expect(frames.at(0)).toMatchObject({ type: "agent_event", event: "started" });
-    expect(frames.at(-1)).toMatchObject({ type: "agent_event", event: "finished", status: "succeeded" });
+    expect(frames.at(-1)).toMatchObject({
+      type: "agent_event",
+      event: "finished",
+      status: "completed_with_errors",
+      progress: { done: 200, failed: 2 },
+      error: { code: "items_failed" },
+    });
   });
 
   test("running it again creates nothing new", async () => {
     const before = JSON.stringify([device.store.tasks, device.store.projects, device.store.notes, device.store.events]);
     const again = await ada("POST", "/trigger", { config_id: configId });
     const run = await waitForRun(ada, again.body.run_id);
-    expect(run.status).toBe("succeeded");
+    expect(run.status).toBe("completed_with_errors");
     expect(JSON.stringify([device.store.tasks, device.store.projects, device.store.notes, device.store.events])).toBe(
       before,
     );
@@ -135,6 +145,48 @@ describe("a filesystem run", () => {
     await expectUnauthenticated(ada, "GET", "/runs");
     await expectUnauthenticated(ada, "GET", `/runs/${crypto.randomUUID()}`);
     await expectUnauthenticated(ada, "POST", `/runs/${crypto.randomUUID()}/cancel`);
+  });
+});
+
+describe("a run's outcome says what happened", () => {
+  test("every read timing out is a failed run, with the counts and the main error, also in the final agent_event", async () => {
+    for (let n = 0; n < 8; n++) device.store.files.set(`/slow/s${n}.md`, `TASK: slow ${n}`);
+    device.beforeCall = (name, args) => {
+      if (name === "fs_read_file" && String(args.path).startsWith("/slow/"))
+        throw new DeviceCallError("deadline_exceeded", "the device did not answer within 30000 ms");
+    };
+    try {
+      const configId = await configure(ada, "filesystem", { path: "/slow" });
+      const { body } = await ada("POST", "/trigger", { config_id: configId });
+      const run = await waitForRun(ada, body.run_id);
+      const error = {
+        code: "items_failed",
+        message: "8 of 8 item(s) failed; most often (8×): the device did not answer within 30000 ms",
+      };
+      expect(run).toMatchObject({ status: "failed", error, progress: { total: 8, done: 0, failed: 8 } });
+      const finished = device.frames.filter((frame) => frame.run_id === body.run_id && frame.event === "finished");
+      expect(finished).toEqual([expect.objectContaining({ status: "failed", error, progress: expect.any(Object) })]);
+      const listed = await ada("GET", `/runs?config_id=${configId}`);
+      expect(listed.body.runs[0]).toMatchObject({ status: "failed", error });
+    } finally {
+      device.beforeCall = undefined;
+    }
+  });
+
+  test("a run in which some items failed completed with errors; one in which none did succeeded", async () => {
+    device.store.files.set("/mixed/ok.md", "TASK: fine");
+    device.store.files.set("/mixed/bad.md", "UNREADABLE");
+    const mixed = await configure(ada, "filesystem", { path: "/mixed" });
+    const run = await waitForRun(ada, (await ada("POST", "/trigger", { config_id: mixed })).body.run_id);
+    expect(run).toMatchObject({
+      status: "completed_with_errors",
+      error: { code: "items_failed", message: "1 of 2 item(s) failed; most often (1×): cannot read this file" },
+      progress: { done: 1, failed: 1 },
+    });
+    device.store.files.set("/clean/ok.md", "TASK: fine");
+    const clean = await configure(ada, "filesystem", { path: "/clean" });
+    const good = await waitForRun(ada, (await ada("POST", "/trigger", { config_id: clean })).body.run_id);
+    expect(good).toMatchObject({ status: "succeeded", error: null, progress: { done: 1, failed: 0 } });
   });
 });
 

@@ -13,7 +13,15 @@ export class DeviceGone extends Error {
   override name = "DeviceGone";
 }
 
-const DEVICE_GONE = new Set(["device_offline", "device_disconnected", "rpc_unavailable"]);
+export const DEVICE_GONE = new Set(["device_offline", "device_disconnected", "rpc_unavailable"]);
+
+/**
+ * Device calls of one file that may reach their deadline before the file is recorded as failed.
+ * A call reaching its deadline mostly means its answer was lost on the way (a Redis outage between
+ * the device's chat instance and this replica), so the file waits for the device like after a
+ * disconnect; one that times out every time is a broken file, not a gone device.
+ */
+const MAX_ITEM_TIMEOUTS = 3;
 
 export interface ItemWork {
   ctx: AgentContext;
@@ -23,13 +31,16 @@ export interface ItemWork {
   kinds: EntityKind[];
   reporter: RunReporter;
   signal: AbortSignal;
+  /** Device calls that reached their deadline, by item, across the rounds of one attempt. */
+  timeouts: Map<string, number>;
 }
 
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 500);
 
 /**
  * Processes every pending item of the run with bounded concurrency. Resolves when none is left;
- * throws DeviceGone (remaining items stay pending) or the abort reason when the signal fires.
+ * throws DeviceGone (remaining items stay pending), the first lane's error, or the abort reason
+ * when the signal fires, and in every case only once all lanes have stopped.
  */
 export async function processPending(work: ItemWork): Promise<void> {
   const pending = await work.ctx.db
@@ -38,68 +49,90 @@ export async function processPending(work: ItemWork): Promise<void> {
     .where(and(eq(agentRunItems.runId, work.runId), eq(agentRunItems.status, "pending")))
     .orderBy(asc(agentRunItems.item));
   const queue = pending.map((row) => row.item);
-  // Stops the other in-flight items as soon as one learns the device is gone.
+  // One lane stopping stops them all (their device calls are cancelled, their model calls
+  // aborted), and its error waits for them: the retry of a failed attempt, or the next round after
+  // the device is back, must not run beside lanes still writing to the device.
   const stop = new AbortController();
   const signal = AbortSignal.any([work.signal, stop.signal]);
-  let gone: DeviceGone | undefined;
+  let stopped: { error: unknown } | undefined;
   const lane = async () => {
     for (let item = queue.shift(); item !== undefined && !signal.aborted; item = queue.shift()) {
       try {
         await processItem(work, item, signal);
       } catch (error) {
-        if (error instanceof DeviceGone) {
-          gone ??= error;
-          stop.abort(error);
-        } else if (!signal.aborted) {
-          throw error;
-        }
+        // Once stopped, the other lanes' errors are the abort itself.
+        if (signal.aborted) return;
+        stopped = { error };
+        stop.abort(error);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, work.ctx.settings.itemConcurrency) }, lane));
   work.signal.throwIfAborted();
-  if (gone) throw gone;
+  if (stopped) throw stopped.error;
+}
+
+interface Outcome {
+  status: "done" | "failed" | "skipped";
+  category?: string;
+  created?: Created;
+  error?: string;
 }
 
 async function processItem(work: ItemWork, item: string, signal: AbortSignal): Promise<void> {
-  const { ctx } = work;
   const started = performance.now();
   try {
-    const text = await work.source.read(item, signal);
-    if (!text) {
-      await finishItem(work, item, "skipped", { error: "not a text file" });
-      return;
+    let outcome: Outcome;
+    try {
+      outcome = await itemOutcome(work, item, signal);
+    } catch (error) {
+      if (signal.aborted) throw signal.reason;
+      if (deviceGone(work, item, error)) throw new DeviceGone((error as Error).message);
+      // One broken file (unreadable, odd model answer, a tool refusing it) is recorded, not fatal.
+      outcome = { status: "failed", error: message(error) };
     }
-    const classification = await classifyItem(ctx.models.classify, text, signal);
-    if (!classification.relevant || work.kinds.length === 0) {
-      await finishItem(work, item, "done", { category: classification.category });
-      return;
-    }
-    const found = await extractItem(ctx.models.extract, text, work.kinds, classification.category, signal);
-    const created = await writeEntities(
-      {
-        rpc: ctx.rpc,
-        userId: work.userId,
-        scope: work.source.scope,
-        item,
-        origin: `agent:${work.runId}`,
-        deadlineMs: ctx.settings.deviceCallMs,
-        signal,
-      },
-      found,
-    );
-    await finishItem(work, item, "done", { category: classification.category, created });
-  } catch (error) {
-    if (signal.aborted) throw signal.reason;
-    if (error instanceof DeviceCallError && DEVICE_GONE.has(error.reason)) throw new DeviceGone(error.message);
-    // One broken file (unreadable, odd model answer, a tool refusing it) is recorded, not fatal.
-    await finishItem(work, item, "failed", { error: message(error) });
-    await work.reporter.log("warn", `item failed: ${message(error)}`, item);
+    // Outside the inner try: a database error is no fault of the file. It fails the attempt, which
+    // is retried, instead of recording as failed a file whose entities may already be written.
+    await finishItem(work, item, outcome.status, outcome);
+    if (outcome.status === "failed") await work.reporter.log("warn", `item failed: ${outcome.error}`, item);
   } finally {
-    ctx.metrics
+    work.ctx.metrics
       .histogram("agent_item_seconds", "Time to process one agent item", [], [0.01, 0.05, 0.1, 0.5, 1, 5, 30])
       .observe((performance.now() - started) / 1000);
   }
+}
+
+/** Reads, classifies, extracts and writes one item; throws what the device or the model threw. */
+async function itemOutcome(work: ItemWork, item: string, signal: AbortSignal): Promise<Outcome> {
+  const { ctx } = work;
+  const text = await work.source.read(item, signal);
+  if (!text) return { status: "skipped", error: "not a text file" };
+  const classification = await classifyItem(ctx.models.classify, text, signal);
+  if (!classification.relevant || work.kinds.length === 0) return { status: "done", category: classification.category };
+  const found = await extractItem(ctx.models.extract, text, work.kinds, classification.category, signal);
+  const created = await writeEntities(
+    {
+      rpc: ctx.rpc,
+      userId: work.userId,
+      scope: work.source.scope,
+      item,
+      origin: `agent:${work.runId}`,
+      deadlineMs: ctx.settings.deviceCallMs,
+      signal,
+    },
+    found,
+  );
+  return { status: "done", category: classification.category, created };
+}
+
+/** Whether the item must wait for the device (kept pending) rather than be recorded as failed. */
+function deviceGone(work: ItemWork, item: string, error: unknown): boolean {
+  if (!(error instanceof DeviceCallError)) return false;
+  if (DEVICE_GONE.has(error.reason)) return true;
+  if (error.reason !== "deadline_exceeded") return false;
+  const timeouts = (work.timeouts.get(item) ?? 0) + 1;
+  work.timeouts.set(item, timeouts);
+  return timeouts < MAX_ITEM_TIMEOUTS;
 }
 
 /**

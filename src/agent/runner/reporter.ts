@@ -6,6 +6,8 @@ type RunRow = typeof agentRunLogs.$inferSelect;
 
 const snapshot = (row: RunRow) => ({
   status: row.status,
+  device_id: row.deviceId,
+  error: row.errorCode ? { code: row.errorCode, message: row.errorMessage ?? "" } : null,
   progress: { total: row.itemsTotal, done: row.itemsDone, failed: row.itemsFailed, skipped: row.itemsSkipped },
   counts: {
     tasks: row.tasksCreated,

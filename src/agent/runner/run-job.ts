@@ -1,4 +1,4 @@
-import { eq, sql } from "drizzle-orm";
+import { and, count, desc, eq, sql } from "drizzle-orm";
 import { DeviceCallError } from "../../shared/device-rpc";
 import { type Job, JobInterrupted } from "../../shared/jobs";
 import type { AgentContext } from "../context";
@@ -6,7 +6,8 @@ import { isTerminal, type RunJob } from "../model";
 import { agentType } from "../registry";
 import { markCancelled } from "../runs";
 import { agentRunItems, agentRunLogs } from "../tables";
-import { DeviceGone, processPending } from "./process-items";
+import { boundRpc } from "./device";
+import { DEVICE_GONE, DeviceGone, processPending } from "./process-items";
 import { RunReporter } from "./reporter";
 import { directorySource, documentsSource, InvalidDeviceReply, type Source } from "./source";
 
@@ -40,6 +41,8 @@ export async function runJob(ctx: AgentContext, job: Job<RunJob>, active: Map<st
   const cancel = new AbortController();
   active.set(runId, cancel);
   const signal = AbortSignal.any([cancel.signal, job.signal]);
+  // Every call of the run goes to its own device, through this context.
+  const runCtx: AgentContext = { ...ctx, rpc: boundRpc(ctx.rpc, run.deviceId) };
   const reporter = new RunReporter(ctx, runId, userId);
   const timer = setInterval(() => {
     reporter.tick().then(
@@ -68,24 +71,31 @@ export async function runJob(ctx: AgentContext, job: Job<RunJob>, active: Map<st
     const source: Source =
       type.kind === "local"
         ? directorySource(
-            { rpc: ctx.rpc, userId, origin: `agent:${runId}`, deadlineMs: ctx.settings.deviceCallMs },
+            { rpc: runCtx.rpc, userId, origin: `agent:${runId}`, deadlineMs: ctx.settings.deviceCallMs },
             run.config,
           )
         : documentsSource(run.configId ?? runId, run.config);
     const kinds = type.entityKinds(run.config as Record<string, unknown>);
 
-    if (!run.listed) await listItems(ctx, runId, source, reporter, signal);
+    let listed = run.listed;
+    const timeouts = new Map<string, number>();
     for (;;) {
       try {
-        await processPending({ ctx, runId, userId, source, kinds, reporter, signal });
+        if (!listed) await listItems(ctx, runId, source, reporter, signal);
+        listed = true;
+        await processPending({ ctx: runCtx, runId, userId, source, kinds, reporter, signal, timeouts });
         break;
       } catch (error) {
         if (!(error instanceof DeviceGone)) throw error;
-        await waitForDevice(ctx, runId, userId, reporter, signal);
+        await waitForDevice(runCtx, runId, userId, reporter, signal);
       }
     }
-    await finish(ctx, runId, "succeeded");
-    await reporter.log("info", "run finished");
+    const outcome = await outcomeOf(ctx, runId);
+    await finish(ctx, runId, outcome.status, outcome.error);
+    await reporter.log(
+      outcome.error ? "warn" : "info",
+      outcome.error ? `run finished: ${outcome.error.message}` : "run finished",
+    );
     await reporter.event("finished");
   } catch (error) {
     if (cancel.signal.aborted) {
@@ -131,6 +141,7 @@ async function listItems(
   } catch (error) {
     if (signal.aborted) throw error;
     if (error instanceof DeviceCallError) {
+      if (DEVICE_GONE.has(error.reason)) throw new DeviceGone(error.message);
       if (error.reason === "tool_error" || error.reason === "tool_not_supported")
         throw new RunFailure("listing_failed", `the device could not list the directory: ${error.message}`);
       throw new RunFailure(error.reason, `the device could not be reached: ${error.message}`);
@@ -187,10 +198,41 @@ async function waitForDevice(
   );
 }
 
+interface Outcome {
+  status: "succeeded" | "completed_with_errors" | "failed";
+  error?: { code: string; message: string };
+}
+
+/**
+ * What the run did, from its items: `succeeded` only when none failed (skipped files are not
+ * failures), `failed` when items failed and none was done, `completed_with_errors` otherwise. The
+ * error names the counts and the most frequent item error, so "8 reads timed out" reads as such.
+ */
+async function outcomeOf(ctx: AgentContext, runId: string): Promise<Outcome> {
+  const [run] = await ctx.db
+    .select({ total: agentRunLogs.itemsTotal, done: agentRunLogs.itemsDone, failed: agentRunLogs.itemsFailed })
+    .from(agentRunLogs)
+    .where(eq(agentRunLogs.id, runId));
+  if (!run || run.failed === 0) return { status: "succeeded" };
+  const [main] = await ctx.db
+    .select({ error: agentRunItems.error, n: count() })
+    .from(agentRunItems)
+    .where(and(eq(agentRunItems.runId, runId), eq(agentRunItems.status, "failed")))
+    .groupBy(agentRunItems.error)
+    .orderBy(desc(count()), agentRunItems.error)
+    .limit(1);
+  const cause = main?.error ? `; most often (${main.n}×): ${main.error}` : "";
+  const message = `${run.failed} of ${run.total} item(s) failed${cause}`;
+  return {
+    status: run.done === 0 ? "failed" : "completed_with_errors",
+    error: { code: "items_failed", message: message.slice(0, 1000) },
+  };
+}
+
 async function finish(
   ctx: AgentContext,
   runId: string,
-  status: "succeeded" | "failed",
+  status: Outcome["status"],
   failure?: { code: string; message: string },
 ): Promise<void> {
   await ctx.db

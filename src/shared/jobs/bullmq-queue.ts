@@ -2,7 +2,14 @@ import { type Job as BullJob, Queue, WaitingError, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { Logger } from "../logger";
 import { withTimeout } from "../timeout";
-import { type Job, type JobHandler, JobInterrupted, type JobQueue, type JobQueueOptions } from "./job-queue";
+import {
+  type Job,
+  type JobHandler,
+  JobInterrupted,
+  type JobQueue,
+  type JobQueueOptions,
+  type JobState,
+} from "./job-queue";
 
 export interface BullJobQueueConfig {
   name: string;
@@ -60,6 +67,22 @@ export class BullJobQueue<T> implements JobQueue<T> {
 
   async add(id: string, data: T): Promise<void> {
     await this.queue.add(this.name, data, { jobId: id });
+  }
+
+  async ensure(id: string, data: T): Promise<boolean> {
+    if ((await this.state(id)) !== "missing") return false;
+    // A failed job keeps its id (removeOnFail keeps the last ones), and so would a leftover hash
+    // after a partial loss: BullMQ ignores an add for an id it still knows, so clear it first.
+    await this.queue.remove(id).catch(() => 0);
+    await this.add(id, data);
+    return true;
+  }
+
+  async state(id: string): Promise<JobState> {
+    const state = await this.queue.getJobState(id);
+    if (state === "active") return "active";
+    if (state === "completed" || state === "failed" || state === "unknown") return "missing";
+    return "waiting";
   }
 
   process(handler: JobHandler<T>, options: { concurrency: number }): void {

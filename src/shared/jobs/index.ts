@@ -58,6 +58,8 @@ export function openSharedJobQueue<T>(
   return {
     name,
     add: (id, data) => queue.add(id, data),
+    ensure: (id, data) => queue.ensure(id, data),
+    state: (id) => queue.state(id),
     process: (handler, processOptions) => queue.process(handler, processOptions),
     remove: (id) => queue.remove(id),
     counts: () => queue.counts(),

@@ -33,10 +33,20 @@ export const DEFAULT_JOB_QUEUE_OPTIONS: JobQueueOptions = {
   stalledIntervalMs: 15_000,
 };
 
+/** Where a job is: waiting (or delayed for a retry), running, or nowhere (never added, finished, lost). */
+export type JobState = "waiting" | "active" | "missing";
+
 export interface JobQueue<T> {
   readonly name: string;
   /** Adds a job; adding an id that is already waiting or running is a no-op. */
   add(id: string, data: T): Promise<void>;
+  /**
+   * Adds the job unless one with this id is waiting or running; a finished one with the id (a
+   * failed job kept for inspection) is replaced. True when it added. Safe to race from several
+   * instances: at most one job per id exists at any time.
+   */
+  ensure(id: string, data: T): Promise<boolean>;
+  state(id: string): Promise<JobState>;
   /** Starts consuming on this instance, at most `concurrency` jobs at a time. */
   process(handler: JobHandler<T>, options: { concurrency: number }): void;
   /** Removes a job that has not started; false when it is running or unknown. */

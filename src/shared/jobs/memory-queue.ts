@@ -1,4 +1,11 @@
-import { type Job, type JobHandler, JobInterrupted, type JobQueue, type JobQueueOptions } from "./job-queue";
+import {
+  type Job,
+  type JobHandler,
+  JobInterrupted,
+  type JobQueue,
+  type JobQueueOptions,
+  type JobState,
+} from "./job-queue";
 
 interface Entry<T> {
   id: string;
@@ -32,6 +39,18 @@ export class MemoryJobQueue<T> implements JobQueue<T> {
     this.entries.set(id, { id, data, attempt: 1, state: "waiting" });
     this.waiting.push(id);
     this.pump();
+  }
+
+  async ensure(id: string, data: T): Promise<boolean> {
+    if (this.entries.has(id)) return false;
+    await this.add(id, data);
+    return true;
+  }
+
+  async state(id: string): Promise<JobState> {
+    const entry = this.entries.get(id);
+    if (!entry) return "missing";
+    return entry.state === "active" ? "active" : "waiting";
   }
 
   process(handler: JobHandler<T>, options: { concurrency: number }): void {

@@ -16,26 +16,43 @@ const promptText = (prompt: Prompt) =>
     )
     .join("\n");
 
-export function mockModels(options: { calls?: { count: number }; delayMs?: number } = {}): AgentModels {
+export interface MockModelOptions {
+  calls?: { count: number };
+  delayMs?: number;
+  /** Runs each model call, e.g. to hold or watch it; `generate` answers it. */
+  around?: <T>(prompt: string, signal: AbortSignal | undefined, generate: () => Promise<T>) => Promise<T>;
+}
+
+export function mockModels(options: MockModelOptions = {}): AgentModels {
   const model = new MockLanguageModelV4({
     doGenerate: async (call) => {
-      if (options.calls) options.calls.count++;
-      if (options.delayMs) await Bun.sleep(options.delayMs);
-      call.abortSignal?.throwIfAborted();
-      const format = call.responseFormat as { name?: string } | undefined;
-      const text = answer(purposeOf(format?.name), promptText(call.prompt as Prompt));
-      return {
-        content: [{ type: "text", text }],
-        finishReason: { unified: "stop", raw: "stop" },
-        usage: {
-          inputTokens: { total: 1, noCache: 1, cacheRead: 0, cacheWrite: 0 },
-          outputTokens: { total: 1, text: 1, reasoning: 0 },
-        },
-        warnings: [],
-      };
+      const prompt = promptText(call.prompt as Prompt);
+      const generate = () => generateReply(call, prompt, options);
+      return options.around ? options.around(prompt, call.abortSignal, generate) : generate();
     },
   });
   return { classify: model, extract: model };
+}
+
+async function generateReply(
+  call: { abortSignal?: AbortSignal; responseFormat?: unknown },
+  prompt: string,
+  options: MockModelOptions,
+) {
+  if (options.calls) options.calls.count++;
+  if (options.delayMs) await Bun.sleep(options.delayMs);
+  call.abortSignal?.throwIfAborted();
+  const format = call.responseFormat as { name?: string } | undefined;
+  const text = answer(purposeOf(format?.name), prompt);
+  return {
+    content: [{ type: "text" as const, text }],
+    finishReason: { unified: "stop" as const, raw: "stop" },
+    usage: {
+      inputTokens: { total: 1, noCache: 1, cacheRead: 0, cacheWrite: 0 },
+      outputTokens: { total: 1, text: 1, reasoning: 0 },
+    },
+    warnings: [],
+  };
 }
 
 export interface MemoryDevice {
@@ -50,6 +67,9 @@ export interface MemoryDevice {
   /** Called before each tool call; may throw to simulate a failure. */
   beforeCall?: (name: string, args: Record<string, unknown>) => void;
 }
+
+/** The one device a memory device says is connected. */
+export const MEMORY_DEVICE_ID = "memory-device";
 
 export function memoryDevice(files: Record<string, string> = {}): MemoryDevice {
   const device: MemoryDevice = {
@@ -72,7 +92,10 @@ export function memoryDevice(files: Record<string, string> = {}): MemoryDevice {
         }
       },
       isOnline: async () => device.online,
-      devices: async () => [],
+      devices: async () =>
+        device.online
+          ? [{ deviceId: MEMORY_DEVICE_ID, connectionId: "memory", instanceId: "memory", tools: [], connectedAt: 0 }]
+          : [],
     },
     push: {
       async push(_userId, frame) {

@@ -4,7 +4,7 @@
 // production way (device RPC through Redis, models through the OpenAI provider).
 import { createAgentService } from "../../../src/agent";
 import { DeviceClient, ToolFailure as SdkToolFailure, type ToolHandler } from "../../../src/client";
-import type { TestContext } from "../../../src/shared/testing";
+import type { PlatformOverrides, TestContext } from "../../../src/shared/testing";
 import { startFakeOpenAi } from "../../../src/shared/testing/fake-openai";
 import { type ChatInstance, startChat } from "../../chat/gateway/helpers";
 import { AGENT_TOOLS, answerTool, type DeviceStore, ToolFailure } from "./device-files";
@@ -14,13 +14,21 @@ export interface World {
   chat: ChatInstance;
   llmUrl: string;
   agentEnv: Record<string, string>;
-  startAgent(env?: Record<string, string>): ReturnType<TestContext["start"]>;
+  startAgent(
+    env?: Record<string, string | undefined>,
+    overrides?: Parameters<typeof createAgentService>[1],
+  ): ReturnType<TestContext["start"]>;
 }
 
-export async function createWorld(ctx: TestContext, env: Record<string, string> = {}): Promise<World> {
+/** `env` is the agent replicas'; `chat` overrides the chat instance's platform (another Redis URL...). */
+export async function createWorld(
+  ctx: TestContext,
+  env: Record<string, string> = {},
+  chat: PlatformOverrides = {},
+): Promise<World> {
   const llm = startFakeOpenAi().onChat(brainReply);
   ctx.defer(() => llm.close());
-  const chat = await startChat(ctx);
+  const chatInstance = await startChat(ctx, chat);
   const agentEnv = {
     LLM_BASE_URL: llm.url,
     AGENT_JOB_LOCK_MS: "1000",
@@ -29,11 +37,14 @@ export async function createWorld(ctx: TestContext, env: Record<string, string> 
     ...env,
   };
   return {
-    chat,
+    chat: chatInstance,
     llmUrl: llm.url,
     agentEnv,
-    startAgent: (more = {}) =>
-      ctx.start([(platform) => createAgentService(platform)], { service: "agent", env: { ...agentEnv, ...more } }),
+    startAgent: (more = {}, overrides = {}) =>
+      ctx.start([(platform) => createAgentService(platform, overrides)], {
+        service: "agent",
+        env: { ...agentEnv, ...more },
+      }),
   };
 }
 
@@ -44,8 +55,14 @@ export interface TestDevice {
   delayMs: number;
 }
 
-/** Connects the user's device with the agent tools over the store. */
-export async function connectStoreDevice(ctx: TestContext, world: World, userId: string, store: DeviceStore) {
+/** Connects a device of the user (`device-<user id>` unless named) with the agent tools over the store. */
+export async function connectStoreDevice(
+  ctx: TestContext,
+  world: World,
+  userId: string,
+  store: DeviceStore,
+  deviceId = `device-${userId}`,
+) {
   const device: TestDevice = { client: undefined as unknown as DeviceClient, events: [], delayMs: 0 };
   const tools: Record<string, ToolHandler> = {};
   for (const name of AGENT_TOOLS) {
@@ -62,7 +79,7 @@ export async function connectStoreDevice(ctx: TestContext, world: World, userId:
   }
   device.client = new DeviceClient({
     url: world.chat.wsUrl,
-    deviceId: `device-${userId}`,
+    deviceId,
     token: () => ctx.token(userId, "power"),
     tools,
     backoff: { initialMs: 50, maxMs: 400 },

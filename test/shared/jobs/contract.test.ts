@@ -172,6 +172,61 @@ for (const [name, open] of adapters) {
       expect(seen).toEqual(["busy"]);
     });
 
+    test("state says where a job is, and ensure adds only a job that is nowhere", async () => {
+      const queue = open();
+      expect(await queue.state("never")).toBe("missing");
+      expect(await queue.ensure("never", { n: 1 })).toBe(true);
+      expect(await queue.state("never")).toBe("waiting");
+      expect(await queue.ensure("never", { n: 2 })).toBe(false);
+      const { promise: started, resolve } = Promise.withResolvers<void>();
+      const { promise: release, resolve: finish } = Promise.withResolvers<void>();
+      const seen: number[] = [];
+      queue.process(
+        async (job) => {
+          seen.push(job.data.n);
+          resolve();
+          await release;
+        },
+        { concurrency: 1 },
+      );
+      await started;
+      expect(await queue.state("never")).toBe("active");
+      expect(await queue.ensure("never", { n: 3 })).toBe(false);
+      finish();
+      await eventually(
+        () => queue.state("never"),
+        (state) => state === "missing",
+      );
+      expect(seen).toEqual([1]);
+    });
+
+    test("ensure brings back a job that failed for good", async () => {
+      const queue = open();
+      const seen: number[] = [];
+      queue.process(
+        async (job) => {
+          seen.push(job.data.n);
+          if (job.data.n === 1) throw new Error("boom");
+        },
+        { concurrency: 1 },
+      );
+      await queue.add("dead", { n: 1 });
+      await eventually(
+        () => seen.length,
+        (count) => count === 3,
+      );
+      await eventually(
+        () => queue.state("dead"),
+        (state) => state === "missing",
+      );
+      expect(await queue.ensure("dead", { n: 2 })).toBe(true);
+      await eventually(
+        () => seen,
+        (all) => all.includes(2),
+      );
+      expect(seen).toEqual([1, 1, 1, 2]);
+    });
+
     test("close aborts running handlers and waits for them", async () => {
       const queue = open();
       const { promise: started, resolve } = Promise.withResolvers<void>();
