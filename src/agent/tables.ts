@@ -19,7 +19,7 @@ const created = () => timestamp("created_at", { withTimezone: true }).notNull().
 const updated = () => timestamp("updated_at", { withTimezone: true }).notNull().defaultNow();
 
 /**
- * The seed's `local_agent_configs` and `cloud_agent_configs` as one table with a `kind` column:
+ * The monolith's `local_agent_configs` and `cloud_agent_configs` as one table with a `kind` column:
  * one id space for `/configs/:id`, one per-user count for the tier limit, one CRUD path.
  */
 export const agentConfigs = agent.table(
@@ -45,7 +45,7 @@ export const agentConfigs = agent.table(
   ],
 );
 
-/** One row per run (the seed's `agent_run_logs`): status, counters and the final error. */
+/** One row per run (the monolith's `agent_run_logs`): status, counters and the final error. */
 export const agentRunLogs = agent.table(
   "agent_run_logs",
   {

@@ -1,7 +1,7 @@
 import { ServiceError } from "./errors";
 
 /**
- * The device RPC contract (DESIGN.md "Device RPC"). Any service on any instance calls a tool on a
+ * The device RPC contract (docs/architecture.md "Device RPC"). Any service on any instance calls a tool on a
  * user's device; only the chat instance holding the socket talks to it. The chat gateway provides
  * the implementation; chat's deep agent and the agent service's runner consume it.
  */

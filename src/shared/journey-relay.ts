@@ -4,7 +4,7 @@ import type { Platform } from "./platform";
 import { Tier } from "./tiers";
 
 /**
- * Setup journeys driven from the device WebSocket (seed §1.3, "o WS relay"). The chat instance
+ * Setup journeys driven from the device WebSocket (the socket path beside the HTTP routes, docs/architecture.md). The chat instance
  * holding the socket puts the device's request on this queue; any agent replica runs it with the
  * verbs of the HTTP routes and answers the device through `DevicePush`. The two services never call
  * each other over HTTP and each keeps to its own schema.

@@ -25,7 +25,7 @@ export function createKeys(prefix = "adiuva") {
 
     // Events between services
     tierChangedStream: `${p}:events:tier_changed`,
-    /** The seed's real-time channel, kept for listeners such as the chat gateway. */
+    /** The real-time channel of tier changes, for listeners such as the chat gateway. */
     tierChanged: (userId: string) => `${p}:tier_changed:${userId}`,
     tierChangedPattern: `${p}:tier_changed:*`,
 

@@ -5,7 +5,7 @@ export const Tier = z.enum(TIERS);
 export type Tier = z.infer<typeof Tier>;
 
 export interface TierLimits {
-  /** Requests per minute per user, per service (seed §2: 20/60/120/200). */
+  /** Requests per minute per user, per service (20/60/120/200, docs/architecture.md "Tiers"). */
   requestsPerMinute: number;
   /**
    * Setup-journey turns per minute per user (`journey/start`, `journey/message` and their socket

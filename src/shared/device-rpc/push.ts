@@ -1,7 +1,7 @@
 import type { DevicePush } from "../device-rpc";
 import type { Platform } from "../platform";
 
-/** A frame relayed on the seed's `stream:{user_id}` channel to the instances holding that user's devices. */
+/** A frame relayed on the `stream:{user_id}` channel to the instances holding that user's devices. */
 export interface StreamMessage {
   /** Publishing instance: it delivered to its own devices itself. */
   from: string;

@@ -5,7 +5,7 @@ import { eventLogFor } from "./for-platform";
 
 /**
  * A user's tier changed (billing is the producer). Delivered durably to auth through a Redis Stream
- * consumer group; once auth has applied it, auth announces it on the seed's `tier_changed:{user_id}`
+ * consumer group; once auth has applied it, auth announces it on the `tier_changed:{user_id}`
  * channel for real-time listeners (the chat gateway tells the user's devices to refresh).
  */
 export const TierChangedEvent = z.object({

@@ -1,7 +1,7 @@
 import type { DeviceInfo } from "../device-rpc";
 
 /**
- * Device presence as leases (DESIGN.md "Device RPC"): one entry per connection, kept alive by its
+ * Device presence as leases (docs/architecture.md "Device RPC"): one entry per connection, kept alive by its
  * instance and expiring on its own when that instance dies. Removal compares the connection id, so
  * the close of an old socket never erases a newer connection of the same device. Redis in
  * production, in-process in embedded mode; both pass `test/shared/presence.contract.test.ts`.
