@@ -3,6 +3,7 @@ import {
   type LanguageModelUsage,
   stepCountIs,
   streamText,
+  type ToolSet,
   toUIMessageStream,
   type UIMessage,
   type UIMessageChunk,
@@ -13,7 +14,14 @@ import { formatForSurface, SURFACE_FORMATS } from "./agent/formatter";
 import { backgroundBlock, systemPrompt } from "./agent/prompts";
 import { deviceToolset, targetDevice } from "./agent/toolset";
 import type { ChatEngine } from "./engine";
-import { createConversation, findConversation, recentMessages, recordUsage, saveMessage } from "./history";
+import {
+  type ConversationRow,
+  createConversation,
+  findConversation,
+  recentMessages,
+  recordUsage,
+  saveMessage,
+} from "./history";
 import type { ChatContext, Surface } from "./model";
 import { assertQuota, utcDay } from "./quota";
 import { sanitizeContext, sanitizeMessage } from "./sanitize";
@@ -66,11 +74,50 @@ const addUsage = (total: ChatUsage, step: LanguageModelUsage): void => {
 /**
  * One chat turn: checks (input, conversation ownership, daily quota) before the model is called,
  * then streams the reply as UI message chunks while the model may call the device's tools up to
- * the tier's step limit, persists both messages and the usage, and schedules memory extraction.
+ * the tier's step limit, stores both messages and the usage, and schedules memory extraction.
  */
 export async function runChat(engine: ChatEngine, input: RunChatInput): Promise<ChatResult> {
-  const startedAt = performance.now();
-  const { db, config, logger } = engine;
+  const turn = await admitTurn(engine, input);
+  const controller = new AbortController();
+  const abort = () => controller.abort(input.signal?.reason);
+  if (input.signal?.aborted) abort();
+  input.signal?.addEventListener("abort", abort, { once: true });
+  try {
+    const prompt = await preparePrompt(engine, input, turn, controller.signal);
+    input.onStart?.({ chatId: turn.chatId, messageId: turn.messageId });
+    const streamed = await streamReply(engine, input, turn, prompt, controller);
+    const finishReason = await settleOutcome(engine, input, turn, streamed, controller.signal.aborted);
+    const result = await storeReply(engine, input, turn, streamed, finishReason);
+    await accountTurn(engine, input, turn, result);
+    return result;
+  } finally {
+    input.signal?.removeEventListener("abort", abort);
+  }
+}
+
+/** What is fixed once a turn is accepted. */
+interface Turn {
+  text: string;
+  context: ChatContext | undefined;
+  /** The conversation the turn continues; undefined when the turn starts one. */
+  existing: ConversationRow | undefined;
+  limits: ReturnType<typeof limitsFor>;
+  /** The day the quota unit was taken from (a refund goes back to the same day). */
+  quotaDay: Date;
+  chatId: string;
+  userMessageId: string;
+  messageId: string;
+  userParts: Array<{ type: "text"; text: string }>;
+  startedAt: Date;
+  startedAtMs: number;
+  /** The conversation and user message, written while the reply is prepared. */
+  persisted: Promise<void>;
+}
+
+/** Validates the input and the conversation, takes the quota unit, and starts writing the user's message. */
+async function admitTurn(engine: ChatEngine, input: RunChatInput): Promise<Turn> {
+  const startedAtMs = performance.now();
+  const { db, config } = engine;
   const text = sanitizeMessage(input.text, config.maxInputChars);
   const context = sanitizeContext(input.context);
   const existing = input.chatId ? await findConversation(db, input.userId, input.chatId) : undefined;
@@ -81,80 +128,123 @@ export async function runChat(engine: ChatEngine, input: RunChatInput): Promise<
     await engine.quota.consume("chat_messages", input.userId, limits.chatMessagesPerDay, quotaDay),
     "chat message",
   );
-
   // The conversation id is ours, so the reply can start while its rows are being written.
   const chatId = existing?.id ?? crypto.randomUUID();
   const userMessageId = crypto.randomUUID();
-  const turnStartedAt = engine.now();
-  const userParts = [{ type: "text", text }];
+  const userParts = [{ type: "text" as const, text }];
   const persisted = (async () => {
     if (!existing) {
       await createConversation(db, { id: chatId, userId: input.userId, surface: input.surface, title: titleOf(text) });
     }
     await saveMessage(db, { id: userMessageId, conversationId: chatId, role: "user", parts: userParts, context });
   })();
-  persisted.catch(() => {}); // awaited below; this only keeps an early rejection from going unhandled
-  const controller = new AbortController();
-  const abort = () => controller.abort(input.signal?.reason);
-  if (input.signal?.aborted) abort();
-  input.signal?.addEventListener("abort", abort, { once: true });
+  persisted.catch(() => {}); // awaited in storeReply; this only keeps an early rejection from going unhandled
+  return {
+    text,
+    context,
+    existing,
+    limits,
+    quotaDay,
+    chatId,
+    userMessageId,
+    messageId: crypto.randomUUID(),
+    userParts,
+    startedAt: engine.now(),
+    startedAtMs,
+    persisted,
+  };
+}
+
+interface Prompt {
+  history: UIMessage[];
+  userMessage: UIMessage;
+  tools: ToolSet;
+}
+
+/** Earlier messages, recalled memories and the device's tools, gathered at once. */
+async function preparePrompt(
+  engine: ChatEngine,
+  input: RunChatInput,
+  turn: Turn,
+  signal: AbortSignal,
+): Promise<Prompt> {
+  const { config } = engine;
   const toolOptions = {
     rpc: engine.rpc,
     userId: input.userId,
     deviceId: input.deviceId,
     deadlineMs: config.toolDeadlineMs,
-    logger,
+    logger: engine.logger,
     onCall: (name: string, outcome: "ok" | "error") => engine.metrics.toolCalls.inc({ tool: name, outcome }),
   };
   const [earlier, memories, device] = await Promise.all([
-    existing && config.historyMessages > 0 ? recentMessages(db, chatId, config.historyMessages + 1) : [],
-    engine.memory.recall(input.userId, text, controller.signal),
+    turn.existing && config.historyMessages > 0
+      ? recentMessages(engine.db, turn.chatId, config.historyMessages + 1)
+      : [],
+    engine.memory.recall(input.userId, turn.text, signal),
     targetDevice(toolOptions),
   ]);
   // The history query may or may not see this turn's own message, written concurrently.
-  const others = earlier.filter((message) => message.id !== userMessageId);
-  const history = others.slice(Math.max(0, others.length - config.historyMessages));
-  const messageId = crypto.randomUUID();
-  input.onStart?.({ chatId, messageId });
-
-  const background = backgroundBlock(memories, context);
-  const userMessage: UIMessage = {
-    id: messageId,
-    role: "user",
-    parts: [...(background ? [{ type: "text" as const, text: background }] : []), { type: "text", text }],
+  const others = earlier.filter((message) => message.id !== turn.userMessageId);
+  const background = backgroundBlock(memories, turn.context);
+  return {
+    history: others.slice(Math.max(0, others.length - config.historyMessages)),
+    userMessage: {
+      id: turn.messageId,
+      role: "user",
+      parts: [...(background ? [{ type: "text" as const, text: background }] : []), { type: "text", text: turn.text }],
+    },
+    tools: deviceToolset(toolOptions, device),
   };
-  const tools = deviceToolset(toolOptions, device);
+}
+
+interface Streamed {
+  result: ReturnType<typeof streamText>;
+  final: UIMessage | undefined;
+  usage: ChatUsage;
+  failure: unknown;
+}
+
+/** Calls the model and hands every UI-message chunk to the caller, in order, until the reply ends. */
+async function streamReply(
+  engine: ChatEngine,
+  input: RunChatInput,
+  turn: Turn,
+  prompt: Prompt,
+  controller: AbortController,
+): Promise<Streamed> {
   const usage: ChatUsage = { inputTokens: 0, outputTokens: 0, totalTokens: 0 };
-  let failure: unknown;
+  const seen: { failure: unknown; final: UIMessage | undefined } = { failure: undefined, final: undefined };
   const result = streamText({
     model: engine.llm.chatModel,
     system: systemPrompt(input.surface, engine.now()),
-    messages: await convertToModelMessages([...history, userMessage], { tools, ignoreIncompleteToolCalls: true }),
-    tools,
-    stopWhen: stepCountIs(limits.maxToolSteps),
+    messages: await convertToModelMessages([...prompt.history, prompt.userMessage], {
+      tools: prompt.tools,
+      ignoreIncompleteToolCalls: true,
+    }),
+    tools: prompt.tools,
+    stopWhen: stepCountIs(turn.limits.maxToolSteps),
     maxOutputTokens: SURFACE_FORMATS[input.surface].maxOutputTokens,
     abortSignal: controller.signal,
     maxRetries: 1,
     experimental_transform: formatForSurface(input.surface),
     onStepEnd: (step) => addUsage(usage, step.usage),
     onError: ({ error }) => {
-      failure = error;
+      seen.failure = error;
     },
   });
-
-  let final: UIMessage | undefined;
   const stream = toUIMessageStream({
     stream: result.stream,
-    tools,
-    generateMessageId: () => messageId,
-    messageMetadata: ({ part }) => (part.type === "start" ? { chat_id: chatId } : undefined),
+    tools: prompt.tools,
+    generateMessageId: () => turn.messageId,
+    messageMetadata: ({ part }) => (part.type === "start" ? { chat_id: turn.chatId } : undefined),
     onError: (error) => {
-      failure ??= error;
+      seen.failure ??= error;
       return "the language model is unavailable";
     },
     redactToolErrors: false,
     onEnd: ({ responseMessage }) => {
-      final = responseMessage;
+      seen.final = responseMessage;
     },
   });
   let seq = 0;
@@ -166,7 +256,7 @@ export async function runChat(engine: ChatEngine, input: RunChatInput): Promise<
       if (done) break;
       if (firstText && chunk.type === "text-delta") {
         firstText = false;
-        engine.metrics.firstChunk.observe((performance.now() - startedAt) / 1000);
+        engine.metrics.firstChunk.observe((performance.now() - turn.startedAtMs) / 1000);
       }
       await input.onChunk(chunk, seq++);
     }
@@ -174,56 +264,94 @@ export async function runChat(engine: ChatEngine, input: RunChatInput): Promise<
     // The consumer went away (closed socket or response): stop the model as well.
     controller.abort(error);
     await reader.cancel().catch(() => {});
-  } finally {
-    input.signal?.removeEventListener("abort", abort);
   }
+  return { result, usage, ...seen };
+}
 
-  const cancelled = controller.signal.aborted;
+/** The turn's finish reason; a turn the model failed before answering gives its quota unit back. */
+async function settleOutcome(
+  engine: ChatEngine,
+  input: RunChatInput,
+  turn: Turn,
+  streamed: Streamed,
+  cancelled: boolean,
+): Promise<string> {
   const finishReason = cancelled
     ? "cancelled"
-    : failure
+    : streamed.failure
       ? "error"
-      : await result.finishReason.then(String, () => "error");
-  if (failure && !cancelled) logger.warn({ err: failure, chat_id: chatId }, "chat model call failed");
-  if (finishReason === "error" && usage.outputTokens === 0) {
+      : await streamed.result.finishReason.then(String, () => "error");
+  if (streamed.failure && !cancelled) {
+    engine.logger.warn({ err: streamed.failure, chat_id: turn.chatId }, "chat model call failed");
+  }
+  if (finishReason === "error" && streamed.usage.outputTokens === 0) {
     // The model failed before answering anything: the user got nothing to count against the day.
     await engine.quota
-      .refund("chat_messages", input.userId, quotaDay)
-      .catch((error) => logger.warn({ err: error }, "quota refund failed"));
+      .refund("chat_messages", input.userId, turn.quotaDay)
+      .catch((error) => engine.logger.warn({ err: error }, "quota refund failed"));
   }
+  return finishReason;
+}
+
+/** Stores the turn through the reply store, which holds it through a database outage. */
+async function storeReply(
+  engine: ChatEngine,
+  input: RunChatInput,
+  turn: Turn,
+  streamed: Streamed,
+  finishReason: string,
+): Promise<ChatResult> {
   // Written as the turn began; during an outage the reply store writes it with the reply.
-  await persisted.catch((error: unknown) => {
+  await turn.persisted.catch((error: unknown) => {
     if (!isDatabaseOutage(error)) throw error;
   });
-  const parts = final?.parts ?? [];
-  const reply = parts.flatMap((part) => (part.type === "text" ? [part.text] : [])).join("");
-  const status = cancelled ? "cancelled" : finishReason === "error" ? "error" : "completed";
+  const parts = streamed.final?.parts ?? [];
+  const status = finishReason === "cancelled" ? "cancelled" : finishReason === "error" ? "error" : "completed";
+  const { chatId } = turn;
   await engine.replies.store({
-    conversation: existing
+    conversation: turn.existing
       ? undefined
-      : { id: chatId, userId: input.userId, surface: input.surface, title: titleOf(text), createdAt: turnStartedAt },
-    user: { id: userMessageId, conversationId: chatId, parts: userParts, context, createdAt: turnStartedAt },
+      : {
+          id: chatId,
+          userId: input.userId,
+          surface: input.surface,
+          title: titleOf(turn.text),
+          createdAt: turn.startedAt,
+        },
+    user: {
+      id: turn.userMessageId,
+      conversationId: chatId,
+      parts: turn.userParts,
+      context: turn.context,
+      createdAt: turn.startedAt,
+    },
     assistant: {
-      id: messageId,
+      id: turn.messageId,
       conversationId: chatId,
       parts,
       status,
-      ...usageColumns(usage),
+      ...usageColumns(streamed.usage),
       createdAt: engine.now(),
     },
   });
-  await recordUsage(db, input.userId, utcDay(engine.now()), {
+  const text = parts.flatMap((part) => (part.type === "text" ? [part.text] : [])).join("");
+  return { chatId, messageId: turn.messageId, usage: streamed.usage, finishReason, text, parts };
+}
+
+/** Usage, metrics, and what the turn teaches the memory. */
+async function accountTurn(engine: ChatEngine, input: RunChatInput, turn: Turn, result: ChatResult): Promise<void> {
+  const { usage, finishReason } = result;
+  await recordUsage(engine.db, input.userId, utcDay(engine.now()), {
     messages: 1,
     inputTokens: usage.inputTokens,
     outputTokens: usage.outputTokens,
-  }).catch((error) => logger.warn({ err: error }, "usage not recorded"));
+  }).catch((error) => engine.logger.warn({ err: error }, "usage not recorded"));
   engine.metrics.tokens.inc({ kind: "input" }, usage.inputTokens);
   engine.metrics.tokens.inc({ kind: "output" }, usage.outputTokens);
   engine.metrics.turns.inc({ surface: input.surface, outcome: finishReason });
-  if (!cancelled && finishReason !== "error" && reply.length > 0) {
-    engine.memory.remember(input.userId, { user: text, assistant: reply });
+  if (finishReason !== "cancelled" && finishReason !== "error" && result.text.length > 0) {
+    engine.memory.remember(input.userId, { user: turn.text, assistant: result.text });
   }
-  return { chatId, messageId, usage, finishReason, text: reply, parts };
 }
 
 const usageColumns = (usage: ChatUsage) => ({ inputTokens: usage.inputTokens, outputTokens: usage.outputTokens });
