@@ -117,4 +117,3 @@ export const AGENT_TYPES: readonly AgentType[] = [
 const byType = new Map(AGENT_TYPES.map((each) => [each.type, each]));
 
 export const agentType = (type: string): AgentType | undefined => byType.get(type);
-export const AGENT_TYPE_NAMES = AGENT_TYPES.map((each) => each.type) as [string, ...string[]];

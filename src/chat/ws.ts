@@ -6,7 +6,7 @@ import type { ChatHandlers, DeviceSession, SendFrame, ServerFrame } from "./gate
 import { ChatCancelFrame, ChatFrame } from "./model";
 import { runChat, usageView } from "./run-chat";
 
-/** Server -> device frames this adapter emits (DESIGN.md "Device WebSocket protocol"). */
+/** Server -> device frames this adapter emits (docs/device-protocol.md). */
 export type ChatServerFrame =
   | { type: "chat_chunk"; request_id: string; chat_id: string; seq: number; chunk: UIMessageChunk }
   | {
@@ -42,8 +42,6 @@ export interface ChatFrameHandler {
    * with `ref` = request_id. Resolves when the chat has ended (chat_done or error sent).
    */
   handleChatFrame(session: ChatSession, frame: unknown): Promise<void>;
-  /** The socket closed: cancels the session's running chats. */
-  closeSession(session: ChatSession): void;
   /**
    * Shutdown: refuses new chats, lets running ones finish until `deadline` (epoch ms), then cancels
    * what is left and waits for every chat to end (its chat_done, `cancelled` if it was cut).
@@ -143,9 +141,6 @@ export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
       const task = chat(session, parsed.data);
       finished.add(task);
       await task.finally(() => finished.delete(task));
-    },
-    closeSession(session) {
-      for (const controller of running.get(session.connectionId)?.values() ?? []) controller.abort();
     },
     async stop(deadline) {
       draining = true;
