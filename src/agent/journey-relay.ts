@@ -1,7 +1,7 @@
 import { AISDKError } from "ai";
 import type { z } from "zod";
 import type { AuthUser } from "../shared/auth/verifier";
-import { type ErrorFrame, errorFrame, ServiceError, unavailable, unprocessable } from "../shared/errors";
+import { type ErrorFrame, errorFrame, issueDetails, ServiceError, unavailable, unprocessable } from "../shared/errors";
 import { type JourneyFrame, JourneyJob, type JourneyQueue } from "../shared/journey-relay";
 import type { AgentContext } from "./context";
 import { type JourneyView, journeyMessage, startJourney } from "./journey";
@@ -71,10 +71,7 @@ async function turn(ctx: AgentContext, job: JourneyJob, limit: JourneyTurnLimit)
 function parse<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
   const parsed = schema.safeParse(input);
   if (!parsed.success) {
-    throw unprocessable(
-      "invalid journey request",
-      parsed.error.issues.slice(0, 10).map((issue) => ({ path: issue.path.join("."), message: issue.message })),
-    );
+    throw unprocessable("invalid journey request", issueDetails(parsed.error.issues, [], 10));
   }
   return parsed.data;
 }

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { requireTier } from "../shared/auth/guard";
 import type { AuthUser } from "../shared/auth/verifier";
-import { notFound, unprocessable } from "../shared/errors";
+import { issueDetails, notFound, unprocessable } from "../shared/errors";
 import { type AgentType, agentType } from "./registry";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -25,9 +25,7 @@ export function parseConfig(type: AgentType, config: unknown): Record<string, un
   if (!parsed.success) {
     throw unprocessable(
       "configuration does not match the agent type's schema",
-      parsed.error.issues
-        .slice(0, 20)
-        .map((issue) => ({ path: ["config", ...issue.path].join("."), message: issue.message })),
+      issueDetails(parsed.error.issues, ["config"]),
     );
   }
   return parsed.data;

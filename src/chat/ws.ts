@@ -1,5 +1,5 @@
 import type { UIMessageChunk } from "ai";
-import { errorFrame, ServiceError } from "../shared/errors";
+import { errorFrame, issueDetails, ServiceError } from "../shared/errors";
 import type { Tier } from "../shared/tiers";
 import type { ChatEngine } from "./engine";
 import type { ChatHandlers, DeviceSession, SendFrame, ServerFrame } from "./gateway";
@@ -158,9 +158,8 @@ const restarting = () =>
   });
 
 function invalidFrame(issues: Array<{ path: PropertyKey[]; message: string }>): ServiceError {
-  const detail = issues
-    .slice(0, 5)
-    .map((issue) => `${issue.path.map(String).join(".") || "frame"}: ${issue.message}`)
+  const detail = issueDetails(issues, [], 5)
+    .map((issue) => `${issue.path || "frame"}: ${issue.message}`)
     .join("; ");
   return new ServiceError("invalid_frame", 422, `malformed chat frame (${detail})`);
 }

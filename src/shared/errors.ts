@@ -28,6 +28,17 @@ export const unprocessable = (message: string, details?: unknown) =>
   new ServiceError("validation_failed", 422, message, {}, details);
 export const tooManyRequests = (code: string, message: string, headers: Record<string, string>) =>
   new ServiceError(code, 429, message, headers);
+/** A schema's issues as the 422 `details` list: dotted paths (under `prefix`), messages, never values. */
+export function issueDetails(
+  issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>,
+  prefix: string[] = [],
+  max = 20,
+): Array<{ path: string; message: string }> {
+  return issues.slice(0, max).map((issue) => ({
+    path: [...prefix, ...issue.path.map(String)].join("."),
+    message: issue.message,
+  }));
+}
 export const unavailable = (code: string, message: string) => new ServiceError(code, 503, message);
 
 /** Seconds a client should wait before retrying while the database is unreachable. */
