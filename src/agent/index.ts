@@ -13,10 +13,13 @@ import { migrations } from "./migrations";
 import type { RunJob } from "./model";
 import { journeyTurnLimit } from "./rate-limits";
 import { createReconciler } from "./reconciler";
-import { agentRoutes } from "./routes";
+import { AGENT_PREFIX, agentRoutes } from "./routes";
 import { createRunner } from "./runner";
 
-export const AGENT_PREFIX = "/api/v1/agents";
+export { AGENT_PREFIX } from "./routes";
+
+/** The agent service's HTTP API as Eden Treaty reads it: `treaty<App>(url)`. Types only. */
+export type App = ReturnType<typeof agentRoutes>;
 export const RUN_QUEUE = "agent-runs";
 
 /** What the agent service talks to beyond the platform; tests pass their own. */
@@ -75,7 +78,7 @@ export async function createAgentService(
   return {
     name: "agent",
     prefix: AGENT_PREFIX,
-    plugin: new Elysia({ name: "agent" }).use(agentRoutes(AGENT_PREFIX, platform, ctx, overrides.limiter)),
+    plugin: new Elysia({ name: "agent" }).use(agentRoutes(platform, ctx, overrides.limiter)),
     async start() {
       await migrate(platform.db, "agent", migrations);
       await deps.start();

@@ -76,14 +76,10 @@ function parse<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
   return parsed.data;
 }
 
+/** The REST answer's view with the frame's type and request id; `message` stays for one more version. */
 const journeyFrame = (requestId: string, view: JourneyView): JourneyFrame => ({
   type: "journey",
   request_id: requestId,
-  journey_id: view.journey_id,
-  agent_type: view.type,
-  status: view.status,
+  ...view,
   message: view.reply,
-  draft: view.draft,
-  missing: view.missing,
-  ...(view.config ? { config_id: view.config.id } : {}),
 });

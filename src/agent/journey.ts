@@ -2,11 +2,12 @@ import { generateText, Output } from "ai";
 import { and, eq, ne } from "drizzle-orm";
 import { z } from "zod";
 import { conflict, notFound } from "../shared/errors";
+import type { JourneyResponse, JourneyView } from "../shared/journey-relay";
 import { canCreate } from "./can-create";
 import { type ConfigView, createConfig } from "./configs";
 import type { AgentContext, VerbArgs } from "./context";
 import { configLimitReached } from "./limits";
-import type { JourneyMessageInput, JourneyStartInput } from "./model";
+import { agentTypeOf, type JourneyMessageInput, type JourneyStartInput } from "./model";
 import type { AgentType } from "./registry";
 import { agentJourneys } from "./tables";
 import { assertId, configJsonSchema, typeFor } from "./validate";
@@ -32,16 +33,10 @@ const Turn = z.object({
 
 const MAX_MESSAGES = 40;
 
-export interface JourneyView {
-  journey_id: string;
-  type: string;
-  status: string;
-  reply: string;
-  draft: Record<string, unknown>;
-  /** Configuration fields still missing or invalid. */
-  missing: string[];
-  config?: ConfigView;
-}
+export type { JourneyView } from "../shared/journey-relay";
+
+/** The REST answer: the journey view and, for one more version, `type` (the same as `agent_type`). */
+export const journeyResponse = (view: JourneyView): JourneyResponse => ({ ...view, type: view.agent_type });
 
 function validate(type: AgentType, draft: Record<string, unknown>) {
   const parsed = type.schema.safeParse(draft);
@@ -91,18 +86,18 @@ async function converse(ctx: AgentContext, type: AgentType, draft: Record<string
 
 const view = (row: JourneyRow, type: AgentType, reply: string, config?: ConfigView): JourneyView => ({
   journey_id: row.id,
-  type: row.type,
-  status: row.status,
+  agent_type: row.type,
+  status: row.status as JourneyView["status"],
   reply,
   draft: row.draft as Record<string, unknown>,
   missing: validate(type, row.draft as Record<string, unknown>).missing,
-  ...(config ? { config } : {}),
+  ...(config ? { config_id: config.id, config } : {}),
 });
 
 /** Opens a setup conversation for `type`; refused up front when the user could not create it anyway. */
 export async function startJourney({ ctx, user, input }: VerbArgs<JourneyStartInput>): Promise<JourneyView> {
-  const type = typeFor(input.type, user);
-  const allowed = await canCreate({ ctx, user, input });
+  const type = typeFor(agentTypeOf(input), user);
+  const allowed = await canCreate({ ctx, user, input: { type: type.type } });
   if (!allowed.allowed) throw configLimitReached(allowed.limit);
   const turn = await converse(ctx, type, {}, []);
   const messages: Message[] = [{ role: "assistant", text: turn.reply }];

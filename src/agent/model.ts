@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { named } from "../shared/contract";
+import { Tier } from "../shared/tiers";
 
 const TypeName = z.string().trim().min(1).max(64);
 const ConfigBody = z.record(z.string(), z.unknown());
@@ -56,8 +58,17 @@ export const ListRunsQuery = z
   .strict();
 export type ListRunsQuery = z.infer<typeof ListRunsQuery>;
 
-export const JourneyStartInput = z.object({ type: TypeName }).strict();
+export const JourneyStartInput = z
+  .object({
+    agent_type: TypeName.optional(),
+    /** @deprecated The same as `agent_type`, accepted until API v2 (chat instances still queue it). */
+    type: TypeName.optional(),
+  })
+  .strict()
+  .refine((value) => value.agent_type !== undefined || value.type !== undefined, "agent_type is required");
 export type JourneyStartInput = z.infer<typeof JourneyStartInput>;
+/** The agent type a journey start names, under either field name. */
+export const agentTypeOf = (input: JourneyStartInput): string => input.agent_type ?? input.type ?? "";
 
 export const JourneyMessageInput = z
   .object({
@@ -87,3 +98,114 @@ export const isTerminal = (status: string) => (TERMINAL_RUN_STATUSES as string[]
 /** What the queue carries: ids only, the run row holds the rest. */
 export const RunJob = z.object({ runId: z.string(), userId: z.string() });
 export type RunJob = z.infer<typeof RunJob>;
+
+/** A configuration as `GET /configs/:id` shows it. */
+export const AgentConfig = named(
+  "AgentConfig",
+  z.object({
+    id: z.string(),
+    type: z.string(),
+    kind: z.string(),
+    name: z.string(),
+    config: z.unknown(),
+    device_id: z.string().nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  }),
+);
+
+export const AgentConfigList = named("AgentConfigList", z.object({ configs: z.array(AgentConfig) }));
+
+export const AgentCatalog = named(
+  "AgentCatalog",
+  z.object({
+    agents: z.array(
+      z.object({
+        type: z.string(),
+        name: z.string(),
+        description: z.string(),
+        kind: z.string(),
+        min_tier: Tier,
+        /** Whether the caller's tier may use it. */
+        available: z.boolean().optional(),
+        /** JSON Schema of this type's `config`. */
+        config_schema: z.unknown(),
+      }),
+    ),
+  }),
+);
+
+export const CanCreateResult = named(
+  "CanCreateResult",
+  z.object({
+    allowed: z.boolean(),
+    limit: z.number(),
+    used: z.number(),
+    reason: z.enum(["tier_insufficient", "config_limit_reached"]).optional(),
+  }),
+);
+
+export const TriggerResult = named(
+  "TriggerResult",
+  z.object({ run_id: z.string(), status: z.literal("queued"), device_id: z.string() }),
+);
+
+export const Run = named(
+  "Run",
+  z.object({
+    id: z.string(),
+    config_id: z.string().nullable(),
+    type: z.string(),
+    device_id: z.string().nullable(),
+    status: z.string(),
+    error: z.object({ code: z.string(), message: z.string() }).nullable(),
+    progress: z.object({ total: z.number(), done: z.number(), failed: z.number(), skipped: z.number() }),
+    counts: z.object({ tasks: z.number(), projects: z.number(), notes: z.number(), events: z.number() }),
+    cancel_requested: z.boolean(),
+    created_at: z.string(),
+    started_at: z.string().nullable(),
+    finished_at: z.string().nullable(),
+  }),
+);
+
+export const RunPage = named(
+  "RunPage",
+  z.object({
+    runs: z.array(Run),
+    /** Pass as `before` for the next page; null on the last. */
+    next_before: z.string().nullable(),
+  }),
+);
+
+/** One run with its log (the latest entries, oldest first). */
+export const RunDetail = named(
+  "RunDetail",
+  Run.extend({
+    log: z.array(z.object({ at: z.string(), level: z.string(), message: z.string(), item: z.string().optional() })),
+  }),
+);
+
+/** A journey turn's answer (`JourneyResponse`). */
+export const Journey = named(
+  "Journey",
+  z.object({
+    journey_id: z.string(),
+    agent_type: z.string(),
+    /** @deprecated The same as `agent_type`. */
+    type: z.string(),
+    status: z.enum(["collecting", "confirming", "completed"]),
+    reply: z.string(),
+    draft: z.record(z.string(), z.unknown()),
+    missing: z.array(z.string()),
+    config_id: z.string().optional(),
+    config: AgentConfig.optional(),
+  }),
+);
+
+// Wire names of the request models.
+named("CanCreateInput", CanCreateInput);
+named("CreateConfigInput", CreateConfigInput);
+named("UpdateConfigInput", UpdateConfigInput);
+named("TriggerInput", TriggerInput);
+named("JourneyStartInput", JourneyStartInput);
+named("JourneyMessageInput", JourneyMessageInput);

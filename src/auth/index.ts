@@ -15,9 +15,12 @@ import { loadAuthSecrets } from "./crypto";
 import { MemoryLockoutStore, RedisLockoutStore } from "./lockout";
 import { migrations } from "./migrations";
 import { PasswordHasher } from "./passwords";
-import { authRoutes } from "./routes";
+import { AUTH_PREFIX, authRoutes } from "./routes";
 
-export const AUTH_PREFIX = "/api/v1/auth";
+export { AUTH_PREFIX } from "./routes";
+
+/** The auth service's HTTP API as Eden Treaty reads it: `treaty<App>(url)`. Types only. */
+export type App = ReturnType<typeof authRoutes>;
 
 /** Builds the auth service from its dependencies; no globals. */
 export async function createAuthService(platform: Platform): Promise<ServiceModule> {
@@ -59,7 +62,7 @@ export async function createAuthService(platform: Platform): Promise<ServiceModu
   return {
     name: "auth",
     prefix: AUTH_PREFIX,
-    plugin: new Elysia().use(authRoutes(ctx, AUTH_PREFIX)),
+    plugin: new Elysia().use(authRoutes(ctx)),
     async start() {
       await migrate(platform.db, "auth", migrations);
       const started = await startTierConsumer(ctx, eventLogFor(platform));

@@ -1,12 +1,24 @@
 import { Elysia } from "elysia";
 import { authGuard } from "../shared/auth/guard";
 import { clientIp } from "../shared/client-ip";
+import { BEARER_SECURITY, JSON_BODY, NoContent, responses, SIGNED_IN } from "../shared/contract";
 import { rateLimitByTier } from "../shared/rate-limit";
 import { sanitizer } from "../shared/sanitizer";
 import { type AuthContext, refreshGate } from "./context";
 import { login } from "./login";
 import { logout } from "./logout";
-import { LoginInput, LogoutInput, RefreshInput, RegisterInput, UpdateMeInput } from "./model";
+import {
+  EncryptionKey,
+  Jwks,
+  LoginInput,
+  LogoutInput,
+  RefreshInput,
+  RegisterInput,
+  Session,
+  TokenPair,
+  UpdateMeInput,
+  User,
+} from "./model";
 import { getEncryptionKey, getMe, updateMe } from "./profile";
 import { refresh } from "./refresh";
 import { register } from "./register";
@@ -19,15 +31,23 @@ const noStore = { "cache-control": "no-store", pragma: "no-cache" };
 
 export { clientIp };
 
-export function authRoutes(ctx: AuthContext, prefix: string) {
+/** Where Traefik sends the auth service's traffic; literal, so typed clients know every path. */
+export const AUTH_PREFIX = "/api/v1/auth" as const;
+
+export function authRoutes(ctx: AuthContext) {
   const hops = ctx.env.TRUSTED_PROXY_HOPS;
-  return new Elysia({ name: "auth", prefix })
+  return new Elysia({ name: "auth", prefix: AUTH_PREFIX, tags: ["auth"] })
     .use(sanitizer({ maxBodyBytes: MAX_AUTH_BODY_BYTES }))
-    .get("/.well-known/jwks.json", ({ set }) => {
-      // Short enough that a key published for rotation reaches verifiers well before it signs.
-      set.headers["cache-control"] = "public, max-age=300";
-      return ctx.ring.jwks();
-    })
+    .get(
+      "/.well-known/jwks.json",
+      ({ set }) => {
+        // Short enough that a key published for rotation reaches verifiers well before it signs.
+        set.headers["cache-control"] = "public, max-age=300";
+        // jose types every JWK member as optional; the ring publishes RSA signing keys in full.
+        return ctx.ring.jwks() as Jwks;
+      },
+      { response: responses({ 200: Jwks }), detail: { summary: "The public keys that verify access tokens" } },
+    )
     .post(
       "/register",
       async ({ body, request, server, set }) => {
@@ -36,7 +56,11 @@ export function authRoutes(ctx: AuthContext, prefix: string) {
         Object.assign(set.headers, noStore);
         return session;
       },
-      { body: RegisterInput },
+      {
+        body: RegisterInput,
+        response: responses({ 201: Session }, ...JSON_BODY, 409, 429, 503),
+        detail: { summary: "Create an account and sign in" },
+      },
     )
     .post(
       "/login",
@@ -44,7 +68,11 @@ export function authRoutes(ctx: AuthContext, prefix: string) {
         Object.assign(set.headers, noStore);
         return login({ ctx, input: body, ip: clientIp(request, server, hops) });
       },
-      { body: LoginInput },
+      {
+        body: LoginInput,
+        response: responses({ 200: Session }, ...JSON_BODY, 401, 429, 503),
+        detail: { summary: "Sign in with e-mail and password" },
+      },
     )
     .post(
       "/refresh",
@@ -53,26 +81,49 @@ export function authRoutes(ctx: AuthContext, prefix: string) {
         await refreshGate(ctx, clientIp(request, server, hops));
         return refresh({ ctx, input: body });
       },
-      { body: RefreshInput },
+      {
+        body: RefreshInput,
+        response: responses({ 200: TokenPair }, ...JSON_BODY, 401, 429, 503),
+        detail: { summary: "Exchange a refresh token for a new token pair (the old one is spent)" },
+      },
     )
     .use(authGuard(ctx.verifier, ctx.logger))
     .use(rateLimitByTier(ctx.platform, "auth", { limiter: ctx.limiter }))
-    .get("/me", ({ user }) => getMe({ ctx, user }))
+    .guard({ detail: { security: BEARER_SECURITY } })
+    .get("/me", ({ user }) => getMe({ ctx, user }), {
+      response: responses({ 200: User }, ...SIGNED_IN, 404),
+      detail: { summary: "The signed-in user" },
+    })
     .put(
       "/me",
       ({ user, body, request, server }) => updateMe({ ctx, user, input: body, ip: clientIp(request, server, hops) }),
-      { body: UpdateMeInput },
+      {
+        body: UpdateMeInput,
+        response: responses({ 200: User }, ...SIGNED_IN, ...JSON_BODY, 403, 404),
+        detail: { summary: "Change the display name or the password (with the current one)" },
+      },
     )
-    .get("/me/encryption-key", async ({ user, set }) => {
-      Object.assign(set.headers, noStore);
-      return getEncryptionKey({ ctx, user });
-    })
+    .get(
+      "/me/encryption-key",
+      async ({ user, set }) => {
+        Object.assign(set.headers, noStore);
+        return getEncryptionKey({ ctx, user });
+      },
+      {
+        response: responses({ 200: EncryptionKey }, ...SIGNED_IN, 404),
+        detail: { summary: "The user's data encryption key" },
+      },
+    )
     .post(
       "/logout",
       async ({ user, body, set }) => {
         await logout({ ctx, user, input: body });
         set.status = 204;
       },
-      { body: LogoutInput },
+      {
+        body: LogoutInput,
+        response: responses({ 204: NoContent }, ...SIGNED_IN, ...JSON_BODY),
+        detail: { summary: "End this session, or every session with `all: true`" },
+      },
     );
 }

@@ -5,9 +5,12 @@ import { billingConfig } from "./config";
 import type { BillingContext } from "./context";
 import { migrations } from "./migrations";
 import { OutboxRelay } from "./outbox";
-import { billingRoutes } from "./routes";
+import { BILLING_PREFIX, billingRoutes } from "./routes";
 
-export const BILLING_PREFIX = "/api/v1/billing";
+export { BILLING_PREFIX } from "./routes";
+
+/** The billing service's HTTP API as Eden Treaty reads it: `treaty<App>(url)`. Types only. */
+export type App = ReturnType<typeof billingRoutes>;
 
 /** Builds the billing service from its dependencies; no globals. */
 export async function createBillingService(platform: Platform): Promise<ServiceModule> {
@@ -18,7 +21,7 @@ export async function createBillingService(platform: Platform): Promise<ServiceM
   return {
     name: "billing",
     prefix: BILLING_PREFIX,
-    plugin: billingRoutes(ctx, BILLING_PREFIX),
+    plugin: billingRoutes(ctx),
     async start() {
       await migrate(platform.db, "billing", migrations);
       if (!config.stripe || !config.webhookSecret) {

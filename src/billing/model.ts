@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { named } from "../shared/contract";
 import { Tier } from "../shared/tiers";
 import { PAID_TIERS } from "./config";
 
@@ -54,3 +55,11 @@ export const WebhookResult = z.object({
   outcome: z.enum(["processed", "duplicate", "ignored"]),
 });
 export type WebhookResult = z.infer<typeof WebhookResult>;
+
+// Wire names of the models.
+named("CheckoutInput", CheckoutInput);
+named("CheckoutResult", CheckoutResult);
+named("Subscription", SubscriptionView);
+named("PortalInput", PortalInput);
+named("PortalResult", PortalResult);
+named("WebhookResult", WebhookResult);

@@ -1,10 +1,19 @@
 import { Elysia } from "elysia";
 import { authGuard } from "../shared/auth/guard";
+import { BEARER_SECURITY, JSON_BODY, responses, SIGNED_IN } from "../shared/contract";
 import { perMinute, rateLimitByTier, routeRateLimit } from "../shared/rate-limit";
 import { sanitizer } from "../shared/sanitizer";
 import { createCheckout } from "./checkout";
 import type { BillingContext } from "./context";
-import { CancelQuery, CheckoutInput, PortalInput } from "./model";
+import {
+  CancelQuery,
+  CheckoutInput,
+  CheckoutResult,
+  PortalInput,
+  PortalResult,
+  SubscriptionView,
+  WebhookResult,
+} from "./model";
 import { createPortal } from "./portal";
 import { cancelSubscription, getSubscription } from "./subscription";
 import { handleWebhook } from "./webhook";
@@ -15,10 +24,13 @@ const MAX_BILLING_BODY_BYTES = 8192;
 /** Checkout and portal open Stripe sessions: one small budget for both, besides the service's. */
 export const SESSIONS_POLICY = "billing-sessions";
 
-export function billingRoutes(ctx: BillingContext, prefix: string) {
+/** Where Traefik sends the billing service's traffic; literal, so typed clients know every path. */
+export const BILLING_PREFIX = "/api/v1/billing" as const;
+
+export function billingRoutes(ctx: BillingContext) {
   const sessionLimit = routeRateLimit(ctx.platform, SESSIONS_POLICY, perMinute("billingSessionsPerMinute"));
   return (
-    new Elysia({ name: "billing", prefix })
+    new Elysia({ name: "billing", prefix: BILLING_PREFIX, tags: ["billing"] })
       // Public (Stripe calls it) and unparsed: the signature covers the exact bytes sent.
       .post(
         "/webhook",
@@ -30,27 +42,45 @@ export function billingRoutes(ctx: BillingContext, prefix: string) {
               signature: request.headers.get("stripe-signature"),
             },
           }),
-        { parse: "none", detail: { summary: "Stripe webhook endpoint (signed)" } },
+        {
+          parse: "none",
+          // 413 past MAX_BODY_BYTES; 503 while webhooks are not configured or the database is away.
+          response: responses({ 200: WebhookResult }, 400, 413, 503),
+          detail: {
+            summary: "Stripe webhook endpoint (signed)",
+            description: "Called by Stripe: the `Stripe-Signature` header signs the exact bytes of the event.",
+            requestBody: {
+              required: true,
+              content: { "application/json": { schema: { type: "object", description: "A Stripe event" } } },
+            },
+          },
+        },
       )
       // Guard first: a caller without a valid token learns nothing about its body.
       .use(authGuard(ctx.platform.verifier, ctx.logger))
       .use(sanitizer({ maxBodyBytes: MAX_BILLING_BODY_BYTES }))
       .use(rateLimitByTier(ctx.platform, "billing"))
+      .guard({ detail: { security: BEARER_SECURITY } })
       .post("/checkout", ({ user, body }) => createCheckout({ ctx: { ...ctx, user }, input: body }), {
         body: CheckoutInput,
         beforeHandle: sessionLimit,
+        // 409: already on that tier; 502/503: Stripe refused or is unreachable, or billing is off.
+        response: responses({ 200: CheckoutResult }, ...SIGNED_IN, ...JSON_BODY, 409, 502),
         detail: { summary: "Start buying a paid tier (or changing to it)" },
       })
       .get("/subscription", ({ user }) => getSubscription({ ctx: { ...ctx, user } }), {
+        response: responses({ 200: SubscriptionView }, ...SIGNED_IN),
         detail: { summary: "The caller's tier and subscription" },
       })
       .delete("/subscription", ({ user, query }) => cancelSubscription({ ctx: { ...ctx, user }, input: query }), {
         query: CancelQuery,
+        response: responses({ 200: SubscriptionView }, ...SIGNED_IN, 404, 422, 502),
         detail: { summary: "Cancel at the end of the paid period (or ?immediately=true)" },
       })
       .post("/portal", ({ user, body }) => createPortal({ ctx: { ...ctx, user }, input: body ?? {} }), {
         body: PortalInput.optional(),
         beforeHandle: sessionLimit,
+        response: responses({ 200: PortalResult }, ...SIGNED_IN, ...JSON_BODY, 404, 502),
         detail: { summary: "A Stripe customer-portal session" },
       })
   );

@@ -1,14 +1,14 @@
 import { notFound } from "../shared/errors";
 import { findConversation, type MessageRow, pageMessages } from "./history";
 import { type ChatCtx, conversationView } from "./list-conversations";
-import type { PageQuery } from "./model";
+import type { ChatContext, PageQuery } from "./model";
 
 const messageView = (row: MessageRow) => ({
   id: row.id,
   role: row.role,
-  parts: row.parts,
+  parts: row.parts as unknown[],
   status: row.status,
-  ...(row.context ? { context: row.context } : {}),
+  ...(row.context ? { context: row.context as ChatContext } : {}),
   ...(row.role === "assistant" ? { usage: { input_tokens: row.inputTokens, output_tokens: row.outputTokens } } : {}),
   created_at: row.createdAt.toISOString(),
 });

@@ -7,8 +7,15 @@ import { createLlm, type Llm } from "../shared/llm";
 import type { Platform } from "../shared/platform";
 import type { RateLimiter } from "../shared/rate-limit";
 import { withTimeout } from "../shared/timeout";
+import { deviceToolsRoute } from "./device-tools-route";
 import { type ChatEngine, chatMetrics } from "./engine";
-import { createDeviceGateway, type DeviceGateway, type DeviceGatewayOptions, sharedChatLimiter } from "./gateway";
+import {
+  createDeviceGateway,
+  createDeviceRouting,
+  type DeviceGateway,
+  type DeviceGatewayOptions,
+  sharedChatLimiter,
+} from "./gateway";
 import { createJourneyRelay } from "./journey-relay";
 import { MemoryService } from "./memory/memory";
 import { PgMemoryStore } from "./memory/pg-store";
@@ -21,6 +28,9 @@ import { CHAT_PREFIX, chatRoutes } from "./routes";
 import { type ChatFrameHandler, createChatFrameHandler, gatewayChatHandlers } from "./ws";
 
 export { CHAT_PREFIX } from "./routes";
+
+/** The chat service's HTTP API as Eden Treaty reads it: `treaty<App>(url)`. Types only. */
+export type App = ReturnType<typeof chatRoutes>;
 
 export interface ChatServiceOptions {
   gateway?: DeviceGatewayOptions;
@@ -63,16 +73,15 @@ export async function createChatService(
   options: ChatServiceOptions = {},
 ): Promise<ChatServiceModule> {
   const { env, logger } = platform;
-  const gateway = createDeviceGateway(platform, {
-    ...options.gateway,
-    rateLimiter: options.gateway?.rateLimiter ?? sharedChatLimiter(platform, options.limiter),
-  });
+  // Construction order: the device routing, then what calls devices through it (the chat engine,
+  // the journey relay), then the socket whose frames they handle.
+  const routing = createDeviceRouting(platform);
   const llm = options.llm ?? createLlm(env, logger);
   const memory = createMemory(platform, llm, options.memoryStore);
   const engine: ChatEngine = {
     db: platform.db,
     llm,
-    rpc: options.rpc ?? gateway.rpc,
+    rpc: options.rpc ?? routing.rpc,
     memory,
     quota: quotaCounterFor(platform),
     replies: new ReplyStore(platform.db, logger, platform.metrics),
@@ -86,21 +95,29 @@ export async function createChatService(
     now: () => new Date(),
   };
   const frames = createChatFrameHandler(engine);
-  if (!options.gateway?.chat) gateway.useChat(gatewayChatHandlers(frames));
   const journeyQueue = options.journeyQueue ?? openJourneyQueue(platform);
   const journeys = createJourneyRelay({
     queue: journeyQueue,
-    push: gateway.push,
+    push: routing.push,
     timeoutMs: env.JOURNEY_QUEUE_TIMEOUT_MS,
     logger,
     metrics: platform.metrics,
   });
-  if (!options.gateway?.journeys) gateway.useJourneys(journeys);
+  const gateway = createDeviceGateway(platform, {
+    ...options.gateway,
+    routing,
+    chat: options.gateway?.chat ?? gatewayChatHandlers(frames),
+    journeys: options.gateway?.journeys ?? journeys,
+    rateLimiter: options.gateway?.rateLimiter ?? sharedChatLimiter(platform, options.limiter),
+  });
   return {
     name: "chat",
     prefix: CHAT_PREFIX,
-    // The device socket lives at /api/v1/ws/device, outside the chat prefix.
-    plugin: new Elysia({ name: "chat-service" }).use(gateway.plugin).use(chatRoutes(platform, engine, options.limiter)),
+    // The device socket and its tool contract live at /api/v1/ws/device, outside the chat prefix.
+    plugin: new Elysia({ name: "chat-service" })
+      .use(gateway.plugin)
+      .use(deviceToolsRoute())
+      .use(chatRoutes(platform, engine, options.limiter)),
     gateway,
     engine,
     frames,

@@ -1,36 +1,25 @@
 import { z } from "zod";
+import { ChatUsage, ChatContext as ProtocolChatContext, Surface } from "../protocol";
+import { named } from "../shared/contract";
 
-export const Surface = z.enum(["home", "floating"]);
-export type Surface = z.infer<typeof Surface>;
+export { Surface } from "../protocol";
 
-const short = (max: number) => z.string().max(max);
-
-/**
- * `ws_context`: what the user is looking at when they open the floating chat, sent by the device.
- * Every field is bounded; the whole object is data for the model, never instructions.
- */
-export const ChatContext = z
-  .object({
-    app: short(200),
-    window_title: short(500),
-    url: short(2000),
-    selection: short(4000),
-    /** The entity on screen, e.g. a task or note the user is editing. */
-    item: z.object({ type: short(50), id: short(200), title: short(500).optional() }),
-  })
-  .partial()
-  .strict();
+/** `ws_context`, defined with the device protocol (the socket's `chat` frame carries it too). */
+export const ChatContext = named("ChatContext", ProtocolChatContext);
 export type ChatContext = z.infer<typeof ChatContext>;
 
 /** `text` length is checked by the sanitizer against CHAT_MAX_INPUT_CHARS; this cap stops abuse early. */
-export const ChatRequest = z
-  .object({
-    text: z.string().min(1).max(100_000),
-    chat_id: z.uuid().optional(),
-    surface: Surface.default("home"),
-    context: ChatContext.optional(),
-  })
-  .strict();
+export const ChatRequest = named(
+  "ChatRequest",
+  z
+    .object({
+      text: z.string().min(1).max(100_000),
+      chat_id: z.uuid().optional(),
+      surface: Surface.default("home"),
+      context: ChatContext.optional(),
+    })
+    .strict(),
+);
 export type ChatRequest = z.infer<typeof ChatRequest>;
 
 export const ConversationParams = z.object({ id: z.uuid() });
@@ -45,19 +34,83 @@ export const PageQuery = z.object({
 });
 export type PageQuery = z.infer<typeof PageQuery>;
 
-/** Device -> server `chat` frame. */
-export const ChatFrame = z.object({
-  type: z.literal("chat"),
-  request_id: z.string().min(1).max(128),
-  chat_id: z.uuid().optional(),
-  surface: Surface.default("home"),
-  text: z.string().min(1).max(100_000),
-  context: ChatContext.optional(),
-});
-export type ChatFrame = z.infer<typeof ChatFrame>;
+/** Token usage of a turn: the same in the JSON reply, the SSE stream's end and `chat_done`. */
+const Usage = named("Usage", ChatUsage);
 
-export const ChatCancelFrame = z.object({
-  type: z.literal("chat_cancel"),
-  request_id: z.string().min(1).max(128),
-});
-export type ChatCancelFrame = z.infer<typeof ChatCancelFrame>;
+/** `POST /chat` with `Accept: application/json`: the whole reply at once. */
+export const ChatReply = named(
+  "ChatReply",
+  z.object({
+    chat_id: z.string(),
+    message_id: z.string(),
+    text: z.string(),
+    /** AI SDK UI message parts (text, tool calls with their input and output or error). */
+    parts: z.array(z.unknown()),
+    finish_reason: z.string(),
+    usage: Usage,
+  }),
+);
+export type ChatReply = z.infer<typeof ChatReply>;
+
+export const Conversation = named(
+  "Conversation",
+  z.object({
+    id: z.string(),
+    title: z.string(),
+    surface: z.string(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  }),
+);
+export type Conversation = z.infer<typeof Conversation>;
+
+export const ConversationPage = named(
+  "ConversationPage",
+  z.object({ items: z.array(Conversation), next_cursor: z.string().nullable() }),
+);
+
+export const Message = named(
+  "Message",
+  z.object({
+    id: z.string(),
+    role: z.string(),
+    parts: z.array(z.unknown()),
+    status: z.string(),
+    /** The screen context sent with a floating-chat message. */
+    context: ChatContext.optional(),
+    /** Assistant messages only. */
+    usage: z.object({ input_tokens: z.number().nullable(), output_tokens: z.number().nullable() }).optional(),
+    created_at: z.string(),
+  }),
+);
+export type Message = z.infer<typeof Message>;
+
+/** One conversation with a page of its messages. */
+export const ConversationDetail = named(
+  "ConversationDetail",
+  Conversation.extend({ messages: z.array(Message), next_cursor: z.string().nullable() }),
+);
+
+export const Memory = named("Memory", z.object({ id: z.string(), text: z.string(), created_at: z.string() }));
+
+export const MemoryPage = named("MemoryPage", z.object({ items: z.array(Memory), next_cursor: z.string().nullable() }));
+
+export const Deleted = named("Deleted", z.object({ deleted: z.number() }));
+
+/** `GET /api/v1/ws/device/tools.json`: the tools a device may be asked to run, as JSON Schema. */
+export const DeviceTools = named(
+  "DeviceTools",
+  z.object({
+    protocol: z.number(),
+    tools: z.array(
+      z.object({
+        name: z.string(),
+        description: z.string(),
+        callers: z.array(z.string()),
+        idempotency_key: z.boolean(),
+        args: z.record(z.string(), z.unknown()),
+        result: z.record(z.string(), z.unknown()),
+      }),
+    ),
+  }),
+);

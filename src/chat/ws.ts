@@ -1,23 +1,13 @@
-import type { UIMessageChunk } from "ai";
-import { errorFrame, issueDetails, ServiceError } from "../shared/errors";
+import type { ChatCancelFrame, ChatFrame, ServerFrame } from "../protocol";
+import { FrameError } from "../protocol";
+import { errorFrame, ServiceError } from "../shared/errors";
 import type { Tier } from "../shared/tiers";
 import type { ChatEngine } from "./engine";
-import type { ChatHandlers, DeviceSession, SendFrame, ServerFrame } from "./gateway";
-import { ChatCancelFrame, ChatFrame } from "./model";
+import type { ChatHandlers, DeviceSession, SendFrame } from "./gateway";
 import { runChat, usageView } from "./run-chat";
 
-/** Server -> device frames this adapter emits (docs/device-protocol.md). */
-export type ChatServerFrame =
-  | { type: "chat_chunk"; request_id: string; chat_id: string; seq: number; chunk: UIMessageChunk }
-  | {
-      type: "chat_done";
-      request_id: string;
-      chat_id: string;
-      message_id: string;
-      finish_reason: string;
-      usage: { input_tokens: number; output_tokens: number; total_tokens: number };
-    }
-  | { type: "error"; code: string; message: string; ref?: string; retry_after_ms?: number };
+/** What the chat adapter sends: the chunks, the end of a turn, or an error answering it. */
+export type ChatServerFrame = Extract<ServerFrame, { type: "chat_chunk" | "chat_done" | "error" }>;
 
 /** What the gateway knows about one authenticated device connection. */
 export interface ChatSession {
@@ -38,10 +28,12 @@ export interface ChatSession {
 
 export interface ChatFrameHandler {
   /**
-   * Handles a parsed `chat` or `chat_cancel` frame. Never throws: problems become `error` frames
-   * with `ref` = request_id. Resolves when the chat has ended (chat_done or error sent).
+   * Runs a `chat` frame the gateway has parsed (docs/device-protocol.md). Never throws: problems
+   * become `error` frames with `ref` = request_id. Resolves when the chat has ended.
    */
-  handleChatFrame(session: ChatSession, frame: unknown): Promise<void>;
+  chat(session: ChatSession, frame: ChatFrame): Promise<void>;
+  /** Stops the connection's chat with that request id, if it is still running. */
+  cancel(session: ChatSession, frame: ChatCancelFrame): void;
   /**
    * Shutdown: refuses new chats, lets running ones finish until `deadline` (epoch ms), then cancels
    * what is left and waits for every chat to end (its chat_done, `cancelled` if it was cut).
@@ -74,12 +66,16 @@ export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
     if (mine.has(frame.request_id)) {
       return sendError(
         session,
-        new ServiceError("duplicate_request", 409, "request_id already in use"),
+        new ServiceError(FrameError.duplicateRequest, 409, "request_id already in use"),
         frame.request_id,
       );
     }
     if (mine.size >= MAX_CONCURRENT_PER_SESSION) {
-      return sendError(session, new ServiceError("too_many_chats", 429, "too many chats at once"), frame.request_id);
+      return sendError(
+        session,
+        new ServiceError(FrameError.tooManyChats, 429, "too many chats at once"),
+        frame.request_id,
+      );
     }
     const controller = new AbortController();
     const closed = () => controller.abort();
@@ -125,22 +121,14 @@ export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
   };
 
   return {
-    async handleChatFrame(session, raw) {
-      const type = (raw as { type?: unknown } | null)?.type;
-      const rawRef = (raw as { request_id?: unknown } | null)?.request_id;
-      const ref = typeof rawRef === "string" && rawRef.length <= 128 ? rawRef : undefined;
-      if (type === "chat_cancel") {
-        const parsed = ChatCancelFrame.safeParse(raw);
-        if (!parsed.success) return sendError(session, invalidFrame(parsed.error.issues), ref);
-        running.get(session.connectionId)?.get(parsed.data.request_id)?.abort();
-        return;
-      }
-      if (draining) return sendError(session, restarting(), ref);
-      const parsed = ChatFrame.safeParse(raw);
-      if (!parsed.success) return sendError(session, invalidFrame(parsed.error.issues), ref);
-      const task = chat(session, parsed.data);
+    async chat(session, frame) {
+      if (draining) return sendError(session, restarting(), frame.request_id);
+      const task = chat(session, frame);
       finished.add(task);
       await task.finally(() => finished.delete(task));
+    },
+    cancel(session, frame) {
+      running.get(session.connectionId)?.get(frame.request_id)?.abort();
     },
     async stop(deadline) {
       draining = true;
@@ -153,20 +141,13 @@ export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
 
 /** A chat frame arriving after shutdown began: the device resends it once reconnected elsewhere. */
 const restarting = () =>
-  new ServiceError("server_restarting", 503, "this server is restarting; resend after reconnecting", {
+  new ServiceError(FrameError.serverRestarting, 503, "this server is restarting; resend after reconnecting", {
     "retry-after": "1",
   });
 
-function invalidFrame(issues: Array<{ path: PropertyKey[]; message: string }>): ServiceError {
-  const detail = issueDetails(issues, [], 5)
-    .map((issue) => `${issue.path || "frame"}: ${issue.message}`)
-    .join("; ");
-  return new ServiceError("invalid_frame", 422, `malformed chat frame (${detail})`);
-}
-
 /**
- * Plugs the frame handler into the device gateway's chat seam. The gateway has already checked
- * the frame's shape and the per-minute rate limit; the handler validates the chat fields itself.
+ * Plugs the frame handler into the device gateway's chat seam. The gateway has already parsed the
+ * frame against the protocol's schema and checked the per-minute rate limit.
  */
 export function gatewayChatHandlers(frames: ChatFrameHandler): ChatHandlers {
   const toSession = (device: DeviceSession, send: SendFrame): ChatSession => ({
@@ -178,12 +159,11 @@ export function gatewayChatHandlers(frames: ChatFrameHandler): ChatHandlers {
     deviceId: device.deviceId,
     signal: device.signal,
     send(frame) {
-      // chat_done carries finish_reason beyond the gateway's frame type; extra fields are allowed.
-      if (!send(frame as ServerFrame)) throw new Error("device socket closed or too slow");
+      if (!send(frame)) throw new Error("device socket closed or too slow");
     },
   });
   return {
-    onChat: (device, frame, send) => frames.handleChatFrame(toSession(device, send), frame),
-    onChatCancel: (device, frame, send) => frames.handleChatFrame(toSession(device, send), frame),
+    onChat: (device, frame, send) => frames.chat(toSession(device, send), frame),
+    onChatCancel: (device, frame, send) => frames.cancel(toSession(device, send), frame),
   };
 }

@@ -1,8 +1,13 @@
-import type { ServerFrame } from "../chat/gateway/model";
-import { ChatStream, requestError } from "./chat-stream";
+import { type ChatChunk, type ChatDone, ChatStream, connectionClosed, notConnected, requestError } from "./chat-stream";
+import {
+  CloseCode,
+  CONNECTION_FAILED,
+  DEVICE_PROTOCOL,
+  type ErrorFrame,
+  type JourneyFrame,
+  type ServerFrame,
+} from "./protocol";
 
-/** Protocol spoken by this SDK (the server's `PROTOCOL_VERSION`). */
-export const DEVICE_PROTOCOL = 1;
 /**
  * Reconnecting would not help: the session ended (the user must sign in again; the app calls
  * `connect()` after), another connection with this device id replaced this one (two clients with
@@ -10,13 +15,35 @@ export const DEVICE_PROTOCOL = 1;
  * connected as the plan allows (the app says so and calls `connect()` when the user asks), a
  * `hello` the server refuses (out of bounds), or an unsupported protocol.
  */
-const FINAL_CLOSE_CODES = new Set([4400, 4403, 4409, 4426, 4429]);
+const FINAL_CLOSE_CODES = new Set<number>([
+  CloseCode.invalidHello,
+  CloseCode.sessionEnded,
+  CloseCode.replaced,
+  CloseCode.unsupportedProtocol,
+  CloseCode.tooManyDevices,
+]);
 
 export type Welcome = Extract<ServerFrame, { type: "welcome" }>;
-export type ChatChunk = Extract<ServerFrame, { type: "chat_chunk" }>;
-export type ChatDone = Extract<ServerFrame, { type: "chat_done" }>;
-export type ErrorFrame = Extract<ServerFrame, { type: "error" }>;
-export type JourneyFrame = Extract<ServerFrame, { type: "journey" }>;
+export type AgentEvent = Extract<ServerFrame, { type: "agent_event" }>;
+
+/**
+ * What the SDK needs of a WebSocket: the WHATWG one (browsers, Bun, Node 22+) and the `ws`
+ * package's class both fit. Handlers take `never` so either's event types are accepted.
+ */
+export interface WebSocketLike {
+  readonly readyState: number;
+  onopen: ((event: never) => void) | null;
+  onmessage: ((event: never) => void) | null;
+  onclose: ((event: never) => void) | null;
+  onerror: ((event: never) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+const OPEN = 1;
+/** How long an `error` may go without its `close` before the attempt counts as failed anyway. */
+const ERROR_CLOSE_GRACE_MS = 250;
 
 export interface ToolContext {
   id: string;
@@ -55,14 +82,22 @@ export interface DeviceClientOptions {
   backoff?: { initialMs?: number; maxMs?: number };
   /** Renew the token on the open socket this long before it expires (default: 60 s, at most a third of its life). */
   renewBeforeMs?: number;
-  WebSocket?: typeof WebSocket;
+  /** One connection attempt (socket, `hello`, `welcome`) fails after this long (default 10 s). */
+  connectTimeoutMs?: number;
+  /**
+   * The WebSocket class: the global one by default; Node 20 has none, so pass the `ws` package's
+   * (`import WebSocket from "ws"`).
+   */
+  WebSocket?: WebSocketConstructor;
+  /** Errors thrown by the app's own listeners and handlers' results that cannot be sent (default: console.error). */
+  onError?: (error: unknown) => void;
 }
 
 export interface DeviceClientEvents {
   welcome: Welcome;
   chat_chunk: ChatChunk;
   chat_done: ChatDone;
-  agent_event: Extract<ServerFrame, { type: "agent_event" }>;
+  agent_event: AgentEvent;
   journey: JourneyFrame;
   session: Extract<ServerFrame, { type: "session" }>;
   error: ErrorFrame;
@@ -71,13 +106,14 @@ export interface DeviceClientEvents {
 
 type Listener<T> = (event: T) => void;
 
-/** A connection closed before `welcome`. */
+/** `connect()` failed: the first connection closed before `welcome` (1006: it never got that far). */
 export class DeviceConnectError extends Error {
   constructor(
     readonly code: number,
     readonly reason: string,
   ) {
     super(`device connection closed (${code}${reason ? `: ${reason}` : ""})`);
+    this.name = "DeviceConnectError";
   }
 }
 
@@ -89,34 +125,43 @@ export class DeviceConnectError extends Error {
 export class DeviceClient {
   status: "idle" | "connecting" | "open" | "closed" = "idle";
   connectionId?: string;
-  private socket?: WebSocket;
+  private socket?: WebSocketLike;
+  /** Ends the current attempt or connection once, whichever of close, error or timeout comes first. */
+  private settleSocket?: (code: number, reason: string) => void;
   private attempt = 0;
   private stopped = false;
   private everConnected = false;
+  private welcome?: Welcome;
+  private readonly Impl: WebSocketConstructor;
   private readonly listeners = new Map<string, Set<Listener<never>>>();
   private readonly running = new Map<string, ToolRun>();
   private timers: { heartbeat?: ReturnType<typeof setInterval>; renew?: ReturnType<typeof setTimeout> } = {};
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private lastHeard = 0;
 
-  constructor(private readonly options: DeviceClientOptions) {}
+  constructor(private readonly options: DeviceClientOptions) {
+    const Impl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!Impl) throw new TypeError("no global WebSocket here: pass one as the WebSocket option (the `ws` package)");
+    this.Impl = Impl;
+  }
 
   /** Resolves with the first `welcome`; rejects if that first connection closes before it. */
   connect(): Promise<Welcome> {
     this.stopped = false;
+    if (this.status === "open" && this.welcome) return Promise.resolve(this.welcome);
     return new Promise((resolve, reject) => {
       const offWelcome = this.on("welcome", (welcome) => {
         offWelcome();
         offClose();
         resolve(welcome);
       });
-      const offClose = this.on("close", ({ code, reason }) => {
-        if (this.everConnected) return;
+      const offClose = this.on("close", ({ code, reason, willReconnect }) => {
+        if (willReconnect) return;
         offWelcome();
         offClose();
         reject(new DeviceConnectError(code, reason));
       });
-      void this.open();
+      if (this.status !== "connecting") void this.open();
     });
   }
 
@@ -127,7 +172,11 @@ export class DeviceClient {
     return () => set.delete(listener as Listener<never>);
   }
 
-  /** Starts a chat turn; chunks and the final frame arrive on the returned stream. */
+  /**
+   * Starts a chat turn; chunks and the final frame arrive on the returned stream. Its `done` rejects
+   * at once with `not_connected` when the socket is not open, and with `connection_closed` if it
+   * closes before the turn ends.
+   */
   chat(input: {
     text: string;
     surface?: "home" | "floating";
@@ -136,9 +185,9 @@ export class DeviceClient {
     /** What the user is looking at (floating chat): app, window_title, url, selection, item. */
     context?: Record<string, unknown>;
   }): ChatStream {
-    const requestId = input.requestId ?? crypto.randomUUID();
+    const requestId = input.requestId ?? randomId();
     const stream = new ChatStream(requestId, this);
-    this.send({
+    const sent = this.send({
       type: "chat",
       request_id: requestId,
       chat_id: input.chatId,
@@ -146,17 +195,20 @@ export class DeviceClient {
       text: input.text,
       context: input.context,
     });
+    if (!sent) stream.fail(notConnected());
     return stream;
   }
 
-  cancelChat(requestId: string): void {
-    this.send({ type: "chat_cancel", request_id: requestId });
+  /** Stops a chat turn; false when not connected (the turn, if any, ended with the socket). */
+  cancelChat(requestId: string): boolean {
+    return this.send({ type: "chat_cancel", request_id: requestId });
   }
 
   /**
    * Starts a setup journey for an agent type of the catalog. Resolves with the `journey` frame (the
-   * assistant's first question and the empty draft); rejects like a chat, with the `error` frame's
-   * `code` (e.g. `tier_insufficient`, `config_limit_reached`, `rate_limited`, `agent_unavailable`).
+   * assistant's first question and the empty draft); rejects with a DeviceRequestError: the `error`
+   * frame's `code` (e.g. `tier_insufficient`, `config_limit_reached`, `rate_limited`,
+   * `agent_unavailable`), or `not_connected` / `connection_closed`.
    */
   startJourney(agentType: string, options: { requestId?: string } = {}): Promise<JourneyFrame> {
     return this.journeyRequest({ type: "journey_start", agent_type: agentType }, options.requestId);
@@ -176,25 +228,38 @@ export class DeviceClient {
 
   /**
    * Sends a fresh token on the open socket; done on its own before expiry, and when the server
-   * sends `session {action: "refresh"}` (then with `stale: true`).
+   * sends `session {action: "refresh"}` (then with `stale: true`). Rejects with `not_connected`
+   * when the socket is not open (the next connection's `hello` carries a fresh token anyway).
    */
   async renewToken(request = { stale: false }): Promise<void> {
+    if (this.status !== "open") throw notConnected();
     const token = await this.options.token(request);
-    this.send({ type: "token", token });
+    if (!this.send({ type: "token", token })) throw notConnected();
     this.scheduleRenewal(token);
   }
 
-  /** Sends a raw frame; false when not connected. */
+  /** Sends a raw frame on the welcomed socket; false when not connected. */
   send(frame: { type: string } & Record<string, unknown>): boolean {
-    if (this.socket?.readyState !== WebSocket.OPEN) return false;
-    this.socket.send(JSON.stringify(frame));
-    return true;
+    const socket = this.socket;
+    if (this.status !== "open" || socket?.readyState !== OPEN) return false;
+    try {
+      socket.send(JSON.stringify(frame));
+      return true;
+    } catch (error) {
+      // A socket closing under us (its close event follows), or a frame that is not JSON.
+      this.report(error);
+      return false;
+    }
   }
 
+  /** Closes the socket for good: pending requests reject with `connection_closed`, no reconnect. */
   close(): void {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
-    this.socket?.close(1000, "closed by the device");
+    const socket = this.socket;
+    if (socket) closeQuietly(socket, 1000, "closed by the device");
+    if (this.settleSocket) this.settleSocket(1000, "closed by the device");
+    else if (this.status === "connecting") this.ended(1000, "closed by the device");
     this.cleanup();
     this.status = "closed";
   }
@@ -202,7 +267,7 @@ export class DeviceClient {
   /** One journey frame and its answer, matched by request id; the socket closing first rejects. */
   private journeyRequest(
     frame: { type: string } & Record<string, unknown>,
-    requestId: string = crypto.randomUUID(),
+    requestId: string = randomId(),
   ): Promise<JourneyFrame> {
     return new Promise((resolve, reject) => {
       const offs = [
@@ -218,7 +283,7 @@ export class DeviceClient {
         }),
         this.on("close", () => {
           finish();
-          reject(new Error("the connection closed before the journey answered"));
+          reject(connectionClosed());
         }),
       ];
       const finish = () => {
@@ -226,40 +291,68 @@ export class DeviceClient {
       };
       if (!this.send({ ...frame, request_id: requestId })) {
         finish();
-        reject(new Error("the device is not connected"));
+        reject(notConnected());
       }
     });
   }
 
+  /** One connection attempt; every way it can end goes through `settle` once. */
   private async open(): Promise<void> {
     if (this.stopped) return;
     this.status = "connecting";
     let token: string;
+    let url: string;
     try {
       token = await this.options.token({ stale: false });
-    } catch {
-      this.scheduleReconnect();
+      url = typeof this.options.url === "function" ? this.options.url() : this.options.url;
+    } catch (error) {
+      if (!this.stopped) this.ended(CONNECTION_FAILED, `no token or url: ${(error as Error)?.message ?? error}`);
       return;
     }
     if (this.stopped) return;
-    const url = typeof this.options.url === "function" ? this.options.url() : this.options.url;
-    const Impl = this.options.WebSocket ?? WebSocket;
-    const socket = new Impl(url);
+    let socket: WebSocketLike;
+    try {
+      socket = new this.Impl(url);
+    } catch (error) {
+      this.ended(CONNECTION_FAILED, `cannot open ${url}: ${(error as Error)?.message ?? error}`);
+      return;
+    }
     this.socket = socket;
+    let settled = false;
+    let errorGrace: ReturnType<typeof setTimeout> | undefined;
+    const attemptTimer = setTimeout(() => {
+      closeQuietly(socket, 4000, "connect timeout");
+      settle(CONNECTION_FAILED, "connect timeout");
+    }, this.options.connectTimeoutMs ?? 10_000);
+    const settle = (code: number, reason: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(attemptTimer);
+      clearTimeout(errorGrace);
+      if (this.socket !== socket) return;
+      this.socket = undefined;
+      this.settleSocket = undefined;
+      this.ended(code, reason);
+    };
+    this.settleSocket = settle;
     socket.onopen = () => {
-      socket.send(
-        JSON.stringify({
-          type: "hello",
-          token,
-          device_id: this.options.deviceId,
-          device_name: this.options.deviceName,
-          tools: Object.keys(this.options.tools ?? {}),
-          protocol: DEVICE_PROTOCOL,
-        }),
-      );
+      try {
+        socket.send(
+          JSON.stringify({
+            type: "hello",
+            token,
+            device_id: this.options.deviceId,
+            device_name: this.options.deviceName,
+            tools: Object.keys(this.options.tools ?? {}),
+            protocol: DEVICE_PROTOCOL,
+          }),
+        );
+      } catch {
+        return; // closing already; its close or error settles the attempt
+      }
       this.scheduleRenewal(token);
     };
-    socket.onmessage = (event) => {
+    socket.onmessage = (event: { data: unknown }) => {
       if (this.socket !== socket) return;
       this.lastHeard = Date.now();
       if (typeof event.data !== "string") return;
@@ -269,19 +362,28 @@ export class DeviceClient {
       } catch {
         return;
       }
+      if (frame.type === "welcome") clearTimeout(attemptTimer);
       this.handle(frame);
     };
-    socket.onclose = (event) => {
-      if (this.socket !== socket) return;
-      this.cleanup();
-      const willReconnect = !this.stopped && this.everConnected && !FINAL_CLOSE_CODES.has(event.code);
-      this.status = willReconnect ? "connecting" : "closed";
-      this.emit("close", { code: event.code, reason: event.reason, willReconnect });
-      if (willReconnect) this.scheduleReconnect();
-    };
+    socket.onclose = (event: { code: number; reason: string }) => settle(event.code, event.reason);
     socket.onerror = () => {
-      // onclose follows and decides
+      // Usually `close` follows with the real code; some runtimes (Node's built-in WebSocket on a
+      // refused connect) never send it, and the attempt must not hang.
+      if (settled || errorGrace) return;
+      errorGrace = setTimeout(() => {
+        closeQuietly(socket, 4000, "connection failed");
+        settle(CONNECTION_FAILED, "connection failed");
+      }, ERROR_CLOSE_GRACE_MS);
     };
+  }
+
+  /** The attempt or the connection ended: reconnect unless closed, never welcomed, or final. */
+  private ended(code: number, reason: string): void {
+    this.cleanup();
+    const willReconnect = !this.stopped && this.everConnected && !FINAL_CLOSE_CODES.has(code);
+    this.status = willReconnect ? "connecting" : "closed";
+    this.emit("close", { code, reason, willReconnect });
+    if (willReconnect) this.scheduleReconnect();
   }
 
   private handle(frame: ServerFrame): void {
@@ -289,6 +391,7 @@ export class DeviceClient {
       case "welcome":
         this.status = "open";
         this.connectionId = frame.connection_id;
+        this.welcome = frame;
         this.attempt = 0;
         this.everConnected = true;
         this.startHeartbeat(frame.heartbeat_s);
@@ -339,10 +442,13 @@ export class DeviceClient {
     };
     let frame: { type: "tool_result" } & Record<string, unknown>;
     try {
-      frame = { type: "tool_result", id: call.id, ok: true, result: (await handler(call.args, context)) ?? null };
+      const result = (await handler(call.args, context)) ?? null;
+      JSON.stringify(result); // a result that cannot be sent fails the call instead of vanishing
+      frame = { type: "tool_result", id: call.id, ok: true, result };
     } catch (error) {
       const code = error instanceof ToolFailure ? error.code : "tool_failed";
-      frame = { type: "tool_result", id: call.id, ok: false, error: { code, message: (error as Error).message } };
+      const message = error instanceof Error ? error.message : String(error);
+      frame = { type: "tool_result", id: call.id, ok: false, error: { code, message } };
     }
     this.running.delete(call.id);
     // A cancelled call, or one from a socket that has since dropped, has nobody waiting.
@@ -354,7 +460,9 @@ export class DeviceClient {
     this.lastHeard = Date.now();
     this.timers.heartbeat = setInterval(() => {
       if (Date.now() - this.lastHeard > heartbeatS * 3000) {
-        this.socket?.close(4000, "server silent");
+        const socket = this.socket;
+        if (socket) closeQuietly(socket, 4000, "server silent");
+        this.settleSocket?.(4000, "server silent");
         return;
       }
       this.send({ type: "ping" });
@@ -379,6 +487,7 @@ export class DeviceClient {
     this.attempt += 1;
     // Jitter spreads a fleet of devices reconnecting after the same outage.
     const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => void this.open(), delay);
   }
 
@@ -391,8 +500,42 @@ export class DeviceClient {
   }
 
   private emit(type: string, event: unknown): void {
-    for (const listener of this.listeners.get(type) ?? []) (listener as Listener<unknown>)(event);
+    for (const listener of this.listeners.get(type) ?? []) {
+      // One listener's bug must not leave the connection half-handled.
+      try {
+        (listener as Listener<unknown>)(event);
+      } catch (error) {
+        this.report(error);
+      }
+    }
   }
+
+  private report(error: unknown): void {
+    try {
+      (this.options.onError ?? console.error)(error);
+    } catch {
+      // nowhere left to report it
+    }
+  }
+}
+
+function closeQuietly(socket: WebSocketLike, code: number, reason: string): void {
+  try {
+    socket.close(code, reason);
+  } catch {
+    // already closing, or a runtime refusing the code while connecting
+  }
+}
+
+/** A UUID; `crypto.randomUUID` exists only in secure contexts of browsers. */
+function randomId(): string {
+  const crypto = globalThis.crypto;
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6]! & 0x0f) | 0x40;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 /**

@@ -1,6 +1,7 @@
-import { openapi } from "@elysiajs/openapi";
 import { type AnyElysia, Elysia } from "elysia";
-import { z } from "zod";
+import { allowedMethods } from "./allowed-methods";
+import { corsPlugin } from "./cors";
+import { docsPlugin } from "./docs";
 import { httpPlugin } from "./http";
 import { catchAllRoute } from "./path-guard";
 import type { Platform } from "./platform";
@@ -37,29 +38,39 @@ export function createApp({ platform, modules, isDraining = () => false }: AppOp
   const docsPath = modules.length === 1 ? `${modules[0]?.prefix}/docs` : "/docs";
   // Bun's route table gets a catch-all, so paths spelled with dot segments never reach a handler.
   let app = new Elysia({ serve: { routes: { "/*": catchAllRoute(() => app) } } })
+    // First, so a preflight is answered before anything else and every answer carries the headers.
+    .use(corsPlugin(platform.env.CORS_ORIGINS))
     .use(
       httpPlugin({
         service: serviceLabel,
         logger: platform.logger,
         metrics: platform.metrics,
         maxBodyBytes: platform.env.MAX_BODY_BYTES,
+        allowedMethods: allowedMethods(() => app),
       }),
     )
-    .use(
-      openapi({
-        path: docsPath,
-        documentation: { info: { title: `Adiuva ${serviceLabel} API`, version: "1" } },
-        mapJsonSchema: { zod: z.toJSONSchema },
-        exclude: { paths: ["/health", "/ready"] },
-      }),
-    )
-    .get("/health", () => ({ status: "ok", service: serviceLabel, instance: platform.instanceId }))
-    .get("/ready", async ({ set }) => {
-      const checks = await readiness(platform);
-      const ok = !isDraining() && Object.values(checks).every((check) => check !== "down");
-      set.status = ok ? 200 : 503;
-      return { status: ok ? "ready" : isDraining() ? "draining" : "unavailable", checks };
-    }) as AnyElysia;
+    .use(docsPlugin({ path: docsPath, title: `Adiuva ${serviceLabel} API`, version: "1", routes: () => app.routes }))
+    // Operational, not part of the API: left out of the OpenAPI document.
+    .get("/health", () => ({ status: "ok", service: serviceLabel, instance: platform.instanceId }), {
+      detail: { hide: true },
+    })
+    .get(
+      "/ready",
+      async ({ set, query }) => {
+        // The load balancer asks about this instance alone: PostgreSQL or Redis being down is the
+        // same for every replica, and taking them all out of rotation would turn a degraded service
+        // (the services outlive a Redis outage) into no service.
+        if (query.scope === "instance") {
+          set.status = isDraining() ? 503 : 200;
+          return { status: isDraining() ? "draining" : "ready" };
+        }
+        const checks = await readiness(platform);
+        const ok = !isDraining() && Object.values(checks).every((check) => check !== "down");
+        set.status = ok ? 200 : 503;
+        return { status: ok ? "ready" : isDraining() ? "draining" : "unavailable", checks };
+      },
+      { detail: { hide: true } },
+    ) as AnyElysia;
   for (const module of modules) app = app.use(module.plugin);
   return app;
 }

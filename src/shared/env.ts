@@ -44,9 +44,28 @@ export const Env = z.object({
   DATA_DIR: z.string().default(".data"),
   INSTANCE_ID: optionalString,
   PUBLIC_URL: z.string().url().default("http://localhost:8000"),
+  /**
+   * Origins whose pages may call the API from a browser (the app's renderer, e.g. `app://adiuva`),
+   * comma-separated `scheme://host[:port]`; empty: no cross-origin access at all.
+   */
+  CORS_ORIGINS: z
+    .string()
+    .default("")
+    .transform((value) =>
+      value
+        .split(",")
+        .map((origin) => origin.trim().toLowerCase())
+        .filter((origin) => origin !== ""),
+    )
+    .pipe(z.array(z.string().regex(/^[a-z][a-z0-9+.-]*:\/\/[^/\s?#]+$/i, "each origin is scheme://host[:port]"))),
   /** Largest request body accepted by any route, in bytes. */
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(1_048_576),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
+  /**
+   * After SIGTERM, how long /ready answers 503 while the server still takes requests, so the load
+   * balancer's health check takes the instance out of rotation before it stops listening.
+   */
+  SHUTDOWN_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(0),
 
   /** Device gateway (chat): time a new socket has to send `hello`. */
   DEVICE_HELLO_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
@@ -136,6 +155,8 @@ export const Env = z.object({
   CHAT_HISTORY_MESSAGES: z.coerce.number().int().min(0).default(20),
   /** Time a device has to answer one tool call made by the chat agent. */
   CHAT_TOOL_DEADLINE_MS: z.coerce.number().int().positive().default(15_000),
+  /** Longest silence on a chat SSE stream before a `: keep-alive` comment goes out (proxies cut idle streams). */
+  CHAT_SSE_KEEPALIVE_MS: z.coerce.number().int().min(10).default(15_000),
   /** How long a journey frame from a device waits for an agent replica before it is withdrawn and the device told. */
   JOURNEY_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   /** Time memory retrieval may take before a reply goes on without memories. */

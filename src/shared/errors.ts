@@ -1,3 +1,5 @@
+import type { ErrorFrame } from "../protocol";
+
 /**
  * One error family for every service. Verbs throw these; the HTTP plugin renders them as
  * `{ error: { code, message, request_id } }` and the WebSocket layer as an `error` frame.
@@ -92,14 +94,7 @@ export function errorBody(error: ServiceError, requestId: string): ErrorBody {
   return body;
 }
 
-/** The device WebSocket's `error` frame; `ref` names the request it answers. */
-export type ErrorFrame = {
-  type: "error";
-  code: string;
-  message: string;
-  ref?: string;
-  retry_after_ms?: number;
-};
+export type { ErrorFrame } from "../protocol";
 
 /**
  * An `error` frame for anything thrown: a ServiceError keeps its code, a database outage is

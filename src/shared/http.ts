@@ -22,6 +22,8 @@ export interface HttpPluginOptions {
   logger: Logger;
   metrics: Metrics;
   maxBodyBytes: number;
+  /** The methods the application serves on a path, for the 405 of a known path with another method. */
+  allowedMethods?: (path: string) => string[];
 }
 
 /**
@@ -38,14 +40,14 @@ export function httpPlugin(options: HttpPluginOptions) {
       set.headers["x-request-id"] = id;
       if (isRefusedPath(request)) {
         set.status = 404;
-        return Response.json(errorBody(noSuchRoute(), id), { status: 404, headers: { "x-request-id": id } });
+        return Response.json(errorBody(noSuchRoute(), id), { status: 404, headers: earlyHeaders(set.headers) });
       }
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > options.maxBodyBytes) {
         // Answered here, before the body is read; returning from onRequest ends the request.
         const error = new ServiceError("payload_too_large", 413, `request body exceeds ${options.maxBodyBytes} bytes`);
         set.status = 413;
-        return Response.json(errorBody(error, id), { status: 413, headers: { "x-request-id": id } });
+        return Response.json(errorBody(error, id), { status: 413, headers: earlyHeaders(set.headers) });
       }
     })
     .onTransform({ as: "global" }, ({ params }) => {
@@ -53,7 +55,7 @@ export function httpPlugin(options: HttpPluginOptions) {
     })
     .onError({ as: "global" }, ({ code, error, request, set, path }) => {
       const requestId = requestIdOf(request);
-      const serviceError = toServiceError(code, error);
+      const serviceError = toServiceError(code, error, () => options.allowedMethods?.(new URL(request.url).pathname));
       set.status = serviceError.status;
       for (const [name, value] of Object.entries(serviceError.headers)) set.headers[name] = value;
       set.headers["content-type"] = "application/json";
@@ -89,14 +91,27 @@ export function httpPlugin(options: HttpPluginOptions) {
 
 const noSuchRoute = () => new ServiceError("not_found", 404, "no such route");
 
-function toServiceError(code: string | number, error: unknown): ServiceError {
+/** A response returned from onRequest skips Elysia's headers: take the request id (and CORS) along. */
+const earlyHeaders = (headers: Record<string, unknown>): Record<string, string> =>
+  Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, String(value)]));
+
+function toServiceError(code: string | number, error: unknown, allowed: () => string[] | undefined): ServiceError {
   if (error instanceof ServiceError) return error;
   switch (code) {
-    case "NOT_FOUND":
-      return noSuchRoute();
+    case "NOT_FOUND": {
+      const methods = allowed();
+      if (!methods?.length) return noSuchRoute();
+      return new ServiceError("method_not_allowed", 405, `this path takes ${methods.join(", ")}`, {
+        allow: methods.join(", "),
+      });
+    }
     case "VALIDATION":
+      // A response that fails its own schema is our bug, not the caller's.
+      if ((error as { type?: unknown }).type === "response") return new ServiceError("internal", 500, "internal error");
       return new ServiceError("validation_failed", 422, "request failed validation", {}, validationDetails(error));
     case "PARSE":
+      // A parse hook's refusal (415 from the sanitizer) arrives wrapped.
+      if ((error as Error).cause instanceof ServiceError) return (error as Error).cause as ServiceError;
       return new ServiceError("malformed_body", 400, "request body could not be parsed");
     case "INVALID_COOKIE_SIGNATURE":
       return new ServiceError("invalid_cookie", 400, "invalid cookie signature");

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { JourneyView } from "../protocol";
 import { type JobQueue, openSharedJobQueue } from "./jobs";
 import type { Platform } from "./platform";
 import { Tier } from "./tiers";
@@ -31,21 +32,12 @@ export const JourneyJob = z.object({
 });
 export type JourneyJob = z.infer<typeof JourneyJob>;
 
-/** Server -> device answer to `journey_start` and `journey_message`. */
-export type JourneyFrame = {
-  type: "journey";
-  request_id: string;
-  journey_id: string;
-  agent_type: string;
-  /** collecting | confirming | completed */
-  status: string;
-  /** What the assistant says next. */
-  message: string;
-  draft: Record<string, unknown>;
-  /** Configuration fields still missing or invalid. */
-  missing: string[];
-  /** The configuration created when the journey completed. */
-  config_id?: string;
+export type { JourneyConfig, JourneyFrame, JourneyView } from "../protocol";
+
+/** The REST answer: the view, plus the field older clients read. */
+export type JourneyResponse = JourneyView & {
+  /** @deprecated The same as `agent_type`; sent until API v2. */
+  type: string;
 };
 
 /** The journey queue: BullMQ on Redis, shared in-process by chat and agent in embedded mode. */

@@ -18,24 +18,32 @@ export const isRefusedPath = (request: Request): boolean => refused.has(request)
 
 const NATIVE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "DELETE", "PATCH", "POST", "PUT", "ALL"]);
 
+/** A route path as a pattern of the resolved request path (`:id` one segment, optional trailing slash). */
+export function routePattern(path: string): RegExp {
+  const segments = withoutTrailingSlash(encodeURI(path))
+    .split("/")
+    .map((segment) => (segment.startsWith(":") ? "[^/]+" : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+  return new RegExp(`^${segments.join("/")}/?$`);
+}
+
 /**
- * The paths Bun's router serves for `app`, as Elysia registers them (no WebSocket or wildcard
+ * The routes Bun's router serves for `app`, as Elysia registers them (no WebSocket or wildcard
  * routes, trailing slash removed); a request that reaches the catch-all with one of these paths
- * was spelled differently on the wire.
+ * and methods was spelled differently on the wire. With another method it is simply the wrong
+ * method, which the HTTP plugin answers with 405.
  */
-function nativePatterns(app: AnyElysia): RegExp[] {
+function nativePatterns(app: AnyElysia): Array<{ method: string; pattern: RegExp }> {
   const routes = app.routes as Array<{ method: string; path: string }>;
   const websockets = new Set(routes.filter((route) => route.method === "WS").map((route) => route.path));
   return routes
     .filter((route) => NATIVE_METHODS.has(route.method) && !route.path.endsWith("*"))
     .filter((route) => !(route.method === "GET" && websockets.has(route.path)))
-    .map((route) => {
-      const segments = withoutTrailingSlash(encodeURI(route.path))
-        .split("/")
-        .map((segment) => (segment.startsWith(":") ? "[^/]+" : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
-      return new RegExp(`^${segments.join("/")}/?$`);
-    });
+    .map((route) => ({ method: route.method, pattern: routePattern(route.path) }));
 }
+
+/** HEAD is served by GET routes. */
+const sameMethod = (route: string, request: string) =>
+  route === "ALL" || route === request || (route === "GET" && request === "HEAD");
 
 const withoutTrailingSlash = (path: string) => (path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path);
 
@@ -47,7 +55,7 @@ const withoutTrailingSlash = (path: string) => (path.length > 1 && path.endsWith
  * (`POST /api/v1/chat/`, which Bun's table holds without it and so reaches only this way).
  */
 export function catchAllRoute(getApp: () => AnyElysia) {
-  let patterns: RegExp[] | undefined;
+  let patterns: Array<{ method: string; pattern: RegExp }> | undefined;
   let declared: Set<string> | undefined;
   return (request: Request) => {
     const app = getApp();
@@ -58,7 +66,8 @@ export function catchAllRoute(getApp: () => AnyElysia) {
         .map((route) => `${route.method} ${encodeURI(route.path)}`),
     );
     const path = new URL(request.url).pathname;
-    if (!declared.has(`${request.method} ${path}`) && patterns.some((pattern) => pattern.test(path))) {
+    const native = patterns.some(({ method, pattern }) => sameMethod(method, request.method) && pattern.test(path));
+    if (!declared.has(`${request.method} ${path}`) && native) {
       refused.add(request);
     }
     return app.fetch(request);

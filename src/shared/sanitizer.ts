@@ -12,6 +12,7 @@ import { ServiceError } from "./errors";
  *   (422): keys come from our schemas, so such a key is never legitimate.
  * - nesting deeper than `maxDepth`, or a body larger than `maxBodyBytes`, is rejected (422 / 413).
  * - unexpected fields: every body schema is a `z.strictObject` (or `.strict()`), so Elysia answers 422.
+ * - bodies are JSON: any other content type is refused (415) before it is parsed.
  */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const STRIPPED = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069\uFEFF]/g;
@@ -55,6 +56,9 @@ function isPlainObject(value: object): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
+const unsupportedMediaType = () =>
+  new ServiceError("unsupported_media_type", 415, "request bodies must be application/json");
+
 function rejected(path: string, message: string): ServiceError {
   return new ServiceError("validation_failed", 422, "request failed validation", {}, [{ path, message }]);
 }
@@ -74,17 +78,22 @@ export function sanitizer(options: SanitizerOptions = {}) {
       throw new ServiceError("payload_too_large", 413, `request body exceeds ${options.maxBodyBytes} bytes`);
     }
   };
-  return new Elysia().onTransform({ as: "scoped" }, (context) => {
-    if (context.body !== undefined) {
-      const declared = Number(context.request.headers.get("content-length") ?? Number.NaN);
-      if (Number.isFinite(declared)) tooLarge(declared);
-      // Depth is checked before a body of unknown length is measured: JSON.stringify of a body
-      // nested thousands deep overflows the stack.
-      context.body = sanitizeValue(context.body, options);
-      if (!Number.isFinite(declared) && options.maxBodyBytes !== undefined) {
-        tooLarge(Buffer.byteLength(JSON.stringify(context.body) ?? ""));
+  return new Elysia()
+    .onParse({ as: "scoped" }, (_context, contentType) => {
+      // Returning nothing leaves a JSON body to Elysia's own parser.
+      if (contentType && contentType.toLowerCase() !== "application/json") throw unsupportedMediaType();
+    })
+    .onTransform({ as: "scoped" }, (context) => {
+      if (context.body !== undefined) {
+        const declared = Number(context.request.headers.get("content-length") ?? Number.NaN);
+        if (Number.isFinite(declared)) tooLarge(declared);
+        // Depth is checked before a body of unknown length is measured: JSON.stringify of a body
+        // nested thousands deep overflows the stack.
+        context.body = sanitizeValue(context.body, options);
+        if (!Number.isFinite(declared) && options.maxBodyBytes !== undefined) {
+          tooLarge(Buffer.byteLength(JSON.stringify(context.body) ?? ""));
+        }
       }
-    }
-    context.query = sanitizeValue(context.query, options);
-  });
+      context.query = sanitizeValue(context.query, options);
+    });
 }

@@ -73,6 +73,9 @@ export async function startServer(options: {
   const stop = () => {
     stopping ??= (async () => {
       draining = true;
+      // Still listening while /ready answers 503: the load balancer's health check takes this
+      // instance out of rotation first, so no new request meets a closed port.
+      if (platform.env.SHUTDOWN_DRAIN_DELAY_MS > 0) await Bun.sleep(platform.env.SHUTDOWN_DRAIN_DELAY_MS);
       const drained = server.stop(false);
       for (const module of [...modules].reverse()) {
         try {

@@ -50,6 +50,7 @@ describe("journeys over the device socket, with an agent replica", () => {
       journey_id: expect.any(String),
       agent_type: "filesystem",
       status: "collecting",
+      reply: "Which directory should I scan?",
       message: "Which directory should I scan?",
       draft: {},
       missing: ["path"],
@@ -59,6 +60,7 @@ describe("journeys over the device socket, with an agent replica", () => {
     expect(filled).toMatchObject({ status: "confirming", draft: { path: "/home/ada/Documents" }, missing: [] });
     const done = await client.sendJourneyMessage(id, undefined, { confirm: true });
     expect(done).toMatchObject({ journey_id: id, status: "completed", config_id: expect.any(String) });
+    expect(done.config).toMatchObject({ id: done.config_id, type: "filesystem" });
 
     const configs = (await (await http(userId, "pro"))("GET", "/configs")).body.configs;
     expect(configs).toEqual([
@@ -79,8 +81,47 @@ describe("journeys over the device socket, with an agent replica", () => {
     await client.sendJourneyMessage(journey_id, "path=/srv/notes");
     expect(await client.sendJourneyMessage(journey_id, "yes please")).toMatchObject({
       status: "completed",
-      message: expect.stringContaining("Created"),
+      reply: expect.stringContaining("Created"),
       config_id: expect.any(String),
+    });
+  });
+
+  test("REST and the socket answer a journey turn with the same fields", async () => {
+    const { client, userId } = await device(ctx, world.chat.wsUrl, "pro");
+    const rest = await http(userId, "pro");
+    const overRest = await rest("POST", "/journey/start", { agent_type: "filesystem" });
+    const overSocket = await client.startJourney("filesystem");
+    // Apart from what each transport adds: the frame's type and request id, the deprecated aliases.
+    const { type: restAlias, ...restView } = overRest.body;
+    const { type: frameType, request_id, message, ...socketView } = overSocket;
+    expect({ restAlias, frameType, message }).toEqual({
+      restAlias: "filesystem",
+      frameType: "journey",
+      message: socketView.reply,
+    });
+    expect(restView).toEqual({ ...socketView, journey_id: restView.journey_id });
+    expect(Object.keys(restView).sort()).toEqual(["agent_type", "draft", "journey_id", "missing", "reply", "status"]);
+
+    for (const view of [restView, socketView]) {
+      await rest("POST", "/journey/message", { journey_id: view.journey_id, text: "path=/srv/same" });
+    }
+    const restDone = (await rest("POST", "/journey/message", { journey_id: restView.journey_id, confirm: true })).body;
+    const {
+      request_id: _,
+      type: __,
+      message: ___,
+      ...socketDone
+    } = await client.sendJourneyMessage(socketView.journey_id, undefined, { confirm: true });
+    expect(Object.keys(restDone).sort()).toEqual([...Object.keys(socketDone), "type"].sort());
+    expect(restDone).toMatchObject({
+      status: "completed",
+      config_id: restDone.config.id,
+      config: { type: "filesystem", config: { path: "/srv/same" } },
+    });
+    expect(socketDone).toMatchObject({
+      status: "completed",
+      config_id: socketDone.config?.id,
+      config: { type: "filesystem", config: { path: "/srv/same" } },
     });
   });
 

@@ -22,10 +22,17 @@ beforeEach(async () => {
 
 describe("setup journeys", () => {
   test("a conversation fills the configuration, the user confirms, and it is created", async () => {
-    const started = await ada("POST", "/journey/start", { type: "filesystem" });
+    const started = await ada("POST", "/journey/start", { agent_type: "filesystem" });
     expect(started.status).toBe(201);
-    expect(started.body).toMatchObject({ type: "filesystem", status: "collecting", draft: {}, missing: ["path"] });
-    expect(started.body.reply).toBeString();
+    expect(started.body).toEqual({
+      journey_id: expect.any(String),
+      agent_type: "filesystem",
+      status: "collecting",
+      reply: expect.any(String),
+      draft: {},
+      missing: ["path"],
+      type: "filesystem",
+    });
     const id = started.body.journey_id;
 
     const vague = await ada("POST", "/journey/message", { journey_id: id, text: "scan my stuff" });
@@ -41,6 +48,7 @@ describe("setup journeys", () => {
     const done = await ada("POST", "/journey/message", { journey_id: id, text: "yes please" });
     expect(done.status).toBe(200);
     expect(done.body.status).toBe("completed");
+    expect(done.body.config_id).toBe(done.body.config.id);
     expect(done.body.config).toMatchObject({
       type: "filesystem",
       config: { path: "/home/ada/Documents", recursive: true },
@@ -70,7 +78,17 @@ describe("setup journeys", () => {
     expect(full.body.error.code).toBe("config_limit_reached");
   });
 
+  test("the agent type may still be named `type` (deprecated); naming none is 422", async () => {
+    const legacy = await ada("POST", "/journey/start", { type: "filesystem" });
+    expect(legacy.status).toBe(201);
+    expect(legacy.body).toMatchObject({ agent_type: "filesystem", type: "filesystem", status: "collecting" });
+    const missing = await ada("POST", "/journey/start", {});
+    expect(missing.status).toBe(422);
+    expect((await ada("POST", "/journey/start", { agent_type: "filesystem", kind: "x" })).status).toBe(422);
+  });
+
   test("bad input is 422; another user's journey is 404; both routes need a token", async () => {
+    expect((await ada("POST", "/journey/start", { agent_type: "nope" })).status).toBe(422);
     expect((await ada("POST", "/journey/start", { type: "nope" })).status).toBe(422);
     expect((await ada("POST", "/journey/message", { journey_id: crypto.randomUUID() })).status).toBe(422);
     const { body } = await ada("POST", "/journey/start", { type: "filesystem" });

@@ -71,6 +71,21 @@ describe("device client", () => {
     expect(client.status).toBe("closed");
   });
 
+  test("a connect attempt nobody answers fails after connectTimeoutMs instead of hanging", async () => {
+    // Accepts TCP and never answers the upgrade.
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const url = `ws://127.0.0.1:${silent.port}/api/v1/ws/device`;
+    const client = new DeviceClient({ url, token: () => ctx.token(user()), deviceId: "d1", connectTimeoutMs: 300 });
+    const started = performance.now();
+    const error = await client.connect().catch((caught: unknown) => caught);
+    const elapsed = performance.now() - started;
+    silent.stop(true);
+    expect(error).toMatchObject({ code: 1006, reason: "connect timeout" });
+    expect(elapsed).toBeGreaterThanOrEqual(250);
+    expect(elapsed).toBeLessThan(2000);
+    expect(client.status).toBe("closed");
+  });
+
   test("it reconnects with backoff when its server goes away, with a new connection id", async () => {
     const userId = user();
     const first = await startChat(ctx);

@@ -82,9 +82,17 @@ const getJson = async (url: string) => {
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 };
 
+const DOCS_PATHS: Record<ServiceName, string> = {
+  auth: "/api/v1/auth/docs",
+  chat: "/api/v1/chat/docs",
+  agent: "/api/v1/agents/docs",
+  billing: "/api/v1/billing/docs",
+};
+const SCALAR_BUNDLE = "node_modules/@scalar/api-reference/dist/browser/standalone.js";
+
 describe("compiled executables", () => {
   for (const name of SERVICE_NAMES) {
-    test(`${name}-service serves /health, /ready, /metrics on its own port, passes its healthcheck, exits 0 on SIGTERM`, async () => {
+    test(`${name}-service serves /health, /ready, its docs, /metrics on its own port, passes its healthcheck, exits 0 on SIGTERM`, async () => {
       const env = await productionEnv(name);
       await using service = new ServiceProcess([`${binDir}/${name}-service`], env);
       const port = await service.port();
@@ -106,6 +114,12 @@ describe("compiled executables", () => {
       expect(metrics.status).toBe(200);
       expect(await metrics.text()).toContain(`http_requests_total{service="${name}"`);
       expect((await fetch(`${base}/metrics`)).status).toBe(404);
+      // The docs page's script travels inside the executable, not in a node_modules beside it.
+      const docs = `${base}${DOCS_PATHS[name]}`;
+      expect((await fetch(`${docs}/json`)).status).toBe(200);
+      const script = await fetch(`${docs}/scalar.js`);
+      expect(script.status).toBe(200);
+      expect((await script.arrayBuffer()).byteLength).toBe(Bun.file(SCALAR_BUNDLE).size);
 
       const probe = (probePort: number) =>
         Bun.spawnSync([`${binDir}/${name}-service`, "healthcheck"], { env: isolatedEnv({ PORT: String(probePort) }) })
@@ -175,7 +189,7 @@ describe("bun src/main.ts", () => {
 });
 
 describe("graceful shutdown", () => {
-  const startSlow = async (graceMs: number) => {
+  const startSlow = async (graceMs: number, extra: Record<string, string> = {}) => {
     const keys = await testKeys();
     const service = new ServiceProcess(
       ["bun", "test/fixtures/slow-service.ts"],
@@ -190,6 +204,7 @@ describe("graceful shutdown", () => {
         JWT_PUBLIC_KEY_FILE: keys.publicKeyFile,
         MASTER_KEY_FILE: keys.masterKeyFile,
         SHUTDOWN_GRACE_MS: String(graceMs),
+        ...extra,
       }),
     );
     return { service, port: await service.port() };
@@ -202,6 +217,36 @@ describe("graceful shutdown", () => {
     await service.waitForLog((line) => line.msg === "slow request started");
     service.signal("SIGTERM");
     await service.waitForLog((line) => line.msg === "shutting down");
+    expect(
+      await eventually(
+        () => accepts(port),
+        (open) => !open,
+      ),
+    ).toBe(false);
+    const response = await inFlight;
+    expect({ status: response.status, body: await response.json() }).toEqual({ status: 200, body: { done: true } });
+    expect(await service.exited(5000)).toBe(0);
+  }, 30_000);
+
+  test("SIGTERM with a drain delay: /ready turns 503 at once and the port stays open, then closes; in-flight requests finish", async () => {
+    const { service, port } = await startSlow(5000, { SHUTDOWN_DRAIN_DELAY_MS: "1500" });
+    await using _ = service;
+    const base = `http://127.0.0.1:${port}`;
+    // A fresh connection each time, as a load balancer's health check opens them.
+    const probe = async (path: string) => {
+      const response = await fetch(`${base}${path}`, { keepalive: false });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    expect(await probe("/ready?scope=instance")).toEqual({ status: 200, body: { status: "ready" } });
+    const inFlight = fetch(`${base}/api/v1/slow?ms=2500`);
+    await service.waitForLog((line) => line.msg === "slow request started");
+    service.signal("SIGTERM");
+    await service.waitForLog((line) => line.msg === "shutting down");
+    expect(await probe("/ready?scope=instance")).toEqual({ status: 503, body: { status: "draining" } });
+    expect(await probe("/ready")).toMatchObject({ status: 503, body: { status: "draining" } });
+    expect((await probe("/health")).status).toBe(200);
+    // A request reaching it in the meantime (one the balancer sent before its next check) is served.
+    expect(await probe("/api/v1/slow?ms=0")).toEqual({ status: 200, body: { done: true } });
     expect(
       await eventually(
         () => accepts(port),

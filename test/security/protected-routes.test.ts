@@ -14,12 +14,14 @@ const PUBLIC_ROUTES: Record<string, string> = {
   "GET /ready": "readiness probe",
   "GET /docs": "OpenAPI UI",
   "GET /docs/json": "OpenAPI document",
+  "GET /docs/scalar.js": "the OpenAPI UI's script",
   "GET /api/v1/auth/.well-known/jwks.json": "public keys for verifiers",
   "POST /api/v1/auth/register": "creates the credentials",
   "POST /api/v1/auth/login": "exchanges credentials for tokens",
   "POST /api/v1/auth/refresh": "authenticated by the refresh token in its body",
   "POST /api/v1/billing/webhook": "authenticated by Stripe's signature",
   "WS /api/v1/ws/device": "authenticated by the hello frame or header (close 4401; see the gateway tests)",
+  "GET /api/v1/ws/device/tools.json": "the device tool contract: protocol, not data",
 };
 
 let ctx: TestContext;

@@ -1,5 +1,5 @@
-import { z } from "zod";
 import type { DeviceRpc } from "../../shared/device-rpc";
+import { FileContent, ListPage } from "../../shared/device-tools";
 import { DocumentsConfig, FilesystemConfig } from "../registry";
 import type { ItemText } from "./extract";
 
@@ -16,23 +16,6 @@ export interface Source {
   /** The item's text, or null when it is not text (skipped, not failed). */
   read(item: string, signal: AbortSignal): Promise<ItemText | null>;
 }
-
-const ListPage = z.object({
-  entries: z.array(
-    z.object({
-      path: z.string().min(1).max(4096),
-      type: z.enum(["file", "dir"]),
-      size: z.number().nonnegative().optional(),
-    }),
-  ),
-  next_cursor: z.string().max(4096).nullish(),
-});
-
-const FileContent = z.object({
-  content: z.string(),
-  encoding: z.enum(["utf8", "base64"]).default("utf8"),
-  truncated: z.boolean().default(false),
-});
 
 /** A listing that never ends (a device returning the same cursor forever) stops here. */
 const MAX_PAGES = 1000;

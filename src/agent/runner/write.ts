@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { DeviceRpc } from "../../shared/device-rpc";
+import { ItemRef } from "../../shared/device-tools";
 import type { EntityKind } from "../registry";
 import type { Extraction } from "./extract";
 
@@ -29,10 +30,8 @@ export function idempotencyKey(scope: string, item: string, kind: EntityKind, id
   return `agent:${digest.slice(0, 40)}`;
 }
 
-const idOf = (result: unknown): string | undefined => {
-  const id = (result as { id?: unknown } | null)?.id;
-  return typeof id === "string" || typeof id === "number" ? String(id) : undefined;
-};
+/** The id a create tool answered with (the contract's `ItemRef`); without one, entities just go unlinked. */
+const idOf = (result: unknown): string | undefined => ItemRef.safeParse(result).data?.id;
 
 const orNothing = <T>(value: T | null) => value ?? undefined;
 

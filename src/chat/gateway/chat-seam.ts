@@ -1,8 +1,8 @@
+import type { ChatCancelFrame, ChatFrame, JourneyMessageFrame, JourneyStartFrame, ServerFrame } from "../../protocol";
 import type { Platform } from "../../shared/platform";
 import { checkRate, type RateLimiter } from "../../shared/rate-limit";
 import type { Tier } from "../../shared/tiers";
 import type { DeviceSession } from "./connection";
-import type { ChatCancelFrame, ChatFrame, JourneyMessageFrame, JourneyStartFrame, ServerFrame } from "./model";
 
 /** Sends one frame to the device that asked; false when the socket is gone or too far behind. */
 export type SendFrame = (frame: ServerFrame) => boolean;

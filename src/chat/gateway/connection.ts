@@ -1,6 +1,6 @@
 import type { ServerWebSocket } from "bun";
+import type { ServerFrame } from "../../protocol";
 import type { Tier } from "../../shared/tiers";
-import type { ServerFrame } from "./model";
 
 /** What the chat engine sees of the device that sent a frame; `tier` follows token renewals. */
 export interface DeviceSession {

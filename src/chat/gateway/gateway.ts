@@ -1,4 +1,5 @@
 import type { AnyElysia } from "elysia";
+import { CloseCode, type ServerFrame } from "../../protocol";
 import type { DevicePush, DeviceRpc } from "../../shared/device-rpc";
 import { rpcMetrics } from "../../shared/device-rpc/metrics";
 import { createRpcNode } from "../../shared/device-rpc/node";
@@ -7,10 +8,11 @@ import type { Platform } from "../../shared/platform";
 import { presenceFor } from "../../shared/presence";
 import { type ChatHandlers, type ChatRateLimiter, type JourneyHandler, sharedChatLimiter } from "./chat-seam";
 import { DeviceHub } from "./hub";
-import { CloseCode, type ServerFrame } from "./model";
 import { deviceSocket } from "./socket";
 
 export interface DeviceGatewayOptions {
+  /** The device routing the chat engine and journey relay were built on; made here when absent. */
+  routing?: DeviceRouting;
   chat?: ChatHandlers;
   /** Where journey frames go (the relay to the agent service). */
   journeys?: JourneyHandler;
@@ -26,38 +28,34 @@ export interface DeviceGateway {
   rpc: DeviceRpc;
   /** Frames for a user's devices wherever they are connected, in order per publisher. */
   push: DevicePush;
-  /** For a chat engine built after the gateway (it needs `rpc`). */
-  useChat(handlers: ChatHandlers): void;
-  useJourneys(handler: JourneyHandler): void;
-  useRateLimiter(limiter: ChatRateLimiter): void;
   connectionCount(): number;
   start(): Promise<void>;
   /** Closes every socket with 1001 and fails the calls in flight through them. */
   stop(): Promise<void>;
 }
 
-export function createDeviceGateway(platform: Platform, options: DeviceGatewayOptions = {}): DeviceGateway {
-  const { env, metrics, keys, bus, logger } = platform;
-  const connected = metrics.gauge("device_connections", "Authenticated device sockets on this instance");
-  const rejected = metrics.counter("device_frames_rejected_total", "Device frames answered with an error", ["reason"]);
-  let chat = options.chat;
-  let journeys = options.journeys;
-  let limiter = options.rateLimiter ?? sharedChatLimiter(platform);
-  const hub = new DeviceHub(platform, presenceFor(platform), rpcMetrics(metrics), (count) => connected.set(count));
-  const node = createRpcNode(platform, { owner: hub });
-  hub.node = node;
-  const publisher = createStreamPublisher(platform);
-  const socket = deviceSocket({
-    platform,
-    hub,
-    chat: () => chat,
-    journeys: () => journeys,
-    limiter: () => limiter,
-    rejected: (reason) => rejected.inc({ reason }),
-  });
-  const timers: Array<ReturnType<typeof setInterval>> = [];
-  const cleanups: Array<() => Promise<void>> = [];
+/**
+ * This instance's side of the device RPC: the hub of its sockets with its RPC node, the calls it
+ * makes and the frames it pushes. Built before the socket, because what handles the socket's frames
+ * (the chat engine, the journey relay) calls devices through it.
+ */
+export interface DeviceRouting {
+  hub: DeviceHub;
+  rpc: DeviceRpc;
+  push: DevicePush;
+}
 
+export function createDeviceRouting(platform: Platform): DeviceRouting {
+  const connected = platform.metrics.gauge("device_connections", "Authenticated device sockets on this instance");
+  const hub = new DeviceHub(
+    platform,
+    presenceFor(platform),
+    rpcMetrics(platform.metrics),
+    (count) => connected.set(count),
+    (owner) => createRpcNode(platform, { owner }),
+  );
+  const { node } = hub;
+  const publisher = createStreamPublisher(platform);
   const push: DevicePush = {
     async push(userId, frame, deviceId) {
       const local = hub.deliverLocal(userId, frame as ServerFrame, deviceId);
@@ -66,20 +64,30 @@ export function createDeviceGateway(platform: Platform, options: DeviceGatewayOp
       return local + Math.max(0, receivers - (hub.hasUser(userId) ? 1 : 0));
     },
   };
+  return { hub, rpc: { call: node.call, isOnline: node.isOnline, devices: node.devices }, push };
+}
+
+/** The device socket on a device routing, with the handlers of its chat and journey frames. */
+export function createDeviceGateway(platform: Platform, options: DeviceGatewayOptions = {}): DeviceGateway {
+  const { env, metrics, keys, bus, logger } = platform;
+  const rejected = metrics.counter("device_frames_rejected_total", "Device frames answered with an error", ["reason"]);
+  const { hub, rpc, push } = options.routing ?? createDeviceRouting(platform);
+  const { node } = hub;
+  const socket = deviceSocket({
+    platform,
+    hub,
+    chat: options.chat,
+    journeys: options.journeys,
+    limiter: options.rateLimiter ?? sharedChatLimiter(platform),
+    rejected: (reason) => rejected.inc({ reason }),
+  });
+  const timers: Array<ReturnType<typeof setInterval>> = [];
+  const cleanups: Array<() => Promise<void>> = [];
 
   return {
     plugin: socket.plugin,
-    rpc: { call: node.call, isOnline: node.isOnline, devices: node.devices },
+    rpc,
     push,
-    useChat: (handlers) => {
-      chat = handlers;
-    },
-    useJourneys: (handler) => {
-      journeys = handler;
-    },
-    useRateLimiter: (next) => {
-      limiter = next;
-    },
     connectionCount: () => hub.byId.size,
     async start() {
       await node.start();

@@ -1,3 +1,4 @@
+import { CloseCode, type ServerFrame, type ToolProgressFrame, type ToolResultFrame } from "../../protocol";
 import type { Unsubscribe } from "../../shared/bus/bus";
 import type { CallOwner, CallRequest } from "../../shared/device-rpc/caller";
 import type { RpcMetrics } from "../../shared/device-rpc/metrics";
@@ -7,7 +8,6 @@ import type { Platform } from "../../shared/platform";
 import type { Admission, Lease, Presence } from "../../shared/presence";
 import { limitsFor, type Tier } from "../../shared/tiers";
 import type { DeviceConnection } from "./connection";
-import { CloseCode, type ServerFrame, type ToolProgressFrame, type ToolResultFrame } from "./model";
 
 /** Grace after a call's deadline before the owner forgets it (the caller cancels first). */
 const OWNED_GRACE_MS = 1000;
@@ -20,14 +20,18 @@ export class DeviceHub implements CallOwner {
   readonly byId = new Map<string, DeviceConnection>();
   private readonly byUser = new Map<string, Set<DeviceConnection>>();
   private readonly streams = new Map<string, Promise<Unsubscribe | undefined>>();
-  node?: RpcNode;
+  /** This instance's RPC node, built by the hub as its owner: calls reach sockets through it. */
+  readonly node: RpcNode;
 
   constructor(
     private readonly platform: Platform,
     private readonly presence: Presence,
     private readonly metrics: RpcMetrics,
     private readonly onCount: (count: number) => void,
-  ) {}
+    makeNode: (owner: CallOwner) => RpcNode,
+  ) {
+    this.node = makeNode(this);
+  }
 
   /** Devices of one user connected at once, across instances (DEVICE_MAX_PER_USER times the tier's scale). */
   maxDevices(tier: Tier): number {
@@ -64,7 +68,7 @@ export class DeviceHub implements CallOwner {
     await streamReady;
     await this.replaceOlder(connection, admission.replaced);
     // Callers remembering where this user's calls went must ask presence again; done before `welcome`.
-    await this.node?.announce(session.userId).catch((error: Error) => {
+    await this.node.announce(session.userId).catch((error: Error) => {
       this.platform.logger.warn({ err: error.message }, "device presence change not announced");
     });
     return "admitted";
@@ -89,7 +93,7 @@ export class DeviceHub implements CallOwner {
       }
     }
     if (!replaced || replaced.instanceId === this.platform.instanceId) return;
-    await this.node?.evict(replaced.instanceId, replaced.connectionId, session.userId).catch((error: Error) => {
+    await this.node.evict(replaced.instanceId, replaced.connectionId, session.userId).catch((error: Error) => {
       this.platform.logger.warn({ err: error.message }, "replaced device connection not closed");
     });
   }
@@ -105,7 +109,7 @@ export class DeviceHub implements CallOwner {
     const session = connection.session;
     if (!session || !this.forget(connection)) return;
     for (const [id, call] of connection.calls)
-      this.node?.reply(call.from, failure(id, "the device disconnected"), call.expiresAt);
+      this.node.reply(call.from, failure(id, "the device disconnected"), call.expiresAt);
     connection.calls.clear();
     await this.presence.remove(session.userId, connection.id).catch(() => {});
   }
@@ -113,11 +117,11 @@ export class DeviceHub implements CallOwner {
   deliver(call: CallRequest): void {
     const connection = this.byId.get(call.c);
     if (connection?.state !== "open" || connection.session?.userId !== call.user) {
-      this.node?.reply(call.from, failure(call.id, "the device's connection is gone", true));
+      this.node.reply(call.from, failure(call.id, "the device's connection is gone", true));
       return;
     }
     if (!connection.session?.tools.includes(call.name)) {
-      this.node?.reply(call.from, {
+      this.node.reply(call.from, {
         t: "result",
         id: call.id,
         ok: false,
@@ -142,7 +146,7 @@ export class DeviceHub implements CallOwner {
       origin: call.origin,
     });
     if (!sent && connection.calls.delete(call.id))
-      this.node?.reply(call.from, failure(call.id, "the device's connection is gone", true));
+      this.node.reply(call.from, failure(call.id, "the device's connection is gone", true));
   }
 
   cancel(connectionId: string, callId: string, reason: string): void {
@@ -158,7 +162,7 @@ export class DeviceHub implements CallOwner {
       return;
     }
     connection.calls.delete(frame.id);
-    this.node?.reply(
+    this.node.reply(
       call.from,
       frame.ok
         ? { t: "result", id: frame.id, ok: true, result: frame.result, ts: Date.now() }
@@ -181,7 +185,7 @@ export class DeviceHub implements CallOwner {
       return;
     }
     call.expiresAt = Math.min(Date.now() + call.deadlineMs + OWNED_GRACE_MS, call.maxExpiresAt);
-    this.node?.reply(call.from, {
+    this.node.reply(call.from, {
       t: "progress",
       id: frame.id,
       progress: frame.progress,

@@ -1,5 +1,11 @@
+export * from "../../protocol";
 export type { ChatHandlers, ChatRateLimiter, JourneyHandler, SendFrame } from "./chat-seam";
 export { sharedChatLimiter } from "./chat-seam";
 export type { DeviceSession } from "./connection";
-export { createDeviceGateway, type DeviceGateway, type DeviceGatewayOptions } from "./gateway";
-export * from "./model";
+export {
+  createDeviceGateway,
+  createDeviceRouting,
+  type DeviceGateway,
+  type DeviceGatewayOptions,
+  type DeviceRouting,
+} from "./gateway";

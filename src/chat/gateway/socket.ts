@@ -1,5 +1,16 @@
 import type { ServerWebSocket } from "bun";
 import { Elysia } from "elysia";
+import {
+  CloseCode,
+  DEVICE_FRAME_TYPES,
+  DEVICE_WS_PATH,
+  DeviceFrame,
+  FrameError,
+  type HelloFrame,
+  HelloFrame as HelloSchema,
+  PROTOCOL_VERSION,
+  type ServerFrame,
+} from "../../protocol";
 import { clientIp } from "../../shared/client-ip";
 import { ServiceError } from "../../shared/errors";
 import type { Platform } from "../../shared/platform";
@@ -7,24 +18,16 @@ import { sanitizeText, sanitizeValue } from "../../shared/sanitizer";
 import type { ChatHandlers, ChatRateLimiter, JourneyHandler } from "./chat-seam";
 import { DeviceConnection } from "./connection";
 import type { DeviceHub } from "./hub";
-import {
-  CloseCode,
-  DEVICE_FRAME_TYPES,
-  DEVICE_WS_PATH,
-  DeviceFrame,
-  type HelloFrame,
-  HelloFrame as HelloSchema,
-  PROTOCOL_VERSION,
-  type ServerFrame,
-} from "./model";
 import { PendingByIp } from "./pending";
 
 export interface SocketDeps {
   platform: Platform;
   hub: DeviceHub;
-  chat: () => ChatHandlers | undefined;
-  journeys: () => JourneyHandler | undefined;
-  limiter: () => ChatRateLimiter;
+  /** Without them, `chat` frames get `chat_unavailable`. */
+  chat?: ChatHandlers;
+  /** Without it, journey frames get `journeys_unavailable`. */
+  journeys?: JourneyHandler;
+  limiter: ChatRateLimiter;
   rejected: (reason: string) => void;
 }
 
@@ -97,19 +100,20 @@ class FrameHandler {
       return;
     }
     if (connection.state === "authenticating") {
-      this.error(connection, "not_ready", "wait for welcome before sending frames");
+      this.error(connection, FrameError.notReady, "wait for welcome before sending frames");
       return;
     }
     const type = (value as { type?: unknown }).type;
-    if (typeof type !== "string" || !DEVICE_FRAME_TYPES.includes(type)) {
-      this.error(connection, "unknown_type", `unknown frame type ${JSON.stringify(type)?.slice(0, 64)}`);
+    if (typeof type !== "string" || !DEVICE_FRAME_TYPES.has(type)) {
+      const what = `unknown frame type ${JSON.stringify(type)?.slice(0, 64)}`;
+      this.error(connection, FrameError.unknownType, what, refOf(value));
       return;
     }
     const parsed = DeviceFrame.safeParse(value);
     if (!parsed.success) {
-      const ref =
-        (value as { id?: unknown; request_id?: unknown }).id ?? (value as { request_id?: unknown }).request_id;
-      this.error(connection, "invalid_frame", parsed.error.issues[0]?.message ?? "invalid frame", ref);
+      const issue = parsed.error.issues[0];
+      const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
+      this.error(connection, FrameError.invalidFrame, `${where}${issue?.message ?? "invalid frame"}`, refOf(value));
       return;
     }
     await this.dispatch(connection, parsed.data);
@@ -120,13 +124,14 @@ class FrameHandler {
     const max = this.deps.platform.env.DEVICE_MAX_FRAME_BYTES;
     const authenticated = connection.state !== "hello";
     if (typeof message !== "string") {
-      if (authenticated) this.error(connection, "binary_not_supported", "frames are JSON text");
+      if (authenticated) this.error(connection, FrameError.binaryNotSupported, "frames are JSON text");
       else this.reject(connection, "expected a hello frame");
       return undefined;
     }
     if (message.length > max || (message.length * 3 > max && Buffer.byteLength(message) > max)) {
-      if (authenticated) this.error(connection, "frame_too_large", `frames are limited to ${max} bytes`);
-      else this.reject(connection, "expected a hello frame");
+      if (authenticated) {
+        this.error(connection, FrameError.frameTooLarge, `frames are limited to ${max} bytes`, refInHead(message));
+      } else this.reject(connection, "expected a hello frame");
       return undefined;
     }
     let value: unknown;
@@ -136,7 +141,7 @@ class FrameHandler {
       // Malformed, or nested too deep for the parser (a RangeError): answered below either way.
     }
     if (value !== null && typeof value === "object" && !Array.isArray(value)) return this.sanitize(connection, value);
-    if (authenticated) this.error(connection, "invalid_json", "frames are JSON objects with a type");
+    if (authenticated) this.error(connection, FrameError.invalidJson, "frames are JSON objects with a type");
     else this.reject(connection, "expected a hello frame");
     return undefined;
   }
@@ -158,7 +163,7 @@ class FrameHandler {
         this.refuseHello(connection, issue?.message ?? "invalid hello frame");
         return undefined;
       }
-      this.error(connection, "invalid_frame", issue?.message ?? "invalid frame", ref);
+      this.error(connection, FrameError.invalidFrame, issue?.message ?? "invalid frame", ref);
       if (type === "tool_result" && ref) {
         const failure = { code: "invalid_result", message: "the device sent a result the server refused" };
         this.deps.hub.onResult(connection, { type: "tool_result", id: ref, ok: false, error: failure });
@@ -183,7 +188,7 @@ class FrameHandler {
         await this.renew(connection, frame.token);
         return;
       case "hello":
-        this.error(connection, "already_authenticated", "hello was already accepted");
+        this.error(connection, FrameError.alreadyAuthenticated, "hello was already accepted");
         return;
       case "chat":
       case "chat_cancel":
@@ -205,7 +210,7 @@ class FrameHandler {
     }
     const hello: HelloFrame = parsed.data;
     if (hello.protocol !== PROTOCOL_VERSION) {
-      this.error(connection, "unsupported_protocol", `this server speaks protocol ${PROTOCOL_VERSION}`);
+      this.error(connection, FrameError.unsupportedProtocol, `this server speaks protocol ${PROTOCOL_VERSION}`);
       connection.close(CloseCode.unsupportedProtocol, "unsupported protocol");
       return;
     }
@@ -232,7 +237,7 @@ class FrameHandler {
     if (connection.state !== "open") return;
     if (admission === "full") {
       const max = this.deps.hub.maxDevices(user.tier);
-      this.error(connection, "device_limit_reached", `this plan allows ${max} devices connected at once`);
+      this.error(connection, FrameError.deviceLimitReached, `this plan allows ${max} devices connected at once`);
       connection.close(CloseCode.tooManyDevices, "too many devices");
       connection.markClosed();
       return;
@@ -256,7 +261,7 @@ class FrameHandler {
     const session = connection.session!;
     const user = await this.deps.platform.verifier.verify(token).catch(() => undefined);
     if (!user) {
-      this.error(connection, "token_invalid", "the new token was refused; the current one still applies");
+      this.error(connection, FrameError.tokenInvalid, "the new token was refused; the current one still applies");
       return;
     }
     if (user.userId !== session.userId) {
@@ -271,7 +276,7 @@ class FrameHandler {
   private async chat(connection: DeviceConnection, frame: Extract<DeviceFrame, { type: "chat" | "chat_cancel" }>) {
     const session = connection.session!;
     const send = (out: ServerFrame) => connection.send(out);
-    const handlers = this.deps.chat();
+    const handlers = this.deps.chat;
     try {
       if (frame.type === "chat_cancel") {
         if (handlers?.onChatCancel) await handlers.onChatCancel(session, frame, send);
@@ -279,13 +284,13 @@ class FrameHandler {
       }
       if (!(await this.withinRate(connection, frame.request_id))) return;
       if (!handlers) {
-        this.error(connection, "chat_unavailable", "chat is not available on this server", frame.request_id);
+        this.error(connection, FrameError.chatUnavailable, "chat is not available on this server", frame.request_id);
         return;
       }
       await handlers.onChat(session, frame, send);
     } catch (error) {
       this.deps.platform.logger.error({ err: error, user: session.userId }, "chat handler failed");
-      this.error(connection, "internal", "the request failed", frame.request_id);
+      this.error(connection, FrameError.internal, "the request failed", frame.request_id);
     }
   }
 
@@ -296,11 +301,11 @@ class FrameHandler {
     const session = connection.session!;
     try {
       if (!(await this.withinRate(connection, frame.request_id))) return;
-      const handler = this.deps.journeys();
+      const handler = this.deps.journeys;
       if (!handler) {
         this.error(
           connection,
-          "journeys_unavailable",
+          FrameError.journeysUnavailable,
           "setup journeys are not available on this server",
           frame.request_id,
         );
@@ -309,25 +314,22 @@ class FrameHandler {
       await handler.onJourney(session, frame, (out) => connection.send(out));
     } catch (error) {
       this.deps.platform.logger.error({ err: error, user: session.userId }, "journey handler failed");
-      this.error(connection, "internal", "the request failed", frame.request_id);
+      this.error(connection, FrameError.internal, "the request failed", frame.request_id);
     }
   }
 
   /** The tier's requests/min, one budget for chat and journey frames; false when refused (and answered). */
   private async withinRate(connection: DeviceConnection, requestId: string): Promise<boolean> {
     const session = connection.session!;
-    const verdict = await this.deps
-      .limiter()
-      .allowChat(session.userId, session.tier)
-      .catch((error: Error) => {
-        // A limiter outage must not take chat down with it.
-        this.deps.platform.logger.warn({ err: error.message }, "chat rate limit unavailable");
-        return { allowed: true, retryAfterMs: 0 };
-      });
+    const verdict = await this.deps.limiter.allowChat(session.userId, session.tier).catch((error: Error) => {
+      // A limiter outage must not take chat down with it.
+      this.deps.platform.logger.warn({ err: error.message }, "chat rate limit unavailable");
+      return { allowed: true, retryAfterMs: 0 };
+    });
     if (verdict.allowed) return true;
     connection.send({
       type: "error",
-      code: "rate_limited",
+      code: FrameError.rateLimited,
       message: "too many requests for this plan, retry later",
       ref: requestId,
       retry_after_ms: verdict.retryAfterMs,
@@ -346,7 +348,7 @@ class FrameHandler {
 
   /** A hello out of bounds or malformed: the field and why, then close 4400 (the SDK does not retry it). */
   private refuseHello(connection: DeviceConnection, why: string): void {
-    this.error(connection, "invalid_hello", why);
+    this.error(connection, FrameError.invalidHello, why);
     connection.close(CloseCode.invalidHello, "invalid hello");
     connection.markClosed();
   }
@@ -356,10 +358,27 @@ class FrameHandler {
     connection.close(CloseCode.unauthorized, reason);
   }
 
-  private error(connection: DeviceConnection, code: string, message: string, ref?: unknown): void {
+  private error(connection: DeviceConnection, code: FrameError, message: string, ref?: unknown): void {
     this.deps.rejected(code);
     const frame: ServerFrame = { type: "error", code, message };
     if (typeof ref === "string") frame.ref = ref;
     connection.send(frame);
   }
+}
+
+/** The `id` (tool frames) or `request_id` (requests) of a frame, for the `ref` of its error frame. */
+function refOf(value: unknown): string | undefined {
+  const { id, request_id } = value as { id?: unknown; request_id?: unknown };
+  const ref = typeof request_id === "string" ? request_id : id;
+  return typeof ref === "string" && ref.length <= 128 ? ref : undefined;
+}
+
+/**
+ * The `id` or `request_id` of a frame too large to parse, read from its first kilobyte, where the
+ * SDK (and any client writing `type` and the ids first) puts it: enough for `ref`, no parse.
+ */
+function refInHead(message: string): string | undefined {
+  const head = message.slice(0, 1024);
+  const match = /"request_id"\s*:\s*"([^"\\]{1,128})"/.exec(head) ?? /"id"\s*:\s*"([^"\\]{1,128})"/.exec(head);
+  return match?.[1];
 }

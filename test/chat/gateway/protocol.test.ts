@@ -23,16 +23,23 @@ const engine: ChatHandlers = {
         seq,
         chunk: { type: "text-delta", delta },
       });
-    send({ type: "chat_done", request_id: frame.request_id, chat_id: chatId, message_id: "m1" });
+    send({
+      type: "chat_done",
+      request_id: frame.request_id,
+      chat_id: chatId,
+      message_id: "m1",
+      finish_reason: "stop",
+      usage: { input_tokens: 1, output_tokens: 3, total_tokens: 4 },
+    });
   },
   onChatCancel(_session, frame) {
     cancelled.push(frame.request_id);
   },
 };
 
+const env = { DEVICE_HELLO_TIMEOUT_MS: "300", DEVICE_MAX_FRAME_BYTES: "4096" };
 beforeAll(async () => {
   ctx = await createTestContext();
-  const env = { DEVICE_HELLO_TIMEOUT_MS: "300", DEVICE_MAX_FRAME_BYTES: "4096" };
   chat = await startChat(ctx, { env });
   withEngine = await startChat(ctx, { env }, { chat: engine });
   gatewayOnly = await startGatewayOnly(ctx, { env });
@@ -124,6 +131,24 @@ describe("frame validation keeps the connection open", () => {
     expect(await socket.next("error")).toMatchObject({ code: "invalid_frame", ref: "r9" });
     socket.send({ type: "ping" });
     expect(await socket.next("pong")).toEqual({ type: "pong" });
+    socket.ws.close();
+  });
+
+  test("every error answering a frame that had a request_id or id names it in ref", async () => {
+    const socket = await rawSocket(chat.wsUrl);
+    socket.send(hello(await ctx.token(user())));
+    await socket.next("welcome");
+    const cases: Array<[Record<string, unknown>, string, string]> = [
+      [{ type: "launch_missiles", request_id: "r-unknown" }, "unknown_type", "r-unknown"],
+      [{ type: "tool_result", id: "call-7", ok: true, pad: "x".repeat(5000) }, "frame_too_large", "call-7"],
+      [{ type: "chat", request_id: "r-large", surface: "home", text: "x".repeat(5000) }, "frame_too_large", "r-large"],
+      [{ type: "chat", request_id: "r-chat-id", chat_id: "not-a-uuid", text: "hi" }, "invalid_frame", "r-chat-id"],
+      [{ type: "tool_progress", id: "call-8", progress: "half" }, "invalid_frame", "call-8"],
+    ];
+    for (const [frame, code, ref] of cases) {
+      socket.send(frame);
+      expect(await socket.next("error")).toMatchObject({ type: "error", code, ref });
+    }
     socket.ws.close();
   });
 });
@@ -225,11 +250,12 @@ describe("chat frames", () => {
 
   test("with a chat engine, the device streams its chunks and can cancel", async () => {
     const device = await connectDevice(ctx, { url: withEngine.wsUrl, userId: user() });
-    const stream = device.chat({ text: "hi", chatId: "c1" });
+    const chatId = crypto.randomUUID();
+    const stream = device.chat({ text: "hi", chatId });
     const deltas: unknown[] = [];
     for await (const chunk of stream) deltas.push((chunk.chunk as { delta: string }).delta);
     expect(deltas).toEqual(["Hello ", "pro", "!"]);
-    expect(await stream.done).toMatchObject({ type: "chat_done", chat_id: "c1", message_id: "m1" });
+    expect(await stream.done).toMatchObject({ type: "chat_done", chat_id: chatId, message_id: "m1" });
     device.cancelChat("r-cancel");
     expect(
       await eventually(
@@ -268,14 +294,21 @@ describe("chat frames", () => {
 
   test("a plugged-in limiter decides", async () => {
     const calls: string[] = [];
-    withEngine.gateway.useRateLimiter({
-      async allowChat(userId, tier) {
-        calls.push(`${userId}:${tier}`);
-        return { allowed: false, retryAfterMs: 1234 };
+    const limited = await startChat(
+      ctx,
+      { env },
+      {
+        chat: engine,
+        rateLimiter: {
+          async allowChat(userId, tier) {
+            calls.push(`${userId}:${tier}`);
+            return { allowed: false, retryAfterMs: 1234 };
+          },
+        },
       },
-    });
+    );
     const userId = user();
-    const device = await connectDevice(ctx, { url: withEngine.wsUrl, userId });
+    const device = await connectDevice(ctx, { url: limited.wsUrl, userId });
     const stream = device.chat({ text: "hi", requestId: "r-limited" });
     expect(await stream.done.catch((error: unknown) => error)).toMatchObject({
       code: "rate_limited",

@@ -1,0 +1,325 @@
+// The device SDK in every runtime the app uses, against real chat instances (PostgreSQL, Redis,
+// the device gateway; the model is the fake OpenAI-compatible server, scripted to call the device's
+// `task_list`). One scenario file (runtime/scenarios.ts) runs in Bun, bundled with
+// `bun build --target=node` in Node 20 and Node 22 (subprocesses running a small .mjs script), and
+// as the browser bundle in headless Chromium (a page served from 127.0.0.1 posting its results
+// back) — each with the runtime's built-in WebSocket and, in Node, with the `ws` package injected.
+// Each run gets its own chat instance behind a TCP proxy whose port survives a restart, and its own
+// control endpoints (tokens, tier change, server down/up, device RPC calls) for the scenarios.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import WebSocketPackage from "ws";
+import type { ChatServiceModule } from "../../src/chat";
+import { createChatService } from "../../src/chat";
+import type { WebSocketConstructor } from "../../src/client";
+import * as sdk from "../../src/client";
+import { messageText } from "../../src/shared/llm/wire";
+import { createTestContext, type FakeOpenAi, startFakeOpenAi, type TestContext } from "../../src/shared/testing";
+import { runScenarios, type ScenarioResults } from "./runtime/scenarios";
+import { PortProxy } from "./support/proxy";
+
+const root = join(import.meta.dir, "../..");
+const CHROMIUM = "/usr/bin/chromium";
+let ctx: TestContext;
+let llm: FakeOpenAi;
+let out: string;
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  llm = startFakeOpenAi();
+  ctx.defer(() => llm.close());
+  llm.onStructured(() => ({ json: { facts: [] } }));
+  // The model asks for the device's tasks when told "sdk-tool", then reports what the tool said.
+  llm.onChat((request) => {
+    const last = request.messages.at(-1);
+    if (last?.role === "tool") return { text: `tool said ${messageText(last)}` };
+    if (messageText(last).includes("sdk-tool")) return { toolCalls: [{ name: "task_list", args: { status: "open" } }] };
+    return { text: "ok" };
+  });
+  out = mkdtempSync(join(tmpdir(), "sdk-runtimes-"));
+  await Promise.all([
+    bundle("src/client/index.ts", "node", "sdk-node.mjs"),
+    bundle("test/client/runtime/scenarios.ts", "node", "scenarios-node.mjs"),
+    bundle("src/client/index.ts", "browser", "sdk-browser.js"),
+    bundle("test/client/runtime/scenarios.ts", "browser", "scenarios-browser.js"),
+  ]);
+  writeFileSync(join(out, "node-main.mjs"), NODE_MAIN);
+});
+afterAll(async () => {
+  await ctx.close();
+  rmSync(out, { recursive: true, force: true });
+});
+
+async function bundle(entry: string, target: "node" | "browser", file: string): Promise<void> {
+  const build = Bun.spawn(
+    ["bun", "build", entry, `--target=${target}`, "--format=esm", `--outfile=${join(out, file)}`],
+    { cwd: root, stdout: "ignore", stderr: "pipe" },
+  );
+  if ((await build.exited) !== 0) throw new Error(`bun build ${entry}: ${await new Response(build.stderr).text()}`);
+}
+
+const NODE_MAIN = `// Runs the SDK scenarios in Node and prints their results as one JSON line.
+import * as sdk from "./sdk-node.mjs";
+import { runScenarios } from "./scenarios-node.mjs";
+
+const uncaught = [];
+process.on("uncaughtException", (error) => uncaught.push(String(error?.stack ?? error)));
+process.on("unhandledRejection", (error) => uncaught.push(String(error?.stack ?? error)));
+const [wsUrl, control, label, wsModule] = process.argv.slice(2);
+try {
+  const WebSocketImpl = wsModule ? (await import(wsModule)).default : undefined;
+  const results = await runScenarios(sdk, { wsUrl, control, label }, WebSocketImpl);
+  console.log(JSON.stringify({ ...results, uncaught, hasGlobalWebSocket: typeof WebSocket === "function" }));
+} catch (error) {
+  console.log(JSON.stringify({ fatal: String(error?.stack ?? error), uncaught }));
+}
+process.exit(0);
+`;
+
+/** One run's server side: a chat instance behind a proxy, and control endpoints for its scenarios. */
+async function openSlot(label: string, page?: { sdk: string; scenarios: string }) {
+  const userId = `user-${label}-${crypto.randomUUID()}`;
+  const start = () =>
+    ctx.start([(platform) => createChatService(platform)], {
+      service: "chat",
+      env: { LLM_BASE_URL: llm.url, LLM_API_KEY: "sk-test", DEVICE_HEARTBEAT_S: "0.5" },
+    });
+  let instance = await start();
+  const proxy = new PortProxy();
+  proxy.listen(Number(new URL(instance.url).port));
+  const results = Promise.withResolvers<ScenarioResults>();
+  const json = (value: unknown) => Response.json(value ?? null);
+  const routes: Record<string, (body: Record<string, unknown>) => Promise<Response>> = {
+    "/token": async (body) => json({ token: await ctx.token(userId, body.tier === "pro" ? "pro" : "free") }),
+    "/tier": async () => {
+      const { bus, keys } = instance.platform;
+      await bus.publish(keys.tierChanged(userId), JSON.stringify({ userId, tier: "pro" }));
+      return json({});
+    },
+    "/down": async () => {
+      await instance.stop();
+      proxy.stop();
+      return json({});
+    },
+    "/up": async () => {
+      instance = await start();
+      proxy.listen(Number(new URL(instance.url).port));
+      return json({});
+    },
+    "/call": async (body) => {
+      const { gateway } = instance.modules[0] as ChatServiceModule;
+      return json(await gateway.rpc.call({ userId, name: String(body.name), args: body.args }));
+    },
+    "/results": async (body) => {
+      results.resolve(body as unknown as ScenarioResults);
+      return json({});
+    },
+  };
+  const control = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(request) {
+      const { pathname } = new URL(request.url);
+      const route = routes[pathname];
+      if (route && request.method === "POST") {
+        try {
+          return await route((await request.json().catch(() => ({}))) as Record<string, unknown>);
+        } catch (error) {
+          return new Response(String(error), { status: 500 });
+        }
+      }
+      if (!page) return new Response("not found", { status: 404 });
+      if (pathname === "/sdk.js" || pathname === "/scenarios.js") {
+        const file = Bun.file(pathname === "/sdk.js" ? page.sdk : page.scenarios);
+        return new Response(file, { headers: { "content-type": "text/javascript" } });
+      }
+      return new Response(pageHtml(label), { headers: { "content-type": "text/html" } });
+    },
+  });
+  ctx.defer(async () => {
+    proxy.stop();
+    await control.stop(true);
+  });
+  return {
+    config: {
+      wsUrl: `ws://127.0.0.1:${proxy.port}/api/v1/ws/device`,
+      control: `http://127.0.0.1:${control.port}`,
+      label,
+    },
+    results: results.promise,
+  };
+}
+
+const pageHtml = (label: string) => `<!doctype html><meta charset="utf-8"><title>sdk</title>
+<script type="module">
+  const uncaught = [];
+  addEventListener("error", (event) => uncaught.push(String(event.message)));
+  addEventListener("unhandledrejection", (event) => uncaught.push(String(event.reason?.stack ?? event.reason)));
+  const post = (body) => fetch("/results", { method: "POST", body: JSON.stringify(body) });
+  try {
+    const sdk = await import("/sdk.js");
+    const { runScenarios } = await import("/scenarios.js");
+    const results = await runScenarios(sdk, { wsUrl: new URLSearchParams(location.search).get("ws"), control: location.origin, label: ${JSON.stringify(label)} });
+    await post({ ...results, uncaught });
+  } catch (error) {
+    await post({ uncaught: [...uncaught, String(error?.stack ?? error)] });
+  }
+</script>`;
+
+/** What every runtime must show; `label` names the runtime in the tool result. */
+function expected(label: string) {
+  const tasks = { tasks: [{ id: "t1", title: `from ${label}`, status: "open" }] };
+  return {
+    welcome: { protocol: sdk.DEVICE_PROTOCOL, status: "open" },
+    chatTool: { calls: [{ args: { status: "open" }, origin: "chat" }], finish: "stop", output: tasks },
+    renewal: { staleRequests: [false, true], afterwards: "chat_done" },
+    restart: {
+      pendingJourney: "connection_closed",
+      goingAway: { code: 1001, reason: expect.any(String), willReconnect: true },
+      refused: { code: 1006, willReconnect: true },
+      statusWhileDown: "connecting",
+      chatWhileDown: "DeviceRequestError:not_connected",
+      journeyWhileDown: "not_connected",
+      rejectedWithin1s: true,
+      newConnection: true,
+      call: { tasks: [{ id: "t1", title: `from ${label}`, status: "open" }] },
+    },
+    closed: { code: "not_connected", within1s: true },
+    uncaught: [],
+  };
+}
+
+async function runNode(binary: string, label: string, options: { flags?: string[]; ws?: boolean }) {
+  const slot = await openSlot(label);
+  // The package's own ESM entry: Bun would resolve "ws" to its built-in stand-in.
+  const wsModule = options.ws ? pathToFileURL(join(root, "node_modules/ws/wrapper.mjs")).href : "";
+  const child = Bun.spawn(
+    [
+      binary,
+      ...(options.flags ?? []),
+      join(out, "node-main.mjs"),
+      slot.config.wsUrl,
+      slot.config.control,
+      label,
+      wsModule,
+    ],
+    { stdout: "pipe", stderr: "pipe" },
+  );
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.exited,
+  ]);
+  const last = stdout.trim().split("\n").at(-1) ?? "";
+  if (code !== 0 || !last.startsWith("{")) throw new Error(`${label} exited ${code}: ${stdout}${stderr}`);
+  const { hasGlobalWebSocket, ...results } = JSON.parse(last);
+  return { results, hasGlobalWebSocket: hasGlobalWebSocket as boolean };
+}
+
+/** Node 22 through npm's `node` package (NODE22 names a binary instead); undefined when unavailable. */
+function findNode22(): string | undefined {
+  if (process.env.NODE22) return process.env.NODE22;
+  const found = Bun.spawnSync(["npx", "-y", "node@22", "-p", "process.execPath"], { timeout: 60_000 });
+  const path = found.stdout.toString().trim();
+  return found.exitCode === 0 && existsSync(path) ? path : undefined;
+}
+
+const node20 = Bun.which("node");
+const node20Version = node20 ? Bun.spawnSync([node20, "--version"]).stdout.toString().trim() : "";
+const node22 = findNode22();
+const hasChromium = existsSync(CHROMIUM);
+if (!node20Version.startsWith("v20."))
+  console.log(`skipped Node 20 runs: node on PATH is ${node20Version || "missing"}`);
+if (!node22) console.log("skipped Node 22 runs: npx -y node@22 is unavailable (set NODE22 to a Node 22 binary)");
+if (!hasChromium) console.log(`skipped the Chromium run: ${CHROMIUM} is not installed (apt-get install chromium)`);
+
+describe("the SDK in every runtime the app uses", () => {
+  test("Bun, built-in WebSocket", async () => {
+    const slot = await openSlot("bun");
+    expect({ ...(await runScenarios(sdk, slot.config)), uncaught: [] }).toEqual(expected("bun"));
+  }, 30_000);
+
+  test("Bun, the ws package injected", async () => {
+    const slot = await openSlot("bun-ws");
+    const results = await runScenarios(sdk, slot.config, WebSocketPackage as unknown as WebSocketConstructor);
+    expect({ ...results, uncaught: [] }).toEqual(expected("bun-ws"));
+  }, 30_000);
+
+  test.skipIf(!node20Version.startsWith("v20."))(
+    "Node 20, the ws package injected (no global WebSocket)",
+    async () => {
+      const { results, hasGlobalWebSocket } = await runNode(node20!, "node20-ws", { ws: true });
+      expect(hasGlobalWebSocket).toBe(false);
+      expect(results).toEqual(expected("node20-ws"));
+    },
+    30_000,
+  );
+
+  test.skipIf(!node20Version.startsWith("v20."))(
+    "Node 20, its built-in WebSocket (--experimental-websocket)",
+    async () => {
+      const { results } = await runNode(node20!, "node20-builtin", { flags: ["--experimental-websocket"] });
+      expect(results).toEqual(expected("node20-builtin"));
+    },
+    30_000,
+  );
+
+  test.skipIf(!node22)(
+    "Node 22, its built-in WebSocket",
+    async () => {
+      const { results, hasGlobalWebSocket } = await runNode(node22!, "node22-builtin", {});
+      expect(hasGlobalWebSocket).toBe(true);
+      expect(results).toEqual(expected("node22-builtin"));
+    },
+    30_000,
+  );
+
+  test.skipIf(!node22)(
+    "Node 22, the ws package injected",
+    async () => {
+      const { results } = await runNode(node22!, "node22-ws", { ws: true });
+      expect(results).toEqual(expected("node22-ws"));
+    },
+    30_000,
+  );
+
+  test.skipIf(!hasChromium)(
+    "headless Chromium, the browser bundle",
+    async () => {
+      const slot = await openSlot("chromium", {
+        sdk: join(out, "sdk-browser.js"),
+        scenarios: join(out, "scenarios-browser.js"),
+      });
+      const profile = mkdtempSync(join(tmpdir(), "sdk-chromium-"));
+      const url = `${slot.config.control}/?ws=${encodeURIComponent(slot.config.wsUrl)}`;
+      const browser = Bun.spawn(
+        [
+          CHROMIUM,
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-quic",
+          "--no-first-run",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+          `--user-data-dir=${profile}`,
+          url,
+        ],
+        { stdout: "ignore", stderr: "ignore" },
+      );
+      try {
+        const exited = browser.exited.then((code) => ({ uncaught: [`chromium exited ${code} before reporting`] }));
+        expect(await Promise.race([slot.results, exited])).toEqual(expected("chromium"));
+      } finally {
+        browser.kill();
+        await browser.exited;
+        rmSync(profile, { recursive: true, force: true });
+      }
+    },
+    40_000,
+  );
+});
