@@ -1,6 +1,7 @@
 // `bun run build:client [--outdir=dist/client]`: the device SDK as a package the app depends on — one
 // ESM bundle (index.js) for Node and Chromium alike, its declarations (tsc, src/client/tsconfig.json),
-// its package.json and README. Fails when the bundle or the declarations reach outside the SDK.
+// its package.json and README. Its `dependencies` (openapi-fetch) stay outside the bundle and are
+// installed with the package. Fails when the bundle or the declarations reach outside the SDK.
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { DEVICE_PROTOCOL, SDK_VERSION } from "../src/client/protocol";
@@ -29,11 +30,14 @@ const built = await Bun.build({
   target: "browser",
   format: "esm",
   sourcemap: "linked",
+  external: Object.keys(manifest.dependencies ?? {}),
 });
 if (!built.success) fail(built.logs.map(String).join("\n"));
 const bundle = readFileSync(join(outdir, "index.js"), "utf8");
 const leaked = SERVER_MARKERS.filter((marker) => bundle.includes(marker));
 if (leaked.length > 0) fail(`server code in the bundle: ${leaked.join(", ")}`);
+const undeclared = bundleImports(bundle).filter((specifier) => !(specifier in (manifest.dependencies ?? {})));
+if (undeclared.length > 0) fail(`the bundle imports packages the SDK does not declare: ${undeclared.join(", ")}`);
 
 const tsc = Bun.spawnSync(
   [
@@ -47,8 +51,9 @@ const tsc = Bun.spawnSync(
   { cwd: root, stdout: "inherit", stderr: "inherit" },
 );
 if (tsc.exitCode !== 0) fail("tsc failed on src/client");
+const declared = { ...manifest.dependencies, ...manifest.peerDependencies };
 const outside = declarationImports(join(outdir, "types")).filter(
-  (specifier) => !specifier.startsWith(".") && !(specifier in (manifest.peerDependencies ?? {})),
+  (specifier) => !specifier.startsWith(".") && !(specifier in declared),
 );
 if (outside.length > 0) fail(`declarations import packages the SDK does not declare: ${outside.join(", ")}`);
 addJsExtensions(join(outdir, "types"));
@@ -74,6 +79,14 @@ cpSync(join(root, "src/client/README.md"), join(outdir, "README.md"));
 console.log(
   `built ${relative(root, outdir)}: index.js ${statSync(join(outdir, "index.js")).size} bytes, SDK ${SDK_VERSION} (protocol ${DEVICE_PROTOCOL})`,
 );
+
+/** The packages the bundle imports (its own code is all inside it). */
+function bundleImports(code: string): string[] {
+  const found = new Set<string>();
+  for (const match of code.matchAll(/^\s*(?:import|export)\b[^;"']*?["']([^"']+)["']/gm)) found.add(match[1]!);
+  for (const match of code.matchAll(/\bimport\s*\(\s*["']([^"']+)["']\s*\)/g)) found.add(match[1]!);
+  return [...found];
+}
 
 /** Every module specifier the emitted declarations import or re-export. */
 function declarationImports(dir: string): string[] {

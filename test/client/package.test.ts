@@ -53,6 +53,19 @@ describe("the SDK package", () => {
     const markers = ["elysia", "drizzle", "ioredis", "postgres", "bullmq", "pino", "zod", "bun:"];
     expect(markers.filter((marker) => bundle.includes(marker))).toEqual([]);
     expect(bundle).toContain("class DeviceClient");
+    expect(bundle).toContain("function createApiClient");
+  });
+
+  test("leaves its one dependency, openapi-fetch, outside the bundle and declares it", () => {
+    const manifest = JSON.parse(readFileSync(join(out, "package.json"), "utf8"));
+    expect(manifest.dependencies).toEqual({ "openapi-fetch": expect.stringMatching(/^\^0\.17\./) });
+    const bundle = readFileSync(join(out, "index.js"), "utf8");
+    const imports = [...bundle.matchAll(/^\s*(?:import|export)\b[^;"']*?["']([^"']+)["']/gm)].map((match) => match[1]);
+    expect(imports).toEqual(["openapi-fetch"]);
+    const declarations = readFileSync(join(out, "types/client/api-client.d.ts"), "utf8");
+    const specifiers = [...declarations.matchAll(/from\s+"([^"]+)"/g)].map((match) => match[1]!);
+    expect(specifiers.toSorted()).toEqual(["./api-types.js", "./api-types.js", "openapi-fetch"]);
+    expect(readFileSync(join(out, "types/client/api-types.d.ts"), "utf8")).toContain("export interface paths");
   });
 
   test("ships declarations that import only their own files and declared peers", () => {

@@ -5,20 +5,28 @@
 // as the browser bundle in headless Chromium (a page served from 127.0.0.1 posting its results
 // back) — each with the runtime's built-in WebSocket and, in Node, with the `ws` package injected.
 // Each run gets its own chat instance behind a TCP proxy whose port survives a restart, and its own
-// control endpoints (tokens, tier change, server down/up, device RPC calls) for the scenarios.
+// control endpoints (tokens, tier change, server down/up, device RPC calls) for the scenarios. For
+// the agent run scenario, a control endpoint starts an agent service instance (its worker on the same
+// PostgreSQL and Redis, the model the same fake server answering with test/agent's deterministic
+// brain) and triggers a run on the scenario's device over the files it serves; the instance is
+// stopped once the run is reported, so the restart scenario still finds no agent replica.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import WebSocketPackage from "ws";
+import { createAgentService } from "../../src/agent";
+import { idempotencyKey } from "../../src/agent/runner/write";
 import type { ChatServiceModule } from "../../src/chat";
 import { createChatService } from "../../src/chat";
 import type { WebSocketConstructor } from "../../src/client";
 import * as sdk from "../../src/client";
 import { messageText } from "../../src/shared/llm/wire";
 import { createTestContext, type FakeOpenAi, startFakeOpenAi, type TestContext } from "../../src/shared/testing";
-import { runScenarios, type ScenarioResults } from "./runtime/scenarios";
+import { brainReply } from "../agent/support/fake-llm";
+import { api } from "../agent/support/http";
+import { AGENT_DIR, runScenarios, type ScenarioResults } from "./runtime/scenarios";
 import { PortProxy } from "./support/proxy";
 
 const root = join(import.meta.dir, "../..");
@@ -31,7 +39,12 @@ beforeAll(async () => {
   ctx = await createTestContext();
   llm = startFakeOpenAi();
   ctx.defer(() => llm.close());
-  llm.onStructured(() => ({ json: { facts: [] } }));
+  // Agent runs' classification and extraction get the brain's answers; the chat's memory, no facts.
+  llm.onStructured((request) =>
+    ["classification", "extraction"].includes(request.response_format?.json_schema?.name ?? "")
+      ? brainReply(request)
+      : { json: { facts: [] } },
+  );
   // The model asks for the device's tasks when told "sdk-tool", then reports what the tool said.
   llm.onChat((request) => {
     const last = request.messages.at(-1);
@@ -91,6 +104,14 @@ async function openSlot(label: string, page?: { sdk: string; scenarios: string }
   const proxy = new PortProxy();
   proxy.listen(Number(new URL(instance.url).port));
   const results = Promise.withResolvers<ScenarioResults>();
+  let agent: Awaited<ReturnType<TestContext["start"]>> | undefined;
+  const agentApi = async () => {
+    agent ??= await ctx.start([(platform) => createAgentService(platform)], {
+      service: "agent",
+      env: { LLM_BASE_URL: llm.url, LLM_API_KEY: "sk-test", AGENT_DEVICE_CALL_MS: "5000" },
+    });
+    return api(agent.url, await ctx.token(userId, "power"));
+  };
   const json = (value: unknown) => Response.json(value ?? null);
   const routes: Record<string, (body: Record<string, unknown>) => Promise<Response>> = {
     "/token": async (body) => json({ token: await ctx.token(userId, body.tier === "pro" ? "pro" : "free") }),
@@ -112,6 +133,21 @@ async function openSlot(label: string, page?: { sdk: string; scenarios: string }
     "/call": async (body) => {
       const { gateway } = instance.modules[0] as ChatServiceModule;
       return json(await gateway.rpc.call({ userId, name: String(body.name), args: body.args }));
+    },
+    "/agent-run": async (body) => {
+      const call = await agentApi();
+      const config = await call("POST", "/configs", { type: "filesystem", config: { path: body.path } });
+      if (config.status !== 201) throw new Error(`POST /configs: ${config.status} ${JSON.stringify(config.body)}`);
+      const run = await call("POST", "/trigger", { config_id: config.body.id, device_id: body.device_id });
+      if (run.status !== 202) throw new Error(`POST /trigger: ${run.status} ${JSON.stringify(run.body)}`);
+      return json(run.body);
+    },
+    "/agent-done": async (body) => {
+      if (!agent) return json(null);
+      const { body: run } = await (await agentApi())("GET", `/runs/${encodeURIComponent(String(body.run_id))}`);
+      await agent.stop();
+      agent = undefined;
+      return json({ status: run?.status, device_id: run?.device_id, progress: run?.progress, counts: run?.counts });
     },
     "/results": async (body) => {
       results.resolve(body as unknown as ScenarioResults);
@@ -169,12 +205,41 @@ const pageHtml = (label: string) => `<!doctype html><meta charset="utf-8"><title
   }
 </script>`;
 
+/** The agent run's writes: the entities of AGENT_FILES, each once, with the keys the runner derives. */
+const key = (file: string, kind: Parameters<typeof idempotencyKey>[2], identity: string) =>
+  idempotencyKey(`dir:${AGENT_DIR}`, `${AGENT_DIR}/${file}`, kind, identity);
+const GARDEN = key("plan.md", "projects", "garden");
+const AGENT_WRITES = [
+  { tool: "note_create", key: key("ideas.md", "notes", "compost"), title: "compost", project_id: null },
+  { tool: "project_create", key: GARDEN, title: "garden", project_id: null },
+  // Linked to the id the device answered project_create with.
+  {
+    tool: "task_create",
+    key: key("plan.md", "tasks", "water the roses"),
+    title: "water the roses",
+    project_id: `id-${GARDEN}`,
+  },
+].sort((a, b) => `${a.tool} ${a.key}`.localeCompare(`${b.tool} ${b.key}`));
+
 /** What every runtime must show; `label` names the runtime in the tool result. */
 function expected(label: string) {
   const tasks = { tasks: [{ id: "t1", title: `from ${label}`, status: "open" }] };
   return {
     welcome: { protocol: sdk.DEVICE_PROTOCOL, status: "open" },
     chatTool: { calls: [{ args: { status: "open" }, origin: "chat" }], finish: "stop", output: tasks },
+    agentRun: {
+      finished: "succeeded",
+      server: {
+        status: "succeeded",
+        device_id: `sdk-${label}`,
+        progress: expect.objectContaining({ total: 3, done: 3, failed: 0 }),
+        counts: { tasks: 1, projects: 1, notes: 1, events: 0 },
+      },
+      events: ["started", "finished"],
+      origins: ["agent:<run>"],
+      reads: { fs_list_dir: 1, fs_read_file: 3 },
+      writes: AGENT_WRITES,
+    },
     renewal: { staleRequests: [false, true], afterwards: "chat_done" },
     restart: {
       pendingJourney: "connection_closed",

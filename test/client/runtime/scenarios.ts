@@ -1,7 +1,8 @@
 // The SDK's scenarios against a live chat instance, written once and run in every runtime the app
 // uses: in Bun directly, and bundled for Node (node-main.mjs) and Chromium (the page in
 // runtimes.test.ts). Nothing here may use an API of one runtime only. The test process drives the
-// server side through `control` (tokens, stopping and restarting the server, device RPC calls).
+// server side through `control` (tokens, stopping and restarting the server, device RPC calls,
+// agent runs over the small directory the device serves).
 import type * as Sdk from "../../../src/client";
 
 export interface ScenarioConfig {
@@ -15,13 +16,35 @@ export interface ScenarioConfig {
 export interface ScenarioResults {
   welcome: { protocol: number; status: string } | string;
   chatTool: { calls: unknown[]; finish: string | undefined; output: unknown } | string;
+  agentRun: AgentRunResult | string;
   renewal: { staleRequests: boolean[]; afterwards: string } | string;
   restart: Record<string, unknown> | string;
   closed: { code: string; within1s: boolean } | string;
   uncaught: string[];
 }
 
+export interface AgentRunResult {
+  /** The `status` of the run's `finished` agent_event, and the run as the agent service reports it. */
+  finished: unknown;
+  server: unknown;
+  /** The run's first and last agent_event. */
+  events: string[];
+  /** Every origin the device's calls carried, the run's id written `<run>`. */
+  origins: string[];
+  reads: Record<string, number>;
+  /** Every write call, sorted: a duplicate would show twice. */
+  writes: Array<{ tool: string; key: unknown; title: unknown; project_id: unknown }>;
+}
+
 type Close = { code: number; reason: string; willReconnect: boolean };
+
+/** The directory the device serves to agent runs: one file with a project and its task, one note, one with nothing. */
+export const AGENT_DIR = "/sdk-files";
+export const AGENT_FILES: Record<string, string> = {
+  [`${AGENT_DIR}/plan.md`]: "# Garden\nPROJECT: garden\nTASK: water the roses | garden",
+  [`${AGENT_DIR}/ideas.md`]: "NOTE: compost | mix greens and browns",
+  [`${AGENT_DIR}/prose.md`]: "just some prose with nothing to extract",
+};
 
 export async function runScenarios(
   sdk: typeof Sdk,
@@ -37,9 +60,18 @@ export async function runScenarios(
   const calls: unknown[] = [];
   const closes: Close[] = [];
   const welcomes: string[] = [];
+  const agentEvents: Array<{ run_id: string; event: string; status?: unknown }> = [];
+  const agentCalls: Array<{ tool: string; args: Record<string, unknown>; origin: string }> = [];
+  const agentTool =
+    (tool: string, answer: (args: Record<string, unknown>) => unknown) => (args: unknown, context: Sdk.ToolContext) => {
+      agentCalls.push({ tool, args: args as Record<string, unknown>, origin: context.origin });
+      return answer(args as Record<string, unknown>);
+    };
+  const created = (args: Record<string, unknown>) => ({ id: `id-${String(args.idempotency_key)}` });
+  const deviceId = `sdk-${config.label}`;
   const client = new sdk.DeviceClient({
     url: config.wsUrl,
-    deviceId: `sdk-${config.label}`,
+    deviceId,
     token: async ({ stale }) => {
       staleRequests.push(stale);
       return ((await post("/token", { tier: stale ? "pro" : "free" })) as { token: string }).token;
@@ -49,15 +81,31 @@ export async function runScenarios(
         calls.push({ args, origin: context.origin });
         return { tasks: [{ id: "t1", title: `from ${config.label}`, status: "open" }] };
       },
+      fs_list_dir: agentTool("fs_list_dir", ({ path }) => ({
+        entries: Object.keys(AGENT_FILES)
+          .filter((file) => file.startsWith(`${String(path).replace(/\/$/, "")}/`))
+          .map((file) => ({ path: file, type: "file", size: AGENT_FILES[file]!.length, mtime: 0 })),
+      })),
+      fs_read_file: agentTool("fs_read_file", ({ path }) => {
+        const content = AGENT_FILES[String(path)];
+        if (content === undefined) throw new sdk.ToolFailure("not_found", `no such file ${String(path)}`);
+        return { content, encoding: "utf8", truncated: false };
+      }),
+      project_create: agentTool("project_create", created),
+      task_create: agentTool("task_create", created),
+      note_create: agentTool("note_create", created),
+      timeline_add_event: agentTool("timeline_add_event", created),
     },
     backoff: { initialMs: 50, maxMs: 200 },
     WebSocket: WebSocketImpl,
   });
   client.on("close", (close) => closes.push(close));
   client.on("welcome", (welcome) => welcomes.push(welcome.connection_id));
+  client.on("agent_event", (event) => agentEvents.push(event));
   const results: Omit<ScenarioResults, "uncaught"> = {
     welcome: "not run",
     chatTool: "not run",
+    agentRun: "not run",
     renewal: "not run",
     restart: "not run",
     closed: "not run",
@@ -84,6 +132,46 @@ export async function runScenarios(
     }
     const done = (await stream.done) as { finish_reason?: string };
     return { calls: [...calls], finish: done.finish_reason, output };
+  });
+
+  await attempt("agentRun", async () => {
+    // The control endpoint starts an agent service instance, creates a configuration over AGENT_DIR
+    // for this user and triggers a run on this device; "/agent-done" reports the run and stops it.
+    const { run_id: runId } = (await post("/agent-run", { device_id: deviceId, path: AGENT_DIR })) as {
+      run_id: string;
+    };
+    try {
+      const final = await until(
+        () => agentEvents.find((event) => event.run_id === runId && event.event === "finished"),
+        "the run's finished agent_event",
+        20_000,
+      );
+      const events = agentEvents.filter((event) => event.run_id === runId).map((event) => event.event);
+      const reads: Record<string, number> = {};
+      const writes: AgentRunResult["writes"] = [];
+      for (const { tool, args } of agentCalls) {
+        if (tool.startsWith("fs_")) reads[tool] = (reads[tool] ?? 0) + 1;
+        else
+          writes.push({
+            tool,
+            key: args.idempotency_key,
+            title: args.title ?? args.name,
+            project_id: args.project_id ?? null,
+          });
+      }
+      writes.sort((a, b) => `${a.tool} ${a.key}`.localeCompare(`${b.tool} ${b.key}`));
+      return {
+        finished: final.status,
+        server: await post("/agent-done", { run_id: runId }),
+        events: [events[0] ?? "none", events.at(-1) ?? "none"],
+        origins: [...new Set(agentCalls.map((call) => call.origin.replace(runId, "<run>")))],
+        reads,
+        writes,
+      };
+    } catch (error) {
+      await post("/agent-done", { run_id: runId }).catch(() => undefined);
+      throw error;
+    }
   });
 
   await attempt("renewal", async () => {
