@@ -40,9 +40,10 @@ export async function startServer(options: {
   }
   const hostname = options.hostname ?? platform.env.HOST;
   let draining = false;
+  // Migrations first: the revocations read auth's ledger, which a fresh database gets from auth's.
+  for (const module of modules) await module.start?.();
   // Loaded before the first request, so no request waits for it.
   await platform.revocations.start();
-  for (const module of modules) await module.start?.();
   const app = createApp({ platform, modules, isDraining: () => draining });
   app.listen({
     port: requestedPort,
