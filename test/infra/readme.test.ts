@@ -14,10 +14,16 @@ test("the configuration table lists every variable of env.ts", () => {
   expect(Object.keys(Env.shape).filter((name) => !documented.has(name))).toEqual([]);
 });
 
-test("the two commands at the top are scripts of package.json", () => {
-  const scripts = (JSON.parse(readFileSync("package.json", "utf8")) as { scripts: Record<string, string> }).scripts;
+test("the two commands at the top run scripts of package.json with the pinned Bun, through npx", () => {
+  const manifest = JSON.parse(readFileSync("package.json", "utf8")) as {
+    scripts: Record<string, string>;
+    engines: { bun: string };
+  };
   const top = readme.slice(0, readme.indexOf("```", readme.indexOf("```") + 3));
-  expect(top).toContain("bun run dev");
-  expect(top).toContain("bun run test");
-  expect(Object.keys(scripts)).toEqual(expect.arrayContaining(["dev", "test"]));
+  // A machine with only Node.js and npm has npx, not bun: the commands must not need bun on the PATH.
+  const bun = `npx -y bun@${manifest.engines.bun}`;
+  expect(top).toContain(`${bun} install && ${bun} run dev`);
+  expect(top).toContain(`${bun} run test`);
+  expect(top.split("\n").filter((line) => /^bun /.test(line))).toEqual([]);
+  expect(Object.keys(manifest.scripts)).toEqual(expect.arrayContaining(["dev", "test"]));
 });
