@@ -1,5 +1,6 @@
 import { limitsFor, tierRank } from "../shared/tiers";
-import type { VerbArgs } from "./context";
+import type { VerbArgs } from "../shared/verb";
+import type { AgentContext } from "./context";
 import { countConfigs } from "./limits";
 import type { CanCreateInput } from "./model";
 import { typeFor } from "./validate";
@@ -12,7 +13,11 @@ export interface CanCreateResult {
 }
 
 /** Whether the user may create one more configuration of `type` now (advisory: creation re-checks atomically). */
-export async function canCreate({ ctx, user, input }: VerbArgs<CanCreateInput>): Promise<CanCreateResult> {
+export async function canCreate({
+  ctx,
+  user,
+  input,
+}: VerbArgs<AgentContext, CanCreateInput>): Promise<CanCreateResult> {
   const type = typeFor(input.type);
   const limit = limitsFor(user.tier).agentConfigs;
   const used = await countConfigs(ctx.db, user.userId);

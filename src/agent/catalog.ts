@@ -1,9 +1,11 @@
 import { tierRank } from "../shared/tiers";
+import type { VerbArgs } from "../shared/verb";
+import type { AgentContext } from "./context";
 import { AGENT_TYPES } from "./registry";
 import { configJsonSchema } from "./validate";
 
 /** The agent types the registry knows, with the JSON schema of each configuration. */
-export function listCatalog({ tier }: { tier?: Parameters<typeof tierRank>[0] } = {}) {
+export async function listCatalog({ user }: VerbArgs<AgentContext>) {
   return {
     agents: AGENT_TYPES.map((each) => ({
       type: each.type,
@@ -11,7 +13,7 @@ export function listCatalog({ tier }: { tier?: Parameters<typeof tierRank>[0] } 
       description: each.description,
       kind: each.kind,
       min_tier: each.minTier,
-      available: tier === undefined ? undefined : tierRank(tier) >= tierRank(each.minTier),
+      available: tierRank(user.tier) >= tierRank(each.minTier),
       config_schema: configJsonSchema(each),
     })),
   };

@@ -1,7 +1,8 @@
 import { and, desc, eq } from "drizzle-orm";
 import { notFound } from "../shared/errors";
 import { limitsFor } from "../shared/tiers";
-import type { AgentContext, VerbArgs } from "./context";
+import type { VerbArgs } from "../shared/verb";
+import type { AgentContext } from "./context";
 import { configLimitReached, countConfigs, withUserLock } from "./limits";
 import type { CreateConfigInput, UpdateConfigInput } from "./model";
 import { agentConfigs } from "./tables";
@@ -22,7 +23,11 @@ export const configView = (row: ConfigRow) => ({
 export type ConfigView = ReturnType<typeof configView>;
 
 /** Creates a configuration; the per-user count and the insert happen under one lock, so the limit is exact. */
-export async function createConfig({ ctx, user, input }: VerbArgs<CreateConfigInput>): Promise<ConfigView> {
+export async function createConfig({
+  ctx,
+  user,
+  input,
+}: VerbArgs<AgentContext, CreateConfigInput>): Promise<ConfigView> {
   const type = typeFor(input.type, user);
   const config = parseConfig(type, input.config);
   const limit = limitsFor(user.tier).agentConfigs;
@@ -45,7 +50,7 @@ export async function createConfig({ ctx, user, input }: VerbArgs<CreateConfigIn
   return configView(row);
 }
 
-export async function listConfigs({ ctx, user }: VerbArgs<unknown>): Promise<{ configs: ConfigView[] }> {
+export async function listConfigs({ ctx, user }: VerbArgs<AgentContext>): Promise<{ configs: ConfigView[] }> {
   const rows = await ctx.db
     .select()
     .from(agentConfigs)
@@ -65,7 +70,7 @@ export async function findConfig(ctx: Pick<AgentContext, "db">, userId: string, 
   return row;
 }
 
-export async function getConfig({ ctx, user, input }: VerbArgs<{ id: string }>): Promise<ConfigView> {
+export async function getConfig({ ctx, user, input }: VerbArgs<AgentContext, { id: string }>): Promise<ConfigView> {
   return configView(await findConfig(ctx, user.userId, input.id));
 }
 
@@ -73,7 +78,7 @@ export async function updateConfig({
   ctx,
   user,
   input,
-}: VerbArgs<{ id: string; changes: UpdateConfigInput }>): Promise<ConfigView> {
+}: VerbArgs<AgentContext, { id: string; changes: UpdateConfigInput }>): Promise<ConfigView> {
   const existing = await findConfig(ctx, user.userId, input.id);
   const type = typeFor(existing.type, user);
   const config = input.changes.config === undefined ? existing.config : parseConfig(type, input.changes.config);
@@ -91,7 +96,7 @@ export async function updateConfig({
   return configView(row);
 }
 
-export async function deleteConfig({ ctx, user, input }: VerbArgs<{ id: string }>): Promise<void> {
+export async function deleteConfig({ ctx, user, input }: VerbArgs<AgentContext, { id: string }>): Promise<void> {
   assertId(input.id, "agent configuration");
   const deleted = await ctx.db
     .delete(agentConfigs)

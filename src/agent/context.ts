@@ -1,5 +1,4 @@
 import type { LanguageModel } from "ai";
-import type { AuthUser } from "../shared/auth/verifier";
 import type { Bus } from "../shared/bus/bus";
 import type { Database } from "../shared/db";
 import type { DevicePush, DeviceRpc } from "../shared/device-rpc";
@@ -7,6 +6,8 @@ import type { JobQueue } from "../shared/jobs";
 import type { Keys } from "../shared/keys";
 import type { Logger } from "../shared/logger";
 import type { Metrics } from "../shared/metrics";
+import type { Platform } from "../shared/platform";
+import type { RateLimiter } from "../shared/rate-limit";
 import type { RunJob } from "./model";
 
 export interface AgentModels {
@@ -27,8 +28,9 @@ export interface AgentSettings {
   deviceCallMs: number;
 }
 
-/** What the agent service's verbs and runner need; built once in `createAgentService`. */
+/** What the agent service's routes, verbs and runner need; built once in `createAgentService`. */
 export interface AgentContext {
+  platform: Platform;
   db: Database;
   keys: Keys;
   bus: Bus;
@@ -40,10 +42,6 @@ export interface AgentContext {
   push: DevicePush;
   models: AgentModels;
   settings: AgentSettings;
-}
-
-export interface VerbArgs<I> {
-  ctx: AgentContext;
-  user: AuthUser;
-  input: I;
+  /** The per-tier limits of the routes and relayed journey turns; undefined: the platform's. */
+  limiter?: RateLimiter;
 }

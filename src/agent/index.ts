@@ -52,10 +52,11 @@ export async function createAgentService(
     overrides.journeys ??
     openJourneyQueue(platform, { lockMs: env.AGENT_JOB_LOCK_MS, stalledIntervalMs: env.AGENT_STALLED_INTERVAL_MS });
   const ctx: AgentContext = {
+    platform,
     db: platform.db,
     keys: platform.keys,
     bus: platform.bus,
-    logger: platform.logger.child({ service: "agent" }),
+    logger: platform.logger.child({ module: "agent" }),
     metrics: platform.metrics,
     instanceId: platform.instanceId,
     queue,
@@ -68,17 +69,18 @@ export async function createAgentService(
       deviceGraceMs: env.AGENT_DEVICE_GRACE_MS,
       deviceCallMs: env.AGENT_DEVICE_CALL_MS,
     },
+    limiter: overrides.limiter,
   };
   const runner = createRunner(ctx);
   const reconciler = createReconciler(ctx, env.AGENT_RECONCILE_INTERVAL_MS);
   const journeyWorker = createJourneyWorker(ctx, journeys, {
     concurrency: env.AGENT_JOURNEY_CONCURRENCY,
-    limit: journeyTurnLimit(platform, overrides.limiter),
+    limit: journeyTurnLimit(platform, ctx.limiter),
   });
   return {
     name: "agent",
     prefix: AGENT_PREFIX,
-    plugin: new Elysia({ name: "agent" }).use(agentRoutes(platform, ctx, overrides.limiter)),
+    plugin: new Elysia({ name: "agent" }).use(agentRoutes(ctx)),
     async start() {
       await migrate(platform.db, "agent", migrations);
       await deps.start();

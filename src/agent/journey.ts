@@ -3,9 +3,10 @@ import { and, eq, ne } from "drizzle-orm";
 import { z } from "zod";
 import { conflict, notFound } from "../shared/errors";
 import type { JourneyResponse, JourneyView } from "../shared/journey-relay";
+import type { VerbArgs } from "../shared/verb";
 import { canCreate } from "./can-create";
 import { type ConfigView, createConfig } from "./configs";
-import type { AgentContext, VerbArgs } from "./context";
+import type { AgentContext } from "./context";
 import { configLimitReached } from "./limits";
 import { agentTypeOf, type JourneyMessageInput, type JourneyStartInput } from "./model";
 import type { AgentType } from "./registry";
@@ -95,7 +96,11 @@ const view = (row: JourneyRow, type: AgentType, reply: string, config?: ConfigVi
 });
 
 /** Opens a setup conversation for `type`; refused up front when the user could not create it anyway. */
-export async function startJourney({ ctx, user, input }: VerbArgs<JourneyStartInput>): Promise<JourneyView> {
+export async function startJourney({
+  ctx,
+  user,
+  input,
+}: VerbArgs<AgentContext, JourneyStartInput>): Promise<JourneyView> {
   const type = typeFor(agentTypeOf(input), user);
   const allowed = await canCreate({ ctx, user, input: { type: type.type } });
   if (!allowed.allowed) throw configLimitReached(allowed.limit);
@@ -113,7 +118,11 @@ const statusFor = (type: AgentType, draft: Record<string, unknown>) =>
   validate(type, draft).valid ? "confirming" : "collecting";
 
 /** One user message: the model fills the draft; a confirmed, valid draft becomes a configuration. */
-export async function journeyMessage({ ctx, user, input }: VerbArgs<JourneyMessageInput>): Promise<JourneyView> {
+export async function journeyMessage({
+  ctx,
+  user,
+  input,
+}: VerbArgs<AgentContext, JourneyMessageInput>): Promise<JourneyView> {
   assertId(input.journey_id, "journey");
   const [row] = await ctx.db
     .select()

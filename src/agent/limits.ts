@@ -1,6 +1,7 @@
 import { and, count, eq, gte, inArray, sql } from "drizzle-orm";
 import type { Database } from "../shared/db";
 import { forbidden, tooManyRequests } from "../shared/errors";
+import { rateLimitHeaders } from "../shared/rate-limit";
 import { limitsFor, type Tier } from "../shared/tiers";
 import { ACTIVE_RUN_STATUSES } from "./model";
 import { agentConfigs, agentRunLogs } from "./tables";
@@ -57,21 +58,26 @@ export function assertRunAllowed(tier: Tier, usage: RunUsage, now = new Date()):
   const limits = limitsFor(tier);
   if (usage.today >= limits.agentRunsPerDay) {
     const reset = secondsToUtcMidnight(now);
-    throw tooManyRequests("run_limit_reached", `your tier allows ${limits.agentRunsPerDay} agent runs per day`, {
-      "retry-after": String(reset),
-      "ratelimit-policy": `"agent-runs";q=${limits.agentRunsPerDay};w=86400`,
-      ratelimit: `"agent-runs";r=0;t=${reset}`,
-    });
+    throw tooManyRequests(
+      "run_limit_reached",
+      `your tier allows ${limits.agentRunsPerDay} agent runs per day`,
+      rateLimitHeaders("agent-runs", { limit: limits.agentRunsPerDay, windowMs: 86_400_000 }, refused(reset)),
+    );
   }
   if (usage.active >= limits.concurrentAgentRuns) {
     throw tooManyRequests(
       "concurrent_run_limit",
       `your tier allows ${limits.concurrentAgentRuns} agent run(s) at a time; wait for one to finish or cancel it`,
-      {
-        "retry-after": "30",
-        "ratelimit-policy": `"agent-concurrency";q=${limits.concurrentAgentRuns}`,
-        ratelimit: `"agent-concurrency";r=0;t=30`,
-      },
+      // A cap on runs at once has no window; 30 s is a fair guess at when one may have finished.
+      rateLimitHeaders("agent-concurrency", { limit: limits.concurrentAgentRuns }, refused(30)),
     );
   }
 }
+
+/** A refused decision that frees up in `seconds`. */
+const refused = (seconds: number) => ({
+  allowed: false,
+  remaining: 0,
+  resetMs: seconds * 1000,
+  retryAfterMs: seconds * 1000,
+});

@@ -1,9 +1,6 @@
 import { Elysia } from "elysia";
-import { authGuard } from "../shared/auth/guard";
-import { BEARER_SECURITY, JSON_BODY, NoContent, responses, SIGNED_IN } from "../shared/contract";
-import type { Platform } from "../shared/platform";
-import { type RateLimiter, rateLimitByTier } from "../shared/rate-limit";
-import { sanitizer } from "../shared/sanitizer";
+import { JSON_BODY, NoContent, responses, SIGNED_IN } from "../shared/contract";
+import { protectedRoutes } from "../shared/protected-routes";
 import { canCreate } from "./can-create";
 import { listCatalog } from "./catalog";
 import { createConfig, deleteConfig, getConfig, listConfigs, updateConfig } from "./configs";
@@ -31,26 +28,23 @@ import { journeyRouteLimit } from "./rate-limits";
 import { cancelRun, getRun, listRuns } from "./runs";
 import { triggerRun } from "./trigger";
 
-/**
- * `/api/v1/agents`: thin handlers over the verbs; every route needs a bearer token and spends the
- * tier's requests/min of the agent service; the journey routes, a model call each, also spend the
- * tighter journey budget. The guard comes before the sanitizer: a caller without a valid token learns
- * nothing about its body.
- */
 /** Where Traefik sends the agent service's traffic; literal, so typed clients know every path. */
 export const AGENT_PREFIX = "/api/v1/agents" as const;
 
 /** A configuration or run id in the path: anything but a UUID is a 404, as for another user's. */
 const ID = [404] as const;
 
-export function agentRoutes(platform: Platform, ctx: AgentContext, limiter?: RateLimiter) {
+/**
+ * `/api/v1/agents`: thin handlers over the verbs; every route needs a bearer token and spends the
+ * tier's requests/min of the agent service; the journey routes, a model call each, also spend the
+ * tighter journey budget.
+ */
+export function agentRoutes(ctx: AgentContext) {
+  const { platform, limiter } = ctx;
   const journeyLimit = journeyRouteLimit(platform, limiter);
   return new Elysia({ prefix: AGENT_PREFIX, tags: ["agents"] })
-    .use(authGuard(platform.verifier, platform.logger))
-    .use(sanitizer({ maxBodyBytes: platform.env.MAX_BODY_BYTES }))
-    .use(rateLimitByTier(platform, "agent", { limiter }))
-    .guard({ detail: { security: BEARER_SECURITY } })
-    .get("/catalog", ({ user }) => listCatalog({ tier: user.tier }), {
+    .use(protectedRoutes({ platform, service: "agent", logger: ctx.logger, limiter }))
+    .get("/catalog", ({ user }) => listCatalog({ ctx, user, input: undefined }), {
       response: responses({ 200: AgentCatalog }, ...SIGNED_IN),
       detail: { summary: "The agent types, with the JSON Schema of each configuration" },
     })

@@ -1,6 +1,7 @@
 import { and, desc, eq, lt, notInArray, sql } from "drizzle-orm";
 import { notFound } from "../shared/errors";
-import type { AgentContext, VerbArgs } from "./context";
+import type { VerbArgs } from "../shared/verb";
+import type { AgentContext } from "./context";
 import { isTerminal, type ListRunsQuery, TERMINAL_RUN_STATUSES } from "./model";
 import { agentRunEvents, agentRunLogs } from "./tables";
 import { assertId } from "./validate";
@@ -47,7 +48,7 @@ async function findRun(ctx: Pick<AgentContext, "db">, userId: string, id: string
   return row;
 }
 
-export async function listRuns({ ctx, user, input }: VerbArgs<ListRunsQuery>) {
+export async function listRuns({ ctx, user, input }: VerbArgs<AgentContext, ListRunsQuery>) {
   const filters = [eq(agentRunLogs.userId, user.userId)];
   if (input.before) filters.push(lt(agentRunLogs.createdAt, new Date(input.before)));
   if (input.config_id) {
@@ -69,7 +70,7 @@ export async function listRuns({ ctx, user, input }: VerbArgs<ListRunsQuery>) {
 }
 
 /** One run with its log (the latest entries, oldest first). */
-export async function getRun({ ctx, user, input }: VerbArgs<{ id: string }>) {
+export async function getRun({ ctx, user, input }: VerbArgs<AgentContext, { id: string }>) {
   const row = await findRun(ctx, user.userId, input.id);
   const events = await ctx.db
     .select()
@@ -95,7 +96,7 @@ export async function getRun({ ctx, user, input }: VerbArgs<{ id: string }>) {
  * empty) has nobody to hear either, so it is cancelled here too; a replica still working on it
  * regardless stops on the bus message or the flag.
  */
-export async function cancelRun({ ctx, user, input }: VerbArgs<{ id: string }>): Promise<RunView> {
+export async function cancelRun({ ctx, user, input }: VerbArgs<AgentContext, { id: string }>): Promise<RunView> {
   const row = await findRun(ctx, user.userId, input.id);
   if (isTerminal(row.status)) return runView(row);
   await ctx.db

@@ -1,7 +1,8 @@
 import { eq } from "drizzle-orm";
 import { conflict, unavailable } from "../shared/errors";
+import type { VerbArgs } from "../shared/verb";
 import { findConfig } from "./configs";
-import type { AgentContext, VerbArgs } from "./context";
+import type { AgentContext } from "./context";
 import { assertRunAllowed, runUsage, withUserLock } from "./limits";
 import type { TriggerInput } from "./model";
 import { agentRunLogs } from "./tables";
@@ -38,7 +39,7 @@ export async function triggerRun({
   ctx,
   user,
   input,
-}: VerbArgs<TriggerInput>): Promise<{ run_id: string; status: "queued"; device_id: string }> {
+}: VerbArgs<AgentContext, TriggerInput>): Promise<{ run_id: string; status: "queued"; device_id: string }> {
   const config = await findConfig(ctx, user.userId, input.config_id);
   typeFor(config.type, user);
   const deviceId = await chooseDevice(ctx, user.userId, input.device_id, config.deviceId);

@@ -1,5 +1,6 @@
 import { eq, sql } from "drizzle-orm";
 import { tooManyRequests, unauthorized } from "../shared/errors";
+import type { ClientInfo, PublicVerbArgs } from "../shared/verb";
 import { type AuthContext, ipGate, normalizeEmail, signInSubjects, toUser } from "./context";
 import type { AttemptOutcome } from "./lockout";
 import type { LoginInput, Session } from "./model";
@@ -10,7 +11,12 @@ import { users } from "./tables";
  * Signs in. An unknown e-mail and a wrong password give the same error after the same work (one
  * argon2 verification); both count as failures for the account and the IP (see `signInSubjects`).
  */
-export async function login({ ctx, input, ip }: { ctx: AuthContext; input: LoginInput; ip: string }): Promise<Session> {
+export async function login({
+  ctx,
+  input,
+  client,
+}: PublicVerbArgs<AuthContext, LoginInput> & { client: ClientInfo }): Promise<Session> {
+  const { ip } = client;
   await ipGate(ctx, ip);
   const email = normalizeEmail(input.email);
   const [user] = await ctx.db

@@ -1,4 +1,4 @@
-import type { AuthUser } from "../shared/auth/verifier";
+import type { VerbArgs } from "../shared/verb";
 import type { AuthContext } from "./context";
 import type { LogoutInput } from "./model";
 import { endAccessTokens, revokeSessions } from "./sessions";
@@ -7,7 +7,7 @@ import { endAccessTokens, revokeSessions } from "./sessions";
  * Ends the caller's session (or all their sessions with `all`): its refresh tokens are revoked
  * and its access tokens stop working in every service at once.
  */
-export async function logout({ ctx, user, input }: { ctx: AuthContext; user: AuthUser; input: LogoutInput }) {
+export async function logout({ ctx, user, input }: VerbArgs<AuthContext, LogoutInput>) {
   if (!input?.all && !user.sessionId) return { revoked: 0 };
   const ended = await revokeSessions(ctx.db, {
     userId: user.userId,

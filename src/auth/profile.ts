@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
-import type { AuthUser } from "../shared/auth/verifier";
 import { forbidden, notFound, unprocessable } from "../shared/errors";
+import type { ClientInfo, VerbArgs } from "../shared/verb";
 import { type AuthContext, normalizeEmail, toUser } from "./context";
 import { unwrapUserKey } from "./crypto";
 import { passwordAttempt } from "./login";
@@ -16,7 +16,7 @@ async function loadUser(ctx: AuthContext, userId: string) {
   return row;
 }
 
-export async function getMe({ ctx, user }: { ctx: AuthContext; user: AuthUser }): Promise<User> {
+export async function getMe({ ctx, user }: VerbArgs<AuthContext>): Promise<User> {
   return toUser(await loadUser(ctx, user.userId));
 }
 
@@ -29,19 +29,14 @@ export async function updateMe({
   ctx,
   user,
   input,
-  ip,
-}: {
-  ctx: AuthContext;
-  user: AuthUser;
-  input: UpdateMeInput;
-  ip: string;
-}): Promise<User> {
+  client,
+}: VerbArgs<AuthContext, UpdateMeInput> & { client: ClientInfo }): Promise<User> {
   const row = await loadUser(ctx, user.userId);
   const changes: Partial<typeof users.$inferInsert> = { updatedAt: new Date() };
   if (input.display_name !== undefined) changes.displayName = input.display_name;
   if (input.new_password !== undefined) {
     const current = input.current_password ?? "";
-    const who = { email: normalizeEmail(row.email), ip };
+    const who = { email: normalizeEmail(row.email), ip: client.ip };
     if (!(await passwordAttempt(ctx, who, () => ctx.passwords.verify(current, row.passwordHash)))) {
       throw forbidden("invalid_credentials", "the current password is wrong");
     }
@@ -62,7 +57,7 @@ export async function updateMe({
 }
 
 /** The caller's own data key, unwrapped; never logged. */
-export async function getEncryptionKey({ ctx, user }: { ctx: AuthContext; user: AuthUser }): Promise<EncryptionKey> {
+export async function getEncryptionKey({ ctx, user }: VerbArgs<AuthContext>): Promise<EncryptionKey> {
   const row = await loadUser(ctx, user.userId);
   const key = await unwrapUserKey(ctx.secrets, row.id, row.encryptionKey);
   return { key: Buffer.from(key).toString("base64"), algorithm: "AES-256-GCM", encoding: "base64" };

@@ -1,6 +1,7 @@
 import { eq } from "drizzle-orm";
 import type { Database } from "../shared/db";
 import { unauthorized } from "../shared/errors";
+import type { PublicVerbArgs } from "../shared/verb";
 import type { AuthContext } from "./context";
 import { hashToken, successorOf } from "./crypto";
 import type { RefreshInput, TokenPair } from "./model";
@@ -25,7 +26,7 @@ const invalidRefresh = () => unauthorized("invalid_refresh_token", "invalid or e
  * The access token is signed before the commit, so a revocation that waited for this rotation
  * computes its end time after the token was issued and outlives it.
  */
-export async function refresh({ ctx, input }: { ctx: AuthContext; input: RefreshInput }): Promise<TokenPair> {
+export async function refresh({ ctx, input }: PublicVerbArgs<AuthContext, RefreshInput>): Promise<TokenPair> {
   const tokenHash = hashToken(input.refresh_token);
   const outcome = await ctx.db.transaction(async (tx): Promise<Outcome> => {
     const [found] = await tx

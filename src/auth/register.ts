@@ -1,4 +1,5 @@
 import { conflict, unprocessable } from "../shared/errors";
+import type { ClientInfo, PublicVerbArgs } from "../shared/verb";
 import { type AuthContext, ipGate, normalizeEmail, toUser } from "./context";
 import { newUserKey, wrapUserKey } from "./crypto";
 import type { RegisterInput, Session } from "./model";
@@ -10,13 +11,9 @@ import { users } from "./tables";
 export async function register({
   ctx,
   input,
-  ip,
-}: {
-  ctx: AuthContext;
-  input: RegisterInput;
-  ip: string;
-}): Promise<Session> {
-  await ipGate(ctx, ip);
+  client,
+}: PublicVerbArgs<AuthContext, RegisterInput> & { client: ClientInfo }): Promise<Session> {
+  await ipGate(ctx, client.ip);
   const email = normalizeEmail(input.email);
   const problem = passwordProblem(input.password, email);
   if (problem) throw unprocessable(problem, [{ path: "password", message: problem }]);

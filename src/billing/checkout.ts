@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { conflict, unavailable } from "../shared/errors";
+import type { VerbArgs } from "../shared/verb";
 import { redirectUrl, requireStripe } from "./config";
-import type { UserContext } from "./context";
+import type { BillingContext } from "./context";
 import { ensureCustomer } from "./customer";
 import type { CheckoutInput, CheckoutResult } from "./model";
 import { stripeCall } from "./stripe-call";
@@ -17,17 +18,15 @@ const DEDUPE_WINDOW_MS = 10 * 60_000;
  */
 export async function createCheckout({
   ctx,
+  user,
   input,
-}: {
-  ctx: UserContext;
-  input: CheckoutInput;
-}): Promise<CheckoutResult> {
+}: VerbArgs<BillingContext, CheckoutInput>): Promise<CheckoutResult> {
   const stripe = requireStripe(ctx.config);
   const price = ctx.config.prices[input.tier];
   if (!price) throw unavailable("tier_unavailable", `the ${input.tier} tier is not for sale on this server`);
   const successUrl = redirectUrl(ctx.config, "success_url", input.success_url, ctx.config.successUrl);
   const cancelUrl = redirectUrl(ctx.config, "cancel_url", input.cancel_url, ctx.config.cancelUrl);
-  const userId = ctx.user.userId;
+  const userId = user.userId;
   const customer = await ensureCustomer(ctx, userId);
   const current = await currentSubscription(ctx.db, userId);
   const idempotencyKey = dedupeKey(userId, [input.tier, price, customer, successUrl, cancelUrl, current?.id]);

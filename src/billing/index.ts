@@ -1,6 +1,7 @@
 import type { ServiceModule } from "../shared/app";
 import { migrate } from "../shared/db";
 import type { Platform } from "../shared/platform";
+import { rateLimiterFor } from "../shared/rate-limit";
 import { billingConfig } from "./config";
 import type { BillingContext } from "./context";
 import { migrations } from "./migrations";
@@ -17,7 +18,14 @@ export async function createBillingService(platform: Platform): Promise<ServiceM
   const logger = platform.logger.child({ module: "billing" });
   const config = billingConfig(platform.env);
   const relay = new OutboxRelay(platform, logger);
-  const ctx: BillingContext = { platform, db: platform.db, logger, config, notifyOutbox: () => relay.notify() };
+  const ctx: BillingContext = {
+    platform,
+    db: platform.db,
+    logger,
+    config,
+    limiter: rateLimiterFor(platform),
+    notifyOutbox: () => relay.notify(),
+  };
   return {
     name: "billing",
     prefix: BILLING_PREFIX,

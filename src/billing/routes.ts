@@ -1,8 +1,7 @@
 import { Elysia } from "elysia";
-import { authGuard } from "../shared/auth/guard";
-import { BEARER_SECURITY, JSON_BODY, responses, SIGNED_IN } from "../shared/contract";
-import { perMinute, rateLimitByTier, routeRateLimit } from "../shared/rate-limit";
-import { sanitizer } from "../shared/sanitizer";
+import { JSON_BODY, responses, SIGNED_IN } from "../shared/contract";
+import { protectedRoutes } from "../shared/protected-routes";
+import { perMinute, routeRateLimit } from "../shared/rate-limit";
 import { createCheckout } from "./checkout";
 import type { BillingContext } from "./context";
 import {
@@ -28,10 +27,12 @@ export const SESSIONS_POLICY = "billing-sessions";
 export const BILLING_PREFIX = "/api/v1/billing" as const;
 
 export function billingRoutes(ctx: BillingContext) {
-  const sessionLimit = routeRateLimit(ctx.platform, SESSIONS_POLICY, perMinute("billingSessionsPerMinute"));
+  const { platform, limiter } = ctx;
+  const sessionLimit = routeRateLimit(platform, SESSIONS_POLICY, perMinute("billingSessionsPerMinute"), limiter);
   return (
     new Elysia({ name: "billing", prefix: BILLING_PREFIX, tags: ["billing"] })
-      // Public (Stripe calls it) and unparsed: the signature covers the exact bytes sent.
+      // Public (Stripe calls it), before `protectedRoutes` and so outside its sanitizer: the body
+      // stays unparsed because the signature covers the exact bytes sent.
       .post(
         "/webhook",
         async ({ request }) =>
@@ -56,28 +57,32 @@ export function billingRoutes(ctx: BillingContext) {
           },
         },
       )
-      // Guard first: a caller without a valid token learns nothing about its body.
-      .use(authGuard(ctx.platform.verifier, ctx.logger))
-      .use(sanitizer({ maxBodyBytes: MAX_BILLING_BODY_BYTES }))
-      .use(rateLimitByTier(ctx.platform, "billing"))
-      .guard({ detail: { security: BEARER_SECURITY } })
-      .post("/checkout", ({ user, body }) => createCheckout({ ctx: { ...ctx, user }, input: body }), {
+      .use(
+        protectedRoutes({
+          platform,
+          service: "billing",
+          logger: ctx.logger,
+          limiter,
+          maxBodyBytes: MAX_BILLING_BODY_BYTES,
+        }),
+      )
+      .post("/checkout", ({ user, body }) => createCheckout({ ctx, user, input: body }), {
         body: CheckoutInput,
         beforeHandle: sessionLimit,
         // 409: already on that tier; 502/503: Stripe refused or is unreachable, or billing is off.
         response: responses({ 200: CheckoutResult }, ...SIGNED_IN, ...JSON_BODY, 409, 502),
         detail: { summary: "Start buying a paid tier (or changing to it)" },
       })
-      .get("/subscription", ({ user }) => getSubscription({ ctx: { ...ctx, user } }), {
+      .get("/subscription", ({ user }) => getSubscription({ ctx, user, input: undefined }), {
         response: responses({ 200: SubscriptionView }, ...SIGNED_IN),
         detail: { summary: "The caller's tier and subscription" },
       })
-      .delete("/subscription", ({ user, query }) => cancelSubscription({ ctx: { ...ctx, user }, input: query }), {
+      .delete("/subscription", ({ user, query }) => cancelSubscription({ ctx, user, input: query }), {
         query: CancelQuery,
         response: responses({ 200: SubscriptionView }, ...SIGNED_IN, 404, 422, 502),
         detail: { summary: "Cancel at the end of the paid period (or ?immediately=true)" },
       })
-      .post("/portal", ({ user, body }) => createPortal({ ctx: { ...ctx, user }, input: body ?? {} }), {
+      .post("/portal", ({ user, body }) => createPortal({ ctx, user, input: body ?? {} }), {
         body: PortalInput.optional(),
         beforeHandle: sessionLimit,
         response: responses({ 200: PortalResult }, ...SIGNED_IN, ...JSON_BODY, 404, 502),

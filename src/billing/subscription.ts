@@ -2,8 +2,9 @@ import { desc, eq } from "drizzle-orm";
 import type { Database } from "../shared/db";
 import { notFound } from "../shared/errors";
 import { tierRank } from "../shared/tiers";
+import type { VerbArgs } from "../shared/verb";
 import { requireStripe } from "./config";
-import type { UserContext } from "./context";
+import type { BillingContext } from "./context";
 import type { CancelQuery, SubscriptionView } from "./model";
 import { stripeCall } from "./stripe-call";
 import { isEntitled, lockCustomer, type SubscriptionRow, storeSubscription } from "./sync";
@@ -23,9 +24,9 @@ export async function currentSubscription(db: Database, userId: string): Promise
   return entitled[0] ?? rows[0];
 }
 
-export async function getSubscription({ ctx }: { ctx: UserContext }): Promise<SubscriptionView> {
-  const [customer] = await ctx.db.select().from(customers).where(eq(customers.userId, ctx.user.userId));
-  const row = await currentSubscription(ctx.db, ctx.user.userId);
+export async function getSubscription({ ctx, user }: VerbArgs<BillingContext>): Promise<SubscriptionView> {
+  const [customer] = await ctx.db.select().from(customers).where(eq(customers.userId, user.userId));
+  const row = await currentSubscription(ctx.db, user.userId);
   return {
     tier: customer?.tier ?? "free",
     status: row?.status ?? "none",
@@ -40,16 +41,14 @@ export async function getSubscription({ ctx }: { ctx: UserContext }): Promise<Su
  */
 export async function cancelSubscription({
   ctx,
+  user,
   input,
-}: {
-  ctx: UserContext;
-  input: CancelQuery;
-}): Promise<SubscriptionView> {
+}: VerbArgs<BillingContext, CancelQuery>): Promise<SubscriptionView> {
   const immediately = input.immediately === "true";
-  const userId = ctx.user.userId;
+  const userId = user.userId;
   const current = await currentSubscription(ctx.db, userId);
   if (!current || !isEntitled(current)) throw notFound("subscription");
-  if (!immediately && current.cancelAtPeriodEnd) return getSubscription({ ctx });
+  if (!immediately && current.cancelAtPeriodEnd) return getSubscription({ ctx, user, input: undefined });
   const stripe = requireStripe(ctx.config);
   const { changed } = await ctx.db.transaction(async (tx) => {
     const customer = await lockCustomer(tx, userId);
@@ -62,5 +61,5 @@ export async function cancelSubscription({
     return storeSubscription(ctx, tx, customer, subscription, "subscription.canceled_by_user");
   });
   if (changed) ctx.notifyOutbox();
-  return getSubscription({ ctx });
+  return getSubscription({ ctx, user, input: undefined });
 }

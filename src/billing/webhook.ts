@@ -1,5 +1,6 @@
 import type Stripe from "stripe";
 import { badRequest, unavailable } from "../shared/errors";
+import type { PublicVerbArgs } from "../shared/verb";
 import { requireStripe } from "./config";
 import type { BillingContext } from "./context";
 import type { WebhookResult } from "./model";
@@ -28,10 +29,7 @@ interface Target {
 export async function handleWebhook({
   ctx,
   input,
-}: {
-  ctx: BillingContext;
-  input: WebhookInput;
-}): Promise<WebhookResult> {
+}: PublicVerbArgs<BillingContext, WebhookInput>): Promise<WebhookResult> {
   const stripe = requireStripe(ctx.config);
   const secret = ctx.config.webhookSecret;
   if (!secret) throw unavailable("billing_unconfigured", "webhooks are not configured on this server");

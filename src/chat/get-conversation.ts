@@ -1,6 +1,8 @@
 import { notFound } from "../shared/errors";
+import type { VerbArgs } from "../shared/verb";
+import type { ChatServiceContext } from "./context";
 import { findConversation, type MessageRow, pageMessages } from "./history";
-import { type ChatCtx, conversationView } from "./list-conversations";
+import { conversationView } from "./list-conversations";
 import type { ChatContext, PageQuery } from "./model";
 
 const messageView = (row: MessageRow) => ({
@@ -14,8 +16,8 @@ const messageView = (row: MessageRow) => ({
 });
 
 /** One of the caller's conversations with a page of its messages; anyone else's is 404. */
-export async function getConversation({ ctx, input }: { ctx: ChatCtx; input: PageQuery & { id: string } }) {
-  const conversation = await findConversation(ctx.engine.db, ctx.user.userId, input.id);
+export async function getConversation({ ctx, user, input }: VerbArgs<ChatServiceContext, PageQuery & { id: string }>) {
+  const conversation = await findConversation(ctx.engine.db, user.userId, input.id);
   if (!conversation) throw notFound("conversation");
   const page = await pageMessages(ctx.engine.db, conversation.id, input.limit, input.cursor);
   return {

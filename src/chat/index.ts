@@ -7,6 +7,7 @@ import { createLlm, type Llm } from "../shared/llm";
 import type { Platform } from "../shared/platform";
 import type { RateLimiter } from "../shared/rate-limit";
 import { withTimeout } from "../shared/timeout";
+import type { ChatServiceContext } from "./context";
 import { deviceToolsRoute } from "./device-tools-route";
 import { type ChatEngine, chatMetrics } from "./engine";
 import {
@@ -72,7 +73,8 @@ export async function createChatService(
   platform: Platform,
   options: ChatServiceOptions = {},
 ): Promise<ChatServiceModule> {
-  const { env, logger } = platform;
+  const { env } = platform;
+  const logger = platform.logger.child({ module: "chat" });
   // Construction order: the device routing, then what calls devices through it (the chat engine,
   // the journey relay), then the socket whose frames they handle.
   const routing = createDeviceRouting(platform);
@@ -94,6 +96,7 @@ export async function createChatService(
     },
     now: () => new Date(),
   };
+  const ctx: ChatServiceContext = { platform, logger, engine, limiter: options.limiter };
   const frames = createChatFrameHandler(engine);
   const journeyQueue = options.journeyQueue ?? openJourneyQueue(platform);
   const journeys = createJourneyRelay({
@@ -114,10 +117,7 @@ export async function createChatService(
     name: "chat",
     prefix: CHAT_PREFIX,
     // The device socket and its tool contract live at /api/v1/ws/device, outside the chat prefix.
-    plugin: new Elysia({ name: "chat-service" })
-      .use(gateway.plugin)
-      .use(deviceToolsRoute())
-      .use(chatRoutes(platform, engine, options.limiter)),
+    plugin: new Elysia({ name: "chat-service" }).use(gateway.plugin).use(deviceToolsRoute()).use(chatRoutes(ctx)),
     gateway,
     engine,
     frames,

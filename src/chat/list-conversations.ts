@@ -1,12 +1,7 @@
-import type { AuthUser } from "../shared/auth/verifier";
-import type { ChatEngine } from "./engine";
+import type { VerbArgs } from "../shared/verb";
+import type { ChatServiceContext } from "./context";
 import { type ConversationRow, pageConversations } from "./history";
 import type { PageQuery } from "./model";
-
-export interface ChatCtx {
-  engine: ChatEngine;
-  user: AuthUser;
-}
 
 export const conversationView = (row: ConversationRow) => ({
   id: row.id,
@@ -17,7 +12,7 @@ export const conversationView = (row: ConversationRow) => ({
 });
 
 /** The caller's conversations, most recently active first. */
-export async function listConversations({ ctx, input }: { ctx: ChatCtx; input: PageQuery }) {
-  const page = await pageConversations(ctx.engine.db, ctx.user.userId, input.limit, input.cursor);
+export async function listConversations({ ctx, user, input }: VerbArgs<ChatServiceContext, PageQuery>) {
+  const page = await pageConversations(ctx.engine.db, user.userId, input.limit, input.cursor);
   return { items: page.items.map(conversationView), next_cursor: page.nextCursor ?? null };
 }

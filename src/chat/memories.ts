@@ -1,5 +1,6 @@
 import { notFound } from "../shared/errors";
-import type { ChatCtx } from "./list-conversations";
+import type { VerbArgs } from "../shared/verb";
+import type { ChatServiceContext } from "./context";
 import type { Memory } from "./memory/store";
 import type { PageQuery } from "./model";
 
@@ -10,19 +11,19 @@ const memoryView = (memory: Memory) => ({
 });
 
 /** What the assistant remembers about the caller. */
-export async function listMemories({ ctx, input }: { ctx: ChatCtx; input: PageQuery }) {
-  const page = await ctx.engine.memory.store.list(ctx.user.userId, input.limit, input.cursor);
+export async function listMemories({ ctx, user, input }: VerbArgs<ChatServiceContext, PageQuery>) {
+  const page = await ctx.engine.memory.store.list(user.userId, input.limit, input.cursor);
   return { items: page.items.map(memoryView), next_cursor: page.nextCursor ?? null };
 }
 
 /** Forgets one memory; another user's id is 404 like a missing one. */
-export async function deleteMemory({ ctx, input }: { ctx: ChatCtx; input: { id: string } }) {
-  const deleted = await ctx.engine.memory.store.delete(ctx.user.userId, input.id);
+export async function deleteMemory({ ctx, user, input }: VerbArgs<ChatServiceContext, { id: string }>) {
+  const deleted = await ctx.engine.memory.store.delete(user.userId, input.id);
   if (!deleted) throw notFound("memory");
   return { deleted: 1 };
 }
 
 /** Forgets everything about the caller. */
-export async function deleteAllMemories({ ctx }: { ctx: ChatCtx }) {
-  return { deleted: await ctx.engine.memory.store.deleteAll(ctx.user.userId) };
+export async function deleteAllMemories({ ctx, user }: VerbArgs<ChatServiceContext>) {
+  return { deleted: await ctx.engine.memory.store.deleteAll(user.userId) };
 }

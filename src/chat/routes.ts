@@ -1,12 +1,10 @@
 import { UI_MESSAGE_STREAM_HEADERS } from "ai";
 import { Elysia } from "elysia";
-import { authGuard } from "../shared/auth/guard";
-import { BEARER_SECURITY, JSON_BODY, responses, SIGNED_IN } from "../shared/contract";
+import { JSON_BODY, responses, SIGNED_IN } from "../shared/contract";
 import { ServiceError } from "../shared/errors";
 import { requestIdOf } from "../shared/http";
-import type { Platform } from "../shared/platform";
-import { type RateLimiter, rateLimitByTier } from "../shared/rate-limit";
-import { sanitizer } from "../shared/sanitizer";
+import { protectedRoutes } from "../shared/protected-routes";
+import type { ChatServiceContext } from "./context";
 import type { ChatEngine } from "./engine";
 import { getConversation } from "./get-conversation";
 import { listConversations } from "./list-conversations";
@@ -39,14 +37,15 @@ export const replyView = (result: ChatResult): ChatReply => ({
   usage: usageView(result),
 });
 
-export function chatRoutes(platform: Platform, engine: ChatEngine, limiter?: RateLimiter) {
+export function chatRoutes(ctx: ChatServiceContext) {
+  const { platform, engine } = ctx;
   return new Elysia({ name: "chat-routes", prefix: CHAT_PREFIX, tags: ["chat"] })
-    .use(sanitizer({ maxBodyBytes: platform.env.MAX_BODY_BYTES }))
-    .use(authGuard(platform.verifier, platform.logger))
-    .use(rateLimitByTier(platform, "chat", { limiter }))
-    .guard({ detail: { security: BEARER_SECURITY } })
+    .use(protectedRoutes({ platform, service: "chat", logger: ctx.logger, limiter: ctx.limiter }))
     .post(
       "/",
+      // Behind the same guard, sanitizer and limit as the rest: the reply is a runChat turn, not a
+      // verb, because the socket's `chat` frames run the same turn; the SSE response starts only
+      // once the turn is accepted, so every refusal above still answers with its HTTP status.
       ({ body, user, request }) => {
         const input = {
           userId: user.userId,
@@ -79,14 +78,14 @@ export function chatRoutes(platform: Platform, engine: ChatEngine, limiter?: Rat
         },
       },
     )
-    .get("/conversations", ({ query, user }) => listConversations({ ctx: { engine, user }, input: query }), {
+    .get("/conversations", ({ query, user }) => listConversations({ ctx, user, input: query }), {
       query: PageQuery,
       response: responses({ 200: ConversationPage }, ...SIGNED_IN, 422),
       detail: { summary: "The caller's conversations, most recently active first" },
     })
     .get(
       "/conversations/:id",
-      ({ params, query, user }) => getConversation({ ctx: { engine, user }, input: { ...query, id: params.id } }),
+      ({ params, query, user }) => getConversation({ ctx, user, input: { ...query, id: params.id } }),
       {
         params: ConversationParams,
         query: PageQuery,
@@ -94,16 +93,16 @@ export function chatRoutes(platform: Platform, engine: ChatEngine, limiter?: Rat
         detail: { summary: "One conversation with a page of its messages" },
       },
     )
-    .get("/memories", ({ query, user }) => listMemories({ ctx: { engine, user }, input: query }), {
+    .get("/memories", ({ query, user }) => listMemories({ ctx, user, input: query }), {
       query: PageQuery,
       response: responses({ 200: MemoryPage }, ...SIGNED_IN, 422),
       detail: { summary: "What the assistant remembers about the caller" },
     })
-    .delete("/memories", ({ user }) => deleteAllMemories({ ctx: { engine, user } }), {
+    .delete("/memories", ({ user }) => deleteAllMemories({ ctx, user, input: undefined }), {
       response: responses({ 200: Deleted }, ...SIGNED_IN),
       detail: { summary: "Forget everything about the caller" },
     })
-    .delete("/memories/:id", ({ params, user }) => deleteMemory({ ctx: { engine, user }, input: params }), {
+    .delete("/memories/:id", ({ params, user }) => deleteMemory({ ctx, user, input: params }), {
       params: MemoryParams,
       response: responses({ 200: Deleted }, ...SIGNED_IN, 404, 422),
       detail: { summary: "Forget one memory" },

@@ -21,10 +21,18 @@ export interface RateCheck {
   headers: Record<string, string>;
 }
 
-/** IETF draft-ietf-httpapi-ratelimit-headers: `"name";q=quota;w=window` and `"name";r=remaining;t=reset`. */
-export function rateLimitHeaders(policy: string, rule: RateRule, decision: RateDecision): Record<string, string> {
+/**
+ * IETF draft-ietf-httpapi-ratelimit-headers: `"name";q=quota;w=window` and `"name";r=remaining;t=reset`.
+ * A quota without a window (a concurrency cap) leaves `w` out, as the draft allows.
+ */
+export function rateLimitHeaders(
+  policy: string,
+  rule: Pick<RateRule, "limit"> & Partial<Pick<RateRule, "windowMs">>,
+  decision: Pick<RateDecision, "allowed" | "remaining" | "resetMs" | "retryAfterMs">,
+): Record<string, string> {
+  const window = rule.windowMs === undefined ? "" : `;w=${Math.ceil(rule.windowMs / 1000)}`;
   const headers: Record<string, string> = {
-    "ratelimit-policy": `"${policy}";q=${rule.limit};w=${Math.ceil(rule.windowMs / 1000)}`,
+    "ratelimit-policy": `"${policy}";q=${rule.limit}${window}`,
     ratelimit: `"${policy}";r=${decision.remaining};t=${Math.ceil(decision.resetMs / 1000)}`,
   };
   if (!decision.allowed) headers["retry-after"] = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
