@@ -5,6 +5,7 @@
 // server's document and fails when the committed one differs.
 import { join } from "node:path";
 import openapiTS, { astToString } from "openapi-typescript";
+import { biomeFormat } from "./biome-format";
 
 export const API_TYPES_FILE = join(import.meta.dir, "..", "src", "client", "api-types.ts");
 
@@ -19,17 +20,7 @@ const HEADER = `/*
 /** The file's text for an OpenAPI document, formatted as the repository's formatter leaves it. */
 export async function renderApiTypes(document: unknown): Promise<string> {
   const types = astToString(await openapiTS(document as Parameters<typeof openapiTS>[0]));
-  const biome = Bun.spawn(
-    [join(import.meta.dir, "..", "node_modules", ".bin", "biome"), "format", `--stdin-file-path=${API_TYPES_FILE}`],
-    { stdin: new Blob([HEADER + types]), stdout: "pipe", stderr: "pipe" },
-  );
-  const [formatted, errors, code] = await Promise.all([
-    new Response(biome.stdout).text(),
-    new Response(biome.stderr).text(),
-    biome.exited,
-  ]);
-  if (code !== 0) throw new Error(`biome format failed: ${errors}`);
-  return formatted;
+  return biomeFormat(HEADER + types, API_TYPES_FILE);
 }
 
 if (import.meta.main) {

@@ -3,6 +3,7 @@
 // `GET /api/v1/ws/device/tools.json` serves and fails when the file differs.
 import { join } from "node:path";
 import { type DeviceToolsDocument, deviceToolsRoute } from "../src/chat/device-tools-route";
+import { biomeFormat } from "./biome-format";
 
 export const DEVICE_TOOLS_DOC = join(import.meta.dir, "..", "docs", "device-tools.md");
 
@@ -86,19 +87,7 @@ export function renderDeviceToolsDoc(contract: DeviceToolsDocument): string {
 }
 
 /** The rendered document as the repository's formatter leaves it (it also formats the JSON blocks). */
-export async function formatMarkdown(text: string): Promise<string> {
-  const biome = Bun.spawn(
-    [join(import.meta.dir, "..", "node_modules", ".bin", "biome"), "format", `--stdin-file-path=${DEVICE_TOOLS_DOC}`],
-    { stdin: new Blob([text]), stdout: "pipe", stderr: "pipe" },
-  );
-  const [formatted, errors, code] = await Promise.all([
-    new Response(biome.stdout).text(),
-    new Response(biome.stderr).text(),
-    biome.exited,
-  ]);
-  if (code !== 0) throw new Error(`biome format failed: ${errors}`);
-  return formatted;
-}
+export const formatMarkdown = (text: string): Promise<string> => biomeFormat(text, DEVICE_TOOLS_DOC);
 
 if (import.meta.main) {
   const response = await deviceToolsRoute().handle(new Request("http://localhost/api/v1/ws/device/tools.json"));

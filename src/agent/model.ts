@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { JourneyConfig, JourneyView } from "../protocol";
 import { named } from "../shared/contract";
 import { Tier } from "../shared/tiers";
 
@@ -100,19 +101,8 @@ export const RunJob = z.object({ runId: z.string(), userId: z.string() });
 export type RunJob = z.infer<typeof RunJob>;
 
 /** A configuration as `GET /configs/:id` shows it. */
-export const AgentConfig = named(
-  "AgentConfig",
-  z.object({
-    id: z.string(),
-    type: z.string(),
-    kind: z.string(),
-    name: z.string(),
-    config: z.unknown(),
-    device_id: z.string().nullable(),
-    created_at: z.string(),
-    updated_at: z.string(),
-  }),
-);
+/** A configuration as the API shows it; the same shape a completed journey returns (src/protocol). */
+export const AgentConfig = named("AgentConfig", JourneyConfig);
 
 export const AgentConfigList = named("AgentConfigList", z.object({ configs: z.array(AgentConfig) }));
 
@@ -185,20 +175,12 @@ export const RunDetail = named(
   }),
 );
 
-/** A journey turn's answer (`JourneyResponse`). */
+/** A journey turn's answer (`JourneyResponse`): the protocol's view, plus the field older clients read. */
 export const Journey = named(
   "Journey",
-  z.object({
-    journey_id: z.string(),
-    agent_type: z.string(),
+  JourneyView.extend({
     /** @deprecated The same as `agent_type`. */
     type: z.string(),
-    status: z.enum(["collecting", "confirming", "completed"]),
-    reply: z.string(),
-    draft: z.record(z.string(), z.unknown()),
-    missing: z.array(z.string()),
-    config_id: z.string().optional(),
-    config: AgentConfig.optional(),
   }),
 );
 

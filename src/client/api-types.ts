@@ -633,7 +633,6 @@ export interface components {
     Journey: {
       journey_id: string;
       agent_type: string;
-      type: string;
       /** @enum {string} */
       status: "collecting" | "confirming" | "completed";
       reply: string;
@@ -643,6 +642,7 @@ export interface components {
       missing: string[];
       config_id?: string;
       config?: components["schemas"]["AgentConfig"];
+      type: string;
     };
     JourneyMessageInput: {
       journey_id: string;
