@@ -20,7 +20,5 @@ export const DEVICE_TOOLS = Object.fromEntries(
 export type DeviceToolName = keyof typeof DEVICE_TOOLS;
 export const DEVICE_TOOL_NAMES = Object.keys(DEVICE_TOOLS) as DeviceToolName[];
 
-export const isDeviceTool = (name: string): name is DeviceToolName => Object.hasOwn(DEVICE_TOOLS, name);
-
 /** Tools that create something take an idempotency key; the tool call id is a natural one. */
 export const takesIdempotencyKey = (name: DeviceToolName): boolean => contractTakesKey(name);
