@@ -1,5 +1,6 @@
 // `bun run build [service...] [--outdir=dist]`: one self-contained executable per service, each
-// defaulting SERVICE_NAME to its own.
+// compiled from its own entry (src/entries/<service>.ts), so it holds that service's code only and
+// runs as that service whatever SERVICE_NAME says (a different one is refused).
 import { rmSync } from "node:fs";
 import { SERVICE_NAMES } from "../src/shared/env";
 
@@ -20,11 +21,12 @@ for (const service of services) {
       "bun",
       "build",
       "--compile",
+      // The executables read only their environment, never a .env or bunfig.toml where they run.
+      "--no-compile-autoload-dotenv",
+      "--no-compile-autoload-bunfig",
       "--minify",
       "--sourcemap",
-      `--define`,
-      `process.env.DEFAULT_SERVICE_NAME=${JSON.stringify(service)}`,
-      "src/main.ts",
+      `src/entries/${service}.ts`,
       "--outfile",
       outfile,
     ],

@@ -1,7 +1,5 @@
-// `bun run keys [dir]`: generates the RS256 key pair and the master key (never overwrites).
-import { ensureKeyFiles } from "../src/shared/auth/keygen";
+// `bun run keys [dir]`: generates the RS256 key pair and the master key (never overwrites); the
+// executables' `keys` subcommand does the same.
+import { keysCommand } from "../src/entries/entry";
 
-const dir = process.argv[2] ?? "infra/keys";
-const { created, paths } = await ensureKeyFiles(dir);
-console.log(created.length > 0 ? `created ${created.join(", ")}` : `keys already present in ${dir}`);
-console.log(`private: ${paths.privateKey}\npublic:  ${paths.publicKey}\nmaster:  ${paths.masterKey}`);
+process.exit(await keysCommand(process.argv.slice(2)));

@@ -14,6 +14,7 @@ import type { RunJob } from "./model";
 import { journeyTurnLimit } from "./rate-limits";
 import { createReconciler } from "./reconciler";
 import { AGENT_PREFIX, agentRoutes } from "./routes";
+import { registerRunMetrics } from "./run-outcome";
 import { createRunner } from "./runner";
 
 export { AGENT_PREFIX } from "./routes";
@@ -71,6 +72,7 @@ export async function createAgentService(
     },
     limiter: overrides.limiter,
   };
+  registerRunMetrics(ctx.metrics);
   const runner = createRunner(ctx);
   const reconciler = createReconciler(ctx, env.AGENT_RECONCILE_INTERVAL_MS);
   const journeyWorker = createJourneyWorker(ctx, journeys, {

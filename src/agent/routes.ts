@@ -125,9 +125,9 @@ export function agentRoutes(ctx: AgentContext) {
         return run;
       },
       {
-        // No body is read, but one that is sent must still be JSON.
-        response: responses({ 202: Run }, ...SIGNED_IN, ...ID, 400, 413, 415),
-        detail: { summary: "Ask a run to stop" },
+        // No body is read, but one that is sent must still be JSON. 409: the run already ended.
+        response: responses({ 202: Run }, ...SIGNED_IN, ...ID, 400, 409, 413, 415),
+        detail: { summary: "Ask a run to stop (409 `run_finished` once it has ended)" },
       },
     )
     .post(

@@ -1,8 +1,9 @@
 import { and, desc, eq, lt, notInArray, sql } from "drizzle-orm";
-import { notFound } from "../shared/errors";
+import { conflict, notFound } from "../shared/errors";
 import type { VerbArgs } from "../shared/verb";
 import type { AgentContext } from "./context";
 import { isTerminal, type ListRunsQuery, TERMINAL_RUN_STATUSES } from "./model";
+import { recordRunEnd } from "./run-outcome";
 import { agentRunEvents, agentRunLogs } from "./tables";
 import { assertId } from "./validate";
 
@@ -94,11 +95,12 @@ export async function getRun({ ctx, user, input }: VerbArgs<AgentContext, { id: 
  * one is told through the bus (every replica listens) and, should that message be lost, notices
  * the flag on its next check of the run row. A run whose job the queue lost (Redis restarted
  * empty) has nobody to hear either, so it is cancelled here too; a replica still working on it
- * regardless stops on the bus message or the flag.
+ * regardless stops on the bus message or the flag. A run that already ended is a 409
+ * `run_finished`: answering 202 would say a stop was under way when nothing will change.
  */
 export async function cancelRun({ ctx, user, input }: VerbArgs<AgentContext, { id: string }>): Promise<RunView> {
   const row = await findRun(ctx, user.userId, input.id);
-  if (isTerminal(row.status)) return runView(row);
+  if (isTerminal(row.status)) throw conflict("run_finished", `the run already ended (${row.status})`);
   await ctx.db
     .update(agentRunLogs)
     .set({ cancelRequestedAt: sql`coalesce(${agentRunLogs.cancelRequestedAt}, now())`, updatedAt: new Date() })
@@ -119,7 +121,10 @@ export async function cancelRun({ ctx, user, input }: VerbArgs<AgentContext, { i
 }
 
 /** Ends a run as cancelled unless it already ended. */
-export async function markCancelled(ctx: Pick<AgentContext, "db">, runId: string): Promise<void> {
+export async function markCancelled(
+  ctx: Pick<AgentContext, "db" | "logger" | "metrics">,
+  runId: string,
+): Promise<void> {
   const ended = await ctx.db
     .update(agentRunLogs)
     .set({
@@ -130,6 +135,9 @@ export async function markCancelled(ctx: Pick<AgentContext, "db">, runId: string
       updatedAt: new Date(),
     })
     .where(and(eq(agentRunLogs.id, runId), notInArray(agentRunLogs.status, TERMINAL_RUN_STATUSES)))
-    .returning({ id: agentRunLogs.id });
-  if (ended.length > 0) await ctx.db.insert(agentRunEvents).values({ runId, level: "info", message: "run cancelled" });
+    .returning();
+  const [row] = ended;
+  if (!row) return;
+  recordRunEnd(ctx, row);
+  await ctx.db.insert(agentRunEvents).values({ runId, level: "info", message: "run cancelled" });
 }

@@ -5,6 +5,7 @@ import { findConfig } from "./configs";
 import type { AgentContext } from "./context";
 import { assertRunAllowed, runUsage, withUserLock } from "./limits";
 import type { TriggerInput } from "./model";
+import { logRunQueued, recordRunEnd } from "./run-outcome";
 import { agentRunLogs } from "./tables";
 import { typeFor } from "./validate";
 
@@ -43,19 +44,20 @@ export async function triggerRun({
   const config = await findConfig(ctx, user.userId, input.config_id);
   typeFor(config.type, user);
   const deviceId = await chooseDevice(ctx, user.userId, input.device_id, config.deviceId);
-  const runId = await withUserLock(ctx.db, user.userId, async (tx) => {
+  const run = await withUserLock(ctx.db, user.userId, async (tx) => {
     assertRunAllowed(user.tier, await runUsage(tx, user.userId));
     const [row] = await tx
       .insert(agentRunLogs)
       .values({ userId: user.userId, configId: config.id, type: config.type, config: config.config, deviceId })
-      .returning({ id: agentRunLogs.id });
-    return (row as { id: string }).id;
+      .returning();
+    return row as typeof agentRunLogs.$inferSelect;
   });
+  const runId = run.id;
   try {
     await ctx.queue.add(runId, { runId, userId: user.userId });
   } catch (error) {
-    ctx.logger.error({ err: error, run_id: runId }, "could not queue agent run");
-    await ctx.db
+    ctx.logger.error({ err: error, run_id: runId, user_id: user.userId }, "could not queue agent run");
+    const [failed] = await ctx.db
       .update(agentRunLogs)
       .set({
         status: "failed",
@@ -63,9 +65,12 @@ export async function triggerRun({
         errorMessage: "the run could not be queued",
         finishedAt: new Date(),
       })
-      .where(eq(agentRunLogs.id, runId));
+      .where(eq(agentRunLogs.id, runId))
+      .returning();
+    if (failed) recordRunEnd(ctx, failed);
     throw unavailable("queue_unavailable", "agent runs cannot be queued right now; try again shortly");
   }
+  logRunQueued(ctx, run);
   ctx.metrics.counter("agent_runs_triggered_total", "Agent runs queued", ["type"]).inc({ type: config.type });
   return { run_id: runId, status: "queued", device_id: deviceId };
 }

@@ -1,5 +1,4 @@
-import { readFileSync } from "node:fs";
-import { ConfigError } from "../shared/env";
+import { ConfigError, readConfigFile } from "../shared/env";
 
 const subtle = crypto.subtle;
 const WRAP_VERSION = "v1";
@@ -16,7 +15,7 @@ export interface AuthSecrets {
 
 export async function loadAuthSecrets(masterKeyFile: string | undefined): Promise<AuthSecrets> {
   if (!masterKeyFile) throw new ConfigError("invalid configuration: MASTER_KEY_FILE must be set for the auth service");
-  const raw = Buffer.from(readFileSync(masterKeyFile, "utf8").trim(), "base64");
+  const raw = Buffer.from(readConfigFile("MASTER_KEY_FILE", masterKeyFile).trim(), "base64");
   if (raw.length !== 32) throw new ConfigError("invalid configuration: MASTER_KEY_FILE must hold base64 of 32 bytes");
   const hkdf = await subtle.importKey("raw", raw, "HKDF", false, ["deriveKey"]);
   const derive = (info: string, algorithm: AesKeyGenParams | HmacKeyGenParams, usages: KeyUsage[]) =>

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
-import { conflict, unavailable } from "../shared/errors";
+import { conflict, UnconfiguredError, unavailable } from "../shared/errors";
 import type { VerbArgs } from "../shared/verb";
-import { redirectUrl, requireStripe } from "./config";
+import { priceVariable, redirectUrl, requireStripe } from "./config";
 import type { BillingContext } from "./context";
 import { ensureCustomer } from "./customer";
 import type { CheckoutInput, CheckoutResult } from "./model";
@@ -21,9 +21,16 @@ export async function createCheckout({
   user,
   input,
 }: VerbArgs<BillingContext, CheckoutInput>): Promise<CheckoutResult> {
-  const stripe = requireStripe(ctx.config);
   const price = ctx.config.prices[input.tier];
-  if (!price) throw unavailable("tier_unavailable", `the ${input.tier} tier is not for sale on this server`);
+  // Every variable checkout lacks in one answer, so the operator fixes them in one go.
+  const missing = [...(ctx.config.stripe ? [] : ["STRIPE_SECRET_KEY"]), ...(price ? [] : [priceVariable(input.tier)])];
+  if (!ctx.config.stripe) {
+    throw new UnconfiguredError("billing_unconfigured", "billing is not configured on this server", missing);
+  }
+  if (!price) {
+    throw new UnconfiguredError("tier_unavailable", `the ${input.tier} tier is not for sale on this server`, missing);
+  }
+  const stripe = requireStripe(ctx.config);
   const successUrl = redirectUrl(ctx.config, "success_url", input.success_url, ctx.config.successUrl);
   const cancelUrl = redirectUrl(ctx.config, "cancel_url", input.cancel_url, ctx.config.cancelUrl);
   const userId = user.userId;

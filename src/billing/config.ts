@@ -1,6 +1,6 @@
 import Stripe from "stripe";
 import { ConfigError, type Env } from "../shared/env";
-import { unavailable, unprocessable } from "../shared/errors";
+import { UnconfiguredError, unprocessable } from "../shared/errors";
 import type { Tier } from "../shared/tiers";
 
 export type PaidTier = Exclude<Tier, "free">;
@@ -68,9 +68,16 @@ export function originOf(url: string): string {
 
 /** The Stripe client, or 503 when billing is not configured on this deployment. */
 export function requireStripe(config: BillingConfig): Stripe {
-  if (!config.stripe) throw unavailable("billing_unconfigured", "billing is not configured on this server");
+  if (!config.stripe) {
+    throw new UnconfiguredError("billing_unconfigured", "billing is not configured on this server", [
+      "STRIPE_SECRET_KEY",
+    ]);
+  }
   return config.stripe;
 }
+
+/** The variable holding a tier's Stripe price. */
+export const priceVariable = (tier: PaidTier) => `STRIPE_PRICE_${tier.toUpperCase()}`;
 
 /** The tier a Stripe price grants, or null for a price this deployment does not sell. */
 export function tierForPrice(config: BillingConfig, priceId: string | null | undefined): PaidTier | null {

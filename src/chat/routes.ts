@@ -112,10 +112,10 @@ export function chatRoutes(ctx: ChatServiceContext) {
 /** The reply as one JSON object, once the turn is over. */
 async function wholeReply(
   engine: ChatEngine,
-  input: Omit<RunChatInput, "onChunk" | "signal" | "onStart">,
+  input: Omit<RunChatInput, "onChunk" | "signal" | "onStart" | "transport">,
   request: Request,
 ): Promise<ChatReply> {
-  const result = await runChat(engine, { ...input, signal: request.signal, onChunk: () => {} });
+  const result = await runChat(engine, { ...input, transport: "json", signal: request.signal, onChunk: () => {} });
   if (result.finishReason === "error") {
     throw new ServiceError("llm_unavailable", 502, "the language model is unavailable");
   }
@@ -131,7 +131,7 @@ async function wholeReply(
  */
 async function streamReply(
   engine: ChatEngine,
-  input: Omit<RunChatInput, "onChunk" | "signal" | "onStart">,
+  input: Omit<RunChatInput, "onChunk" | "signal" | "onStart" | "transport">,
   request: Request,
   keepAliveMs: number,
 ): Promise<Response> {
@@ -158,6 +158,7 @@ async function streamReply(
   const write = (data: string) => send(`data: ${data}\n\n`);
   runChat(engine, {
     ...input,
+    transport: "sse",
     signal: cancel.signal,
     onStart: started.resolve,
     onChunk: (chunk) => write(JSON.stringify(chunk)),

@@ -30,6 +30,8 @@ export interface RunChatInput {
   userId: string;
   tier: Tier;
   surface: Surface;
+  /** How the turn reached us, for its log line: a device socket, SSE, or one JSON reply. */
+  transport: ChatTransport;
   chatId?: string;
   text: string;
   context?: ChatContext;
@@ -42,6 +44,8 @@ export interface RunChatInput {
   /** Every AI SDK UI-message-stream chunk, in order, with its sequence number from 0. */
   onChunk: (chunk: UIMessageChunk, seq: number) => void | Promise<void>;
 }
+
+export type ChatTransport = "ws" | "sse" | "json";
 
 export interface ChatUsage {
   inputTokens: number;
@@ -82,17 +86,44 @@ export async function runChat(engine: ChatEngine, input: RunChatInput): Promise<
   const abort = () => controller.abort(input.signal?.reason);
   if (input.signal?.aborted) abort();
   input.signal?.addEventListener("abort", abort, { once: true });
+  // A turn that throws once accepted (its prompt or its storage failed) still ends, and is counted.
+  let outcome = "error";
   try {
     const prompt = await preparePrompt(engine, input, turn, controller.signal);
     input.onStart?.({ chatId: turn.chatId, messageId: turn.messageId });
     const streamed = await streamReply(engine, input, turn, prompt, controller);
     const finishReason = await settleOutcome(engine, input, turn, streamed, controller.signal.aborted);
     const result = await storeReply(engine, input, turn, streamed, finishReason);
+    outcome = finishReason;
     await accountTurn(engine, input, turn, result);
     return result;
+  } catch (error) {
+    if (controller.signal.aborted) outcome = "cancelled";
+    throw error;
   } finally {
     input.signal?.removeEventListener("abort", abort);
+    endTurn(engine, input, turn, outcome);
   }
+}
+
+/**
+ * Every accepted turn ends here, once: `chat_turns_total{surface,outcome}` and one log line. An
+ * SSE turn that fails is still HTTP 200, so this line and counter are where its failure shows.
+ */
+function endTurn(engine: ChatEngine, input: RunChatInput, turn: Turn, outcome: string): void {
+  engine.metrics.turns.inc({ surface: input.surface, outcome });
+  const fields = {
+    chat_id: turn.chatId,
+    message_id: turn.messageId,
+    user_id: input.userId,
+    device_id: input.deviceId,
+    surface: input.surface,
+    transport: input.transport,
+    outcome,
+    ms: Math.round(performance.now() - turn.startedAtMs),
+  };
+  if (outcome === "error") engine.logger.warn(fields, "chat turn ended");
+  else engine.logger.info(fields, "chat turn ended");
 }
 
 /** What is fixed once a turn is accepted. */
@@ -348,7 +379,6 @@ async function accountTurn(engine: ChatEngine, input: RunChatInput, turn: Turn, 
   }).catch((error) => engine.logger.warn({ err: error }, "usage not recorded"));
   engine.metrics.tokens.inc({ kind: "input" }, usage.inputTokens);
   engine.metrics.tokens.inc({ kind: "output" }, usage.outputTokens);
-  engine.metrics.turns.inc({ surface: input.surface, outcome: finishReason });
   if (finishReason !== "cancelled" && finishReason !== "error" && result.text.length > 0) {
     engine.memory.remember(input.userId, { user: turn.text, assistant: result.text });
   }

@@ -90,6 +90,7 @@ export function createChatFrameHandler(engine: ChatEngine): ChatFrameHandler {
         tier: session.tier,
         deviceId: session.deviceId,
         surface: frame.surface,
+        transport: "ws",
         chatId: frame.chat_id,
         text: frame.text,
         context: frame.context,

@@ -362,7 +362,7 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Ask a run to stop */
+    /** Ask a run to stop (409 `run_finished` once it has ended) */
     post: operations["postAgentsRunsByIdCancel"];
     delete?: never;
     options?: never;
@@ -2719,6 +2719,15 @@ export interface operations {
       };
       /** @description No such resource, or it belongs to someone else */
       404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Conflicts with the resource's current state */
+      409: {
         headers: {
           [name: string]: unknown;
         };

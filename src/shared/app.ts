@@ -49,7 +49,12 @@ export function createApp({ platform, modules, isDraining = () => false }: AppOp
         allowedMethods: allowedMethods(() => app),
       }),
     )
-    .use(docsPlugin({ path: docsPath, title: `Adiuva ${serviceLabel} API`, version: "1", routes: () => app.routes }))
+    // A production deployment shows its API surface only when an operator opts in.
+    .use(
+      platform.env.NODE_ENV !== "production" || platform.env.DOCS_PUBLIC
+        ? docsPlugin({ path: docsPath, title: `Adiuva ${serviceLabel} API`, version: "1", routes: () => app.routes })
+        : new Elysia({ name: "adiuva-docs-off" }),
+    )
     // Operational, not part of the API: left out of the OpenAPI document.
     .get("/health", () => ({ status: "ok", service: serviceLabel, instance: platform.instanceId }), {
       detail: { hide: true },

@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { PGlite } from "@electric-sql/pglite";
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
@@ -6,7 +6,7 @@ import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { withConnectionDeadline } from "./db-deadline";
-import { ConfigError } from "./env";
+import { ConfigError, readConfigFile, StartupError } from "./env";
 import { withTimeout } from "./timeout";
 
 /** The drizzle handle every service uses; the same API on postgres.js and on embedded PGlite. */
@@ -17,11 +17,15 @@ export interface DatabaseHandle {
   kind: "postgres" | "pglite";
   /** Resolves when the database answers a trivial query within `timeoutMs`. */
   ping(timeoutMs?: number): Promise<void>;
+  /** Where it is, for messages: `host:port` of PostgreSQL, or PGlite's directory. */
+  target: string;
   close(): Promise<void>;
 }
 
 export interface DatabaseOptions {
   url?: string;
+  /** A file holding the password; replaces any password in `url` (read once, here). */
+  passwordFile?: string;
   /** Where embedded PGlite keeps its files when no url is given. */
   dataDir?: string;
   maxConnections?: number;
@@ -36,7 +40,12 @@ export interface DatabaseOptions {
 export function openDatabase(options: DatabaseOptions): DatabaseHandle {
   if (options.url) {
     const waitMs = options.connectionWaitMs ?? 3000;
+    // Trailing newlines are how editors and `echo` end a file, never part of a password.
+    const password = options.passwordFile
+      ? readConfigFile("DATABASE_PASSWORD_FILE", options.passwordFile).replace(/\r?\n$/, "")
+      : undefined;
     const client = postgres(options.url, {
+      ...(password !== undefined && { password }),
       max: options.maxConnections ?? 10,
       idle_timeout: 30,
       connect_timeout: Math.max(1, Math.ceil(waitMs / 1000)),
@@ -56,6 +65,7 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
           timeoutMs,
           "postgres",
         ),
+      target: postgresTarget(options.url),
       close: () => client.end({ timeout: 5 }),
     };
   }
@@ -66,6 +76,7 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
   }
   const dir = `${options.dataDir ?? ".data"}/pglite`;
   mkdirSync(dir, { recursive: true });
+  const unlock = lockDataDir(dir);
   const client = new PGlite(dir);
   const db = drizzlePglite(client) as unknown as Database;
   return {
@@ -77,8 +88,98 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
         timeoutMs,
         "pglite",
       ),
-    close: () => client.close(),
+    target: dir,
+    close: () => client.close().finally(unlock),
   };
+}
+
+/** `host:port` of a PostgreSQL URL, for messages (never the credentials). */
+function postgresTarget(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.hostname}:${parsed.port || 5432}`;
+}
+
+/**
+ * PGlite is one process's database: a second process opening the same files corrupts them. A lock
+ * file beside them holds the owner's pid; a lock whose process is gone is taken over. Released on
+ * close and at exit.
+ */
+function lockDataDir(dir: string): () => void {
+  const lockFile = `${dir}.lock`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = openSync(lockFile, "wx");
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) throw error;
+      const holder = Number.parseInt(readFileSync(lockFile, "utf8"), 10);
+      if (holder !== process.pid && isAlive(holder)) {
+        throw new StartupError(`data directory ${dir} is in use by process ${holder}`);
+      }
+      unlinkSync(lockFile);
+    }
+  }
+  let held = true;
+  const unlock = () => {
+    if (!held) return;
+    held = false;
+    process.off("exit", unlock);
+    try {
+      unlinkSync(lockFile);
+    } catch {
+      // Already gone: nothing to release.
+    }
+  };
+  process.on("exit", unlock);
+  return unlock;
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: alive, owned by another user.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Fails with one line naming the database and what went wrong when it does not answer at start,
+ * rather than with the first migration's stack.
+ */
+export async function assertDatabaseReachable(database: DatabaseHandle, timeoutMs: number): Promise<void> {
+  try {
+    await database.ping(timeoutMs);
+  } catch (error) {
+    if (database.kind === "pglite") throw error;
+    throw new StartupError(`PostgreSQL at ${database.target} ${postgresProblem(error)}`);
+  }
+}
+
+function postgresProblem(error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string };
+  switch (code) {
+    case "ECONNREFUSED":
+      return "refused the connection";
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return "cannot be resolved";
+    case "CONNECT_TIMEOUT":
+      return "did not answer in time";
+    case "28P01":
+    case "28000":
+      return "refused the credentials";
+    case "3D000":
+      return "has no such database";
+    case undefined:
+      return /did not answer/.test(message ?? "") ? "did not answer in time" : "is unreachable";
+    default:
+      return `is unreachable (${code})`;
+  }
 }
 
 /** True inside a `bun build --compile` executable, whose own files live under /$bunfs/. */

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { z } from "zod";
 
 export const SERVICE_NAMES = ["auth", "chat", "agent", "billing"] as const;
@@ -32,8 +33,18 @@ export const Env = z.object({
     z.coerce.number().int().min(0).max(65535).optional(),
   ),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
-  /** Unset: embedded PGlite under DATA_DIR (development only). */
-  DATABASE_URL: optionalUrl,
+  /** Unset: embedded PGlite under DATA_DIR (development only). PostgreSQL only: postgres:// or postgresql://. */
+  DATABASE_URL: optionalUrl.refine(
+    (value) => value === undefined || /^postgres(ql)?:\/\//i.test(value),
+    "must be a postgres:// or postgresql:// URL",
+  ),
+  /**
+   * A file holding the database password (a Docker secret); it replaces any password in
+   * DATABASE_URL, so the password needs no URL encoding and never sits in the environment.
+   */
+  DATABASE_PASSWORD_FILE: optionalString,
+  /** PostgreSQL connections this process opens at most; replicas x this must stay under max_connections. */
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(1000).default(10),
   /** Unset: in-process adapters for bus, presence, rate limiting and jobs (development only). */
   REDIS_URL: optionalUrl,
   /** Namespaces every Redis key and channel, so deployments (or tests) can share one Redis. */
@@ -44,6 +55,8 @@ export const Env = z.object({
   DATA_DIR: z.string().default(".data"),
   INSTANCE_ID: optionalString,
   PUBLIC_URL: z.string().url().default("http://localhost:8000"),
+  /** With NODE_ENV=production the OpenAPI page and document answer 404 unless this is true. */
+  DOCS_PUBLIC: z.stringbool().default(false),
   /**
    * Origins whose pages may call the API from a browser (the app's renderer, e.g. `app://adiuva`),
    * comma-separated `scheme://host[:port]`; empty: no cross-origin access at all.
@@ -216,8 +229,28 @@ export const Env = z.object({
 });
 export type Env = z.infer<typeof Env>;
 
-export class ConfigError extends Error {
+/**
+ * A start-up failure whose cause is known (an unreachable dependency, a port in use, a locked data
+ * directory): reported as one log line naming it, without a stack.
+ */
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+/** A variable that is missing, malformed or names a file that cannot be read. */
+export class ConfigError extends StartupError {
   override name = "ConfigError";
+}
+
+/** Reads a file a variable names, once at start; a missing or unreadable one is a ConfigError naming both. */
+export function readConfigFile(variable: string, path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const problem = code === "ENOENT" ? "no such file" : code === "EACCES" ? "cannot read" : `${code ?? "unreadable"}:`;
+    throw new ConfigError(`invalid configuration: ${variable}: ${problem} ${path}`);
+  }
 }
 
 /** Variables a service cannot run without in production; development falls back to embedded defaults. */

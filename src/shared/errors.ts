@@ -43,6 +43,21 @@ export function issueDetails(
 }
 export const unavailable = (code: string, message: string) => new ServiceError(code, 503, message);
 
+/**
+ * 503 for a feature this deployment has not configured: the body names the missing variables, and
+ * it is logged at warn without a stack (an operator's to-do, not a crash).
+ */
+export class UnconfiguredError extends ServiceError {
+  override name = "UnconfiguredError";
+  constructor(
+    code: string,
+    message: string,
+    readonly missing: string[],
+  ) {
+    super(code, 503, `${message} (${missing.join(", ")} not set)`, {}, { missing });
+  }
+}
+
 /** Seconds a client should wait before retrying while the database is unreachable. */
 const RETRY_AFTER_S = 2;
 

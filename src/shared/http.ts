@@ -1,5 +1,5 @@
 import { Elysia } from "elysia";
-import { databaseUnavailable, errorBody, isDatabaseOutage, ServiceError } from "./errors";
+import { databaseUnavailable, errorBody, isDatabaseOutage, ServiceError, UnconfiguredError } from "./errors";
 import type { Logger } from "./logger";
 import type { Metrics } from "./metrics";
 import { hasDotSegment, isRefusedPath } from "./path-guard";
@@ -59,7 +59,9 @@ export function httpPlugin(options: HttpPluginOptions) {
       set.status = serviceError.status;
       for (const [name, value] of Object.entries(serviceError.headers)) set.headers[name] = value;
       set.headers["content-type"] = "application/json";
-      if (serviceError.status >= 500) {
+      if (error instanceof UnconfiguredError) {
+        logger.warn({ code: error.code, missing: error.missing, request_id: requestId, path }, "not configured");
+      } else if (serviceError.status >= 500) {
         logger.error({ err: error, request_id: requestId, path }, "request failed");
       }
       return errorBody(serviceError, requestId);
@@ -74,7 +76,10 @@ export function httpPlugin(options: HttpPluginOptions) {
       metrics.httpRequests.inc(labels);
       metrics.httpDuration.observe(labels, seconds);
       const user = (rest as { user?: { userId?: string } }).user;
-      logger.info(
+      // Probes arrive every few seconds from Docker and Traefik on every replica: at info they
+      // would outnumber the requests of users.
+      const level = PROBE_PATHS.has(path) ? "debug" : "info";
+      logger[level](
         {
           request_id: meta?.id,
           method: request.method,
@@ -88,6 +93,8 @@ export function httpPlugin(options: HttpPluginOptions) {
       );
     });
 }
+
+const PROBE_PATHS = new Set(["/health", "/ready"]);
 
 const noSuchRoute = () => new ServiceError("not_found", 404, "no such route");
 

@@ -54,6 +54,8 @@ export function createPlatform(options: PlatformOptions): Platform {
     options.database ??
     openDatabase({
       url: env.DATABASE_URL,
+      passwordFile: env.DATABASE_PASSWORD_FILE,
+      maxConnections: env.DATABASE_POOL_MAX,
       dataDir: env.DATA_DIR,
       applicationName: `adiuva-${env.SERVICE_NAME}`,
       connectionWaitMs: env.DATABASE_WAIT_MS,

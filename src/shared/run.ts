@@ -1,11 +1,11 @@
 import type { ServiceModule } from "./app";
 import { ensureKeyFiles } from "./auth/keygen";
 import { createTokenVerifier, keySourceFromEnv, tokenPolicy } from "./auth/verifier";
-import { ConfigError, Env, loadEnv, SERVICE_NAMES, type ServiceName } from "./env";
-import { redactText } from "./log-redaction";
+import { assertDatabaseReachable } from "./db";
+import { ConfigError, Env, loadEnv, SERVICE_NAMES, type ServiceName, StartupError } from "./env";
 import { createLogger, type Logger } from "./logger";
 import { createPlatform, type Platform } from "./platform";
-import { startServer } from "./server";
+import { assertPortsFree, startServer } from "./server";
 
 export type ServiceFactory = (platform: Platform) => Promise<ServiceModule>;
 type Source = Record<string, string | undefined>;
@@ -42,10 +42,21 @@ export function platformFromEnv(env: Env, options: { logger: Logger; keyPrefix?:
  * and shuts down gracefully on SIGTERM/SIGINT (a second signal exits at once).
  */
 export async function runServices(factories: Partial<Record<ServiceName, ServiceFactory>>, source: Source) {
-  const env = await withDevelopmentKeys(loadEnv(source));
+  try {
+    await startServices(factories, source);
+  } catch (error) {
+    exitOnStartupFailure(error, source.SERVICE_NAME);
+  }
+}
+
+async function startServices(factories: Partial<Record<ServiceName, ServiceFactory>>, source: Source) {
+  const parsed = loadEnv(source);
+  assertPortsFree(parsed.PORT, parsed.METRICS_PORT, parsed.HOST);
+  const env = await withDevelopmentKeys(parsed);
   const logger = createLogger({ service: env.SERVICE_NAME, level: env.LOG_LEVEL });
   const names = env.SERVICE_NAME === "all" ? SERVICE_NAMES : [env.SERVICE_NAME];
   const platform = platformFromEnv(env, { logger });
+  await assertDatabaseReachable(platform.database, env.DATABASE_WAIT_MS);
   const modules: ServiceModule[] = [];
   for (const name of names) {
     const factory = factories[name];
@@ -70,14 +81,15 @@ export async function runServices(factories: Partial<Record<ServiceName, Service
   process.on("SIGINT", () => shutdown("SIGINT"));
 }
 
-/** Prints one line for a startup failure (just the message for configuration errors) and exits 1. */
-export function exitOnStartupFailure(error: unknown): never {
-  if (error instanceof ConfigError) console.error(error.message);
-  else {
-    // Not through the logger, so redacted here: a failed query's message carries its values.
-    const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
-    console.error("failed to start:", redactText(detail));
-  }
+/**
+ * Logs one JSON line for a start-up failure and exits 1: an expected one (configuration, an
+ * unreachable dependency, a port in use) as its message alone, anything else with its stack. Printed
+ * whatever LOG_LEVEL says, which may itself be the variable at fault.
+ */
+export function exitOnStartupFailure(error: unknown, service = "adiuva"): never {
+  const logger = createLogger({ service, level: "fatal" });
+  if (error instanceof StartupError) logger.fatal(error.message);
+  else logger.fatal({ err: error }, "failed to start");
   process.exit(1);
 }
 

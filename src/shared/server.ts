@@ -1,7 +1,6 @@
 import type { AnyElysia } from "elysia";
 import { createApp, type ServiceModule } from "./app";
-import { ConfigError } from "./env";
-import type { Metrics } from "./metrics";
+import { ConfigError, StartupError } from "./env";
 import { closePlatform, type Platform } from "./platform";
 import { withTimeout } from "./timeout";
 
@@ -39,15 +38,21 @@ export async function startServer(options: {
     throw new ConfigError("invalid configuration: METRICS_PORT must differ from PORT");
   }
   const hostname = options.hostname ?? platform.env.HOST;
+  assertPortsFree(requestedPort, requestedMetricsPort, hostname);
   let draining = false;
   // Migrations first: the revocations read auth's ledger, which a fresh database gets from auth's.
   for (const module of modules) await module.start?.();
   // Loaded before the first request, so no request waits for it.
   await platform.revocations.start();
   const app = createApp({ platform, modules, isDraining: () => draining });
-  app.listen({
+  const listen = (settings: Parameters<typeof app.listen>[0]) =>
+    asStartupError(() => app.listen(settings), `port ${requestedPort} is in use`);
+  listen({
     port: requestedPort,
     hostname,
+    // Elysia turns SO_REUSEPORT on: a second process on the same port would then share the traffic
+    // silently instead of failing.
+    reusePort: false,
     // Bun's own hard cap sits well above ours: a declared length over ours gets our 413 in the
     // error shape before the body is read; Bun's cap only stops unbounded chunked uploads.
     maxRequestBodySize: Math.max(platform.env.MAX_BODY_BYTES * 8, 8 * 1024 * 1024),
@@ -62,7 +67,10 @@ export async function startServer(options: {
   const url = `http://127.0.0.1:${port}`;
   let metricsServer: Bun.Server<unknown>;
   try {
-    metricsServer = serveMetrics(platform.metrics, requestedMetricsPort, hostname);
+    metricsServer = asStartupError(
+      () => serveMetrics(platform, requestedMetricsPort, hostname),
+      `metrics port ${requestedMetricsPort} is in use`,
+    );
   } catch (error) {
     await server.stop(true);
     throw error;
@@ -104,20 +112,55 @@ export async function startServer(options: {
   return { app, port, url, metricsPort, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, stop };
 }
 
+const inUse = (error: unknown) => (error as { code?: string }).code === "EADDRINUSE";
+
+/** Runs `bind`, turning "address in use" into a StartupError with `message`. */
+function asStartupError<T>(bind: () => T, message: string): T {
+  try {
+    return bind();
+  } catch (error) {
+    throw inUse(error) ? new StartupError(message) : error;
+  }
+}
+
+/** Fails with one line when PORT or METRICS_PORT is taken; run first, before anything else logs. */
+export function assertPortsFree(port: number, metricsPort: number | undefined, hostname: string): void {
+  assertPortFree(port, hostname, "port");
+  assertPortFree(metricsPort ?? (port === 0 ? 0 : DEFAULT_METRICS_PORT), hostname, "metrics port");
+}
+
+/** Binds and releases `port` (port 0: any port, always free). */
+function assertPortFree(port: number, hostname: string, what: string): void {
+  if (port === 0) return;
+  const probe = asStartupError(
+    () => Bun.listen({ hostname, port, socket: { data() {} } }),
+    `${what} ${port} is in use`,
+  );
+  probe.stop(true);
+}
+
 /**
  * GET /metrics and nothing else, on the internal port: Traefik routes only the public port, so
  * no path spelling on the public side can reach it.
  */
-function serveMetrics(metrics: Metrics, port: number, hostname: string): Bun.Server<unknown> {
+function serveMetrics(platform: Platform, port: number, hostname: string): Bun.Server<unknown> {
+  const { metrics, logger } = platform;
   return Bun.serve({
     port,
     hostname,
+    reusePort: false,
     routes: {
       "/metrics": {
-        GET: async () =>
-          new Response(await metrics.registry.metrics(), {
-            headers: { "content-type": metrics.registry.contentType },
-          }),
+        GET: async () => {
+          const startedAt = performance.now();
+          const body = await metrics.registry.metrics();
+          // Every scrape of every replica: debug, never info.
+          logger.debug(
+            { path: "/metrics", status: 200, ms: Math.round((performance.now() - startedAt) * 100) / 100 },
+            "scrape",
+          );
+          return new Response(body, { headers: { "content-type": metrics.registry.contentType } });
+        },
       },
     },
     fetch: () => new Response("not found\n", { status: 404 }),

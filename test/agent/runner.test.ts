@@ -46,7 +46,8 @@ describe("cancellation", () => {
     const writes = device.store.tasks.length;
     await Bun.sleep(200); // nothing may be written after the run says it stopped
     expect(device.store.tasks.length).toBe(writes);
-    expect((await call("POST", `/runs/${runId}/cancel`)).body.status).toBe("cancelled");
+    const again = await call("POST", `/runs/${runId}/cancel`);
+    expect({ status: again.status, code: again.body.error.code }).toEqual({ status: 409, code: "run_finished" });
   });
 
   test("a run still in the queue is cancelled at once", async () => {
@@ -104,6 +105,27 @@ describe("the device going away", () => {
     expect(paused).toMatchObject({ status: "paused", error: { code: "device_offline" } });
     const run = await waitForRun(call, triggered.body.run_id);
     expect(run).toMatchObject({ status: "failed", error: { code: "device_offline" }, progress: { total: 0 } });
+    expect(device.store.calls.size).toBe(0);
+  });
+
+  test("the configuration's device offline at trigger: the run waits for it like a named one, then fails", async () => {
+    const device = memoryDevice(files);
+    device.online = false;
+    const { call } = await setup("offline-configured", device);
+    const created = await call("POST", "/configs", {
+      type: "filesystem",
+      config: { path: "/docs" },
+      device_id: MEMORY_DEVICE_ID,
+    });
+    const triggered = await call("POST", "/trigger", { config_id: created.body.id });
+    expect({ status: triggered.status, device: triggered.body.device_id }).toEqual({
+      status: 202,
+      device: MEMORY_DEVICE_ID,
+    });
+    const paused = await waitForRun(call, triggered.body.run_id, ["paused", "failed"]);
+    expect(paused).toMatchObject({ status: "paused", error: { code: "device_offline" } });
+    const run = await waitForRun(call, triggered.body.run_id);
+    expect(run).toMatchObject({ status: "failed", error: { code: "device_offline" } });
     expect(device.store.calls.size).toBe(0);
   });
 

@@ -128,6 +128,30 @@ describe("a filesystem run", () => {
     expect((await ada("POST", "/trigger", { config_id: crypto.randomUUID() })).status).toBe(404);
   });
 
+  test("`curl -d` without a content type (a form body) is 415 naming application/json", async () => {
+    // What `curl -H "Authorization: ..." -d config_id=... URL` sends: curl's form type and Accept.
+    const response = await fetch(`${base}/api/v1/agents/trigger`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${await ctx.token("ada", "power")}`,
+        accept: "*/*",
+        "user-agent": "curl/8.5.0",
+        "content-type": "application/x-www-form-urlencoded",
+      },
+      body: `config_id=${configId}`,
+    });
+    expect({ status: response.status, body: await response.json() }).toEqual({
+      status: 415,
+      body: {
+        error: {
+          code: "unsupported_media_type",
+          message: expect.stringContaining("application/json"),
+          request_id: expect.any(String),
+        },
+      },
+    });
+  });
+
   test("a body without config_id is 422", async () => {
     expect((await ada("POST", "/trigger", {})).status).toBe(422);
   });

@@ -4,6 +4,7 @@
 import type { UIMessageChunk } from "ai";
 import { type ChatServiceModule, type ChatServiceOptions, createChatService } from "../../src/chat";
 import { DeviceClient, type ToolHandler } from "../../src/client";
+import type { Logger } from "../../src/shared/logger";
 import type { Platform } from "../../src/shared/platform";
 import {
   createTestContext,
@@ -47,7 +48,12 @@ export interface ChatHarness extends AsyncDisposable {
 }
 
 export async function startChat(
-  options: { env?: Record<string, string>; chat?: (platform: Platform) => ChatServiceOptions } = {},
+  options: {
+    env?: Record<string, string>;
+    chat?: (platform: Platform) => ChatServiceOptions;
+    /** The chat service's logger (a captureLogger's, to assert on its lines); silent by default. */
+    logger?: Logger;
+  } = {},
 ): Promise<ChatHarness> {
   const ctx = await createTestContext();
   const llm = startFakeOpenAi();
@@ -55,7 +61,8 @@ export async function startChat(
   // Memory extraction after each turn: nothing to remember unless a test says otherwise.
   llm.onStructured(() => ({ json: { facts: [] } }));
   const startInstance = async (): Promise<ChatInstance> => {
-    const server = await ctx.start([(platform) => createChatService(platform, options.chat?.(platform))], {
+    const withLogger = (platform: Platform) => (options.logger ? { ...platform, logger: options.logger } : platform);
+    const server = await ctx.start([(platform) => createChatService(withLogger(platform), options.chat?.(platform))], {
       service: "chat",
       env: { LLM_BASE_URL: llm.url, LLM_API_KEY: "sk-test", ...options.env },
     });

@@ -5,7 +5,7 @@
 // with a slow route runs through the same entry for graceful shutdown. Ports come from the
 // "listening" log line (PORT=0).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { requiredInProduction, SERVICE_NAMES, type ServiceName } from "../../src/shared/env";
 import {
@@ -74,6 +74,7 @@ async function productionEnv(name: ServiceName): Promise<Record<string, string>>
     HOST: "127.0.0.1",
     JWT_PUBLIC_KEY_FILE: keys.publicKeyFile,
     REDIS_KEY_PREFIX: keyPrefix,
+    DOCS_PUBLIC: "true",
   });
 }
 
@@ -135,13 +136,23 @@ describe("compiled executables", () => {
 });
 
 describe("bun src/main.ts", () => {
+  /**
+   * Exit code and the messages of what the process printed: a start failure is one `fatal` JSON line
+   * on stdout (whatever LOG_LEVEL says), nothing on stderr, no stack.
+   */
   const configFailure = (variables: Record<string, string | undefined>) => {
     const result = Bun.spawnSync(["bun", "src/main.ts"], {
       env: isolatedEnv({ LOG_LEVEL: "silent", ...variables }),
       stdout: "pipe",
       stderr: "pipe",
     });
-    return { code: result.exitCode, stderr: result.stderr.toString().trim().split("\n") };
+    expect(result.stderr.toString()).toBe("");
+    const lines = result.stdout.toString().trim().split("\n");
+    const stderr = lines.map((line) => {
+      const entry = JSON.parse(line) as { level: string; msg: string };
+      return entry.level === "fatal" ? entry.msg : line;
+    });
+    return { code: result.exitCode, stderr };
   };
 
   test("a missing or unknown SERVICE_NAME exits 1 with one line naming it", () => {
@@ -270,5 +281,122 @@ describe("graceful shutdown", () => {
     expect(await service.exited(5000)).toBe(0);
     expect(await inFlight).toBe("cut");
     expect(service.logs.map((line) => line.msg)).toContain("in-flight requests did not finish in time; closing them");
+  }, 30_000);
+});
+
+describe("one service per executable", () => {
+  // Each service's first migration creates its schema: a string only that service's code holds.
+  const markers = Object.fromEntries(SERVICE_NAMES.map((name) => [name, `CREATE SCHEMA "${name}"`])) as Record<
+    ServiceName,
+    string
+  >;
+
+  test("the markers are in the sources, once per service", () => {
+    for (const name of SERVICE_NAMES) {
+      const files = readdirSync(`src/${name}/migrations`).filter((file) => file.endsWith(".sql"));
+      const sql = files.map((file) => readFileSync(`src/${name}/migrations/${file}`, "utf8")).join("\n");
+      expect({ name, found: sql.includes(markers[name]) }).toEqual({ name, found: true });
+    }
+  });
+
+  for (const name of SERVICE_NAMES) {
+    test(`${name}-service holds ${name}'s code and no other service's`, async () => {
+      const bytes = Buffer.from(await Bun.file(`${binDir}/${name}-service`).arrayBuffer());
+      const holds = Object.fromEntries(SERVICE_NAMES.map((other) => [other, bytes.includes(markers[other])]));
+      expect(holds).toEqual(Object.fromEntries(SERVICE_NAMES.map((other) => [other, other === name])));
+    });
+
+    test(`${name}-service refuses another SERVICE_NAME with one line and exit 1`, () => {
+      const other = SERVICE_NAMES.find((each) => each !== name) as ServiceName;
+      for (const requested of [other, "all"]) {
+        const result = Bun.spawnSync([`${binDir}/${name}-service`], {
+          env: isolatedEnv({ SERVICE_NAME: requested, PORT: "0", HOST: "127.0.0.1" }),
+          stdout: "pipe",
+          stderr: "pipe",
+        });
+        expect({ code: result.exitCode, stderr: result.stderr.toString().trim().split("\n") }).toEqual({
+          code: 1,
+          stderr: [`invalid configuration: SERVICE_NAME: this executable runs ${name} only (got '${requested}')`],
+        });
+      }
+    });
+  }
+
+  test("the Dockerfile declares SERVICE after the install and the copies, so the four images share them", () => {
+    const lines = readFileSync("Dockerfile", "utf8").split("\n");
+    const stages = lines.flatMap((line, index) => (line.startsWith("FROM ") ? [index] : []));
+    const build = lines.slice(stages[0], stages[1]);
+    const at = (pattern: RegExp) => build.findIndex((line) => pattern.test(line));
+    expect(at(/^FROM oven\/bun:/)).toBeGreaterThanOrEqual(0);
+    expect(at(/^ARG SERVICE$/)).toBeGreaterThan(at(/^RUN bun install --frozen-lockfile$/));
+    expect(at(/^ARG SERVICE$/)).toBeGreaterThan(at(/^COPY src \.\/src$/));
+    expect(at(/^RUN bun scripts\/build\.ts "\$SERVICE"$/)).toBeGreaterThan(at(/^ARG SERVICE$/));
+    // Every instruction parses: a known keyword, continuation lines aside.
+    const keywords = /^(FROM|WORKDIR|COPY|RUN|ARG|ENV|LABEL|USER|EXPOSE|HEALTHCHECK|ENTRYPOINT|CMD)\b/;
+    const instructions = lines.filter(
+      (line, index) => line.trim() && !line.startsWith("#") && !lines[index - 1]?.endsWith("\\"),
+    );
+    expect(instructions.filter((line) => !keywords.test(line))).toEqual([]);
+  });
+});
+
+describe("production defaults of the executables", () => {
+  test("docs answer 404 unless DOCS_PUBLIC=true; probes are logged at debug, API requests at info", async () => {
+    const env = await productionEnv("billing");
+    delete env.DOCS_PUBLIC;
+    await using service = new ServiceProcess([`${binDir}/billing-service`], env);
+    const base = `http://127.0.0.1:${await service.port()}`;
+    const statuses = await Promise.all(
+      ["/api/v1/billing/docs", "/api/v1/billing/docs/json", "/api/v1/billing/docs/scalar.js"].map(
+        async (path) => (await fetch(`${base}${path}`)).status,
+      ),
+    );
+    expect(statuses).toEqual([404, 404, 404]);
+    expect((await fetch(`${base}/health`)).status).toBe(200);
+    expect((await fetch(`${base}/ready?scope=instance`)).status).toBe(200);
+    await fetch(`http://127.0.0.1:${await service.metricsPort()}/metrics`);
+    await service.waitForLog((line) => line.msg === "request" && line.path === "/api/v1/billing/docs/scalar.js");
+    const logged = service.logs
+      .filter((line) => line.msg === "request" || line.msg === "scrape")
+      .map((line) => line.path);
+    expect(logged).toEqual(["/api/v1/billing/docs", "/api/v1/billing/docs/json", "/api/v1/billing/docs/scalar.js"]);
+  }, 30_000);
+});
+
+describe("the keys subcommand", () => {
+  test("auth-service keys writes the files Compose mounts, never overwrites them, and auth starts with them", async () => {
+    const dir = `${temp}/keys-subcommand`;
+    const keys = (...args: string[]) =>
+      Bun.spawnSync([`${binDir}/auth-service`, "keys", ...args], {
+        env: isolatedEnv({}),
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+    const first = keys(dir);
+    expect({ code: first.exitCode, stderr: first.stderr.toString() }).toEqual({ code: 0, stderr: "" });
+    const files = ["jwt_private.pem", "jwt_public.pem", "jwt_extra_public.pem", "master.key", "postgres_password"];
+    expect(readdirSync(dir).sort()).toEqual([...files].sort());
+    const before = files.map((file) => readFileSync(`${dir}/${file}`, "utf8"));
+    expect(keys(dir).stdout.toString()).toStartWith(`keys already present in ${dir}`);
+    expect(files.map((file) => readFileSync(`${dir}/${file}`, "utf8"))).toEqual(before);
+
+    // As Compose runs auth: the key files of the secrets, the extra keys file included (empty).
+    const env = await productionEnv("auth");
+    await using service = new ServiceProcess([`${binDir}/auth-service`], {
+      ...env,
+      JWT_PRIVATE_KEY_FILE: `${dir}/jwt_private.pem`,
+      JWT_PUBLIC_KEY_FILE: `${dir}/jwt_public.pem`,
+      JWT_EXTRA_PUBLIC_KEY_FILES: `${dir}/jwt_extra_public.pem`,
+      MASTER_KEY_FILE: `${dir}/master.key`,
+    });
+    const base = `http://127.0.0.1:${await service.port()}/api/v1/auth`;
+    const register = await fetch(`${base}/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: `keys-${randomSuffix()}@example.com`, password: "correct horse battery staple" }),
+    });
+    expect(register.status).toBe(201);
+    const jwks = (await (await fetch(`${base}/.well-known/jwks.json`)).json()) as { keys: unknown[] };
+    expect(jwks.keys.length).toBe(1);
   }, 30_000);
 });

@@ -31,12 +31,17 @@ interface ComposeService {
   volumes?: string[];
   healthcheck?: { test: string[] };
   depends_on?: Record<string, { condition: string }> | string[];
-  deploy?: { replicas?: number };
+  deploy?: {
+    replicas?: number;
+    resources?: { limits?: { cpus?: string; memory?: string }; reservations?: { cpus?: string; memory?: string } };
+  };
+  logging?: { driver: string; options?: Record<string, string> };
+  command?: string[];
   stop_grace_period?: string;
 }
 interface ComposeFile {
   services: Record<string, ComposeService>;
-  secrets: Record<string, { file: string }>;
+  secrets: Record<string, { file?: string; environment?: string }>;
 }
 
 const readYaml = <T>(path: string): T => parse(readFileSync(path, "utf8"), { merge: true }) as T;
@@ -186,7 +191,9 @@ describe("compose.yaml services", () => {
     try {
       const result = Bun.spawnSync(["bun", "scripts/keys.ts", dir], { stdout: "pipe", stderr: "pipe" });
       expect(result.exitCode).toBe(0);
+      // Secrets taken from .env (the database password) are no files.
       for (const { file } of Object.values(compose.secrets)) {
+        if (file === undefined) continue;
         expect(file.startsWith("./infra/keys/")).toBe(true);
         expect({ file, exists: existsSync(`${dir}/${basename(file)}`) }).toEqual({ file, exists: true });
       }
@@ -333,6 +340,20 @@ describe("alert rules", () => {
     expect([...metrics].filter((name) => !code.includes(`"${name}"`))).toEqual([]);
   });
 
+  test("every metric an alert reads is on /metrics of a started service, before any traffic", async () => {
+    // Started for real (migrations, consumers, workers), so what is registered at start counts too.
+    const registered = new Set<string>();
+    for (const name of SERVICE_NAMES) {
+      const server = await ctx.start([serviceFactories[name]], { service: name });
+      for (const metric of server.platform.metrics.registry.getMetricsAsArray()) registered.add(metric.name);
+    }
+    const read = rules.flatMap((rule) =>
+      [...rule.expr.replace(/by \([^)]*\)/g, "").matchAll(/([a-z_][a-z0-9_]*)\s*[{[)]/g)].map((match) => match[1]!),
+    );
+    expect(read).toEqual(expect.arrayContaining(["chat_turns_total", "agent_runs_total"]));
+    expect(read.filter((name) => name !== "up" && !registered.has(name))).toEqual([]);
+  });
+
   const promtool = Bun.which("promtool");
   // Installed by .ci/run when apt is available (Debian's prometheus package); skipped without it.
   test.skipIf(!promtool)("promtool accepts the rules and the Prometheus configuration", () => {
@@ -391,4 +412,186 @@ describe("docker-compose config", () => {
       expect({ code: result.exitCode, stderr: result.stderr.toString() }).toEqual({ code: 0, stderr: "" });
     });
   }
+});
+
+describe("backup service", () => {
+  interface BackupService extends ComposeService {
+    entrypoint?: string[];
+    networks?: string[];
+    deploy?: { resources?: { limits?: { cpus?: string; memory?: string } } };
+  }
+  const backup = compose.services.backup as BackupService | undefined;
+  const db = compose.services.db as ComposeService;
+  const majorOf = (image = "") => /^postgres:(\d+)/.exec(image)?.[1];
+
+  test("runs the committed script, mounted read-only, on the dump volume", () => {
+    expect(backup?.entrypoint).toEqual(["sh", "/backup/backup.sh"]);
+    expect(backup?.volumes).toEqual(
+      expect.arrayContaining(["./infra/backup/backup.sh:/backup/backup.sh:ro", "postgres_backups:/backups"]),
+    );
+    expect(existsSync("infra/backup/backup.sh")).toBe(true);
+    expect(Object.keys((parse(readFileSync("compose.yaml", "utf8")) as { volumes: object }).volumes)).toContain(
+      "postgres_backups",
+    );
+    expect(environmentOf(backup as ComposeService)).toMatchObject({
+      BACKUP_DIR: "/backups",
+      BACKUP_RUN_AS: "postgres",
+    });
+  });
+
+  test("uses the postgres image of db's major version (pg_dump refuses a newer server)", () => {
+    expect(majorOf(db.image)).toMatch(/^\d+$/);
+    expect(majorOf(backup?.image)).toBe(majorOf(db.image));
+  });
+
+  test("has CPU and memory limits and a healthcheck on the age of the newest dump", () => {
+    expect(backup?.deploy?.resources?.limits).toEqual({ cpus: expect.any(String), memory: expect.any(String) });
+    expect(backup?.healthcheck?.test).toEqual(["CMD", "sh", "/backup/backup.sh", "check"]);
+  });
+
+  test("reaches db only on the internal network, as the services' user and password, after db is healthy", () => {
+    expect(backup?.networks).toEqual(["backend"]);
+    expect(backup?.depends_on).toEqual({ db: { condition: "service_healthy" } });
+    const environment = environmentOf(backup as ComposeService);
+    const appEnvironment = environmentOf(appServices[0]![1]);
+    const url = new URL(appEnvironment.DATABASE_URL ?? "");
+    expect({ host: environment.PGHOST, user: environment.PGUSER, database: environment.PGDATABASE }).toEqual({
+      host: url.hostname,
+      user: url.username,
+      database: url.pathname.slice(1),
+    });
+    // Once the services read the password from a secret, the backup must read the same one.
+    const passwordFile = appEnvironment.DATABASE_PASSWORD_FILE;
+    const secret = passwordFile?.replace(/^\/run\/secrets\//, "");
+    expect({
+      password: environment.PGPASSWORD,
+      file: environment.PGPASSWORD_FILE,
+      mounted: secret === undefined || backup?.secrets?.includes(secret),
+    }).toEqual({ password: passwordFile ? undefined : url.password, file: passwordFile, mounted: true });
+  });
+
+  test("defaults: a dump every 6 hours, 28 kept", () => {
+    expect(environmentOf(backup as ComposeService)).toMatchObject({ BACKUP_INTERVAL_H: "6", BACKUP_KEEP: "28" });
+    const script = readFileSync("infra/backup/backup.sh", "utf8");
+    // The script's own defaults, for `backup.sh once` run by hand.
+    expect(script).toContain(`BACKUP_INTERVAL_H="\${BACKUP_INTERVAL_H:-6}"`);
+    expect(script).toContain(`BACKUP_KEEP="\${BACKUP_KEEP:-28}"`);
+  });
+});
+
+describe("resources and logs", () => {
+  const cpus = (service: ComposeService) => Number(service.deploy?.resources?.limits?.cpus);
+  const mebibytes = (size: string | undefined) => {
+    const match = /^(\d+(?:\.\d+)?)([MG])$/.exec(size ?? "");
+    return match ? Number(match[1]) * (match[2] === "G" ? 1024 : 1) : Number.NaN;
+  };
+
+  test("every container has a CPU and memory limit, and its log rotated by Docker", () => {
+    for (const [name, service] of Object.entries(compose.services)) {
+      const limits = service.deploy?.resources?.limits;
+      expect({ name, cpus: cpus(service) > 0, memory: mebibytes(limits?.memory) > 0 }).toEqual({
+        name,
+        cpus: true,
+        memory: true,
+      });
+      expect({ name, logging: service.logging }).toEqual({
+        name,
+        logging: { driver: "json-file", options: { "max-size": "10m", "max-file": "5" } },
+      });
+    }
+  });
+
+  // The sizing plan for an 8 vCPU / 16 GB host: Traefik 0.25/128M, auth 2 x 0.25/128M, chat
+  // 2 x 1.0/1G, agent 2 x 0.75/512M, billing 0.25/128M, PostgreSQL 1.0/1G, Redis 0.25/256M,
+  // Qdrant 0.5/512M. Shares move between services (auth got more CPU for logins), the total may not grow.
+  test("the MVP set (edge, services x replicas, data stores) stays within the sizing plan's total", () => {
+    const mvp = [
+      "traefik",
+      "auth-service",
+      "chat-service",
+      "agent-service",
+      "billing-service",
+      "db",
+      "redis",
+      "qdrant",
+    ];
+    const replicas = (service: ComposeService) => service.deploy?.replicas ?? 1;
+    const total = mvp.reduce(
+      (sum, name) => {
+        const service = compose.services[name] as ComposeService;
+        return {
+          cpus: sum.cpus + cpus(service) * replicas(service),
+          mebibytes: sum.mebibytes + mebibytes(service.deploy?.resources?.limits?.memory) * replicas(service),
+        };
+      },
+      { cpus: 0, mebibytes: 0 },
+    );
+    const plan = {
+      cpus: 0.25 + 2 * 0.25 + 2 * 1.0 + 2 * 0.75 + 0.25 + 1.0 + 0.25 + 0.5,
+      mebibytes: 128 * 4 + 2 * 1024 + 2 * 512 + 1024 + 256 + 512,
+    };
+    expect(total.cpus).toBeLessThanOrEqual(plan.cpus + 1e-9);
+    expect(total.mebibytes).toBeLessThanOrEqual(plan.mebibytes);
+    // Everything, monitoring and operations included, fits the host with room for the OS.
+    const all = Object.values(compose.services).reduce(
+      (sum, service) => ({
+        cpus: sum.cpus + cpus(service) * replicas(service),
+        mebibytes: sum.mebibytes + mebibytes(service.deploy?.resources?.limits?.memory) * replicas(service),
+      }),
+      { cpus: 0, mebibytes: 0 },
+    );
+    expect(all.cpus).toBeLessThanOrEqual(8);
+    expect(all.mebibytes).toBeLessThanOrEqual(12 * 1024);
+  });
+
+  test("auth gets at least the CPU bench/RESULTS.md sized it for", () => {
+    expect(cpus(compose.services["auth-service"] as ComposeService)).toBeGreaterThanOrEqual(0.5);
+  });
+
+  test("Redis refuses writes at maxmemory before the kernel kills it at its limit", () => {
+    const redis = compose.services.redis as ComposeService;
+    const maxmemory = redis.command?.[(redis.command?.indexOf("--maxmemory") ?? -2) + 1] ?? "";
+    const limit = mebibytes(redis.deploy?.resources?.limits?.memory);
+    expect(Number(/^(\d+)mb$/.exec(maxmemory)?.[1])).toBeLessThanOrEqual(limit * 0.8);
+  });
+
+  test("Loki reads the repository's configuration, which deletes lines past its retention", () => {
+    const loki = compose.services.loki as ComposeService;
+    expect(loki.volumes).toContain("./infra/loki/config.yaml:/etc/loki/config.yaml:ro");
+    expect(loki.command).toEqual(["-config.file=/etc/loki/config.yaml"]);
+    const config = readYaml<{
+      limits_config: { retention_period: string };
+      compactor: { retention_enabled: boolean; delete_request_store: string };
+      schema_config: { configs: Array<{ index: { period: string } }> };
+    }>("infra/loki/config.yaml");
+    expect(config.compactor).toMatchObject({ retention_enabled: true, delete_request_store: "filesystem" });
+    const hours = Number(/^(\d+)h$/.exec(config.limits_config.retention_period)?.[1]);
+    // Loki requires a multiple of the index period (24 h).
+    expect(hours % 24).toBe(0);
+    expect(hours).toBeGreaterThanOrEqual(7 * 24);
+    expect(config.schema_config.configs.map((each) => each.index.period)).toEqual(["24h"]);
+  });
+});
+
+describe("key rotation under Compose", () => {
+  test("every app service mounts the extra public keys file and reads it, so rotation needs no edit of compose.yaml", () => {
+    expect(compose.secrets.jwt_extra_public_keys).toEqual({ file: "./infra/keys/jwt_extra_public.pem" });
+    for (const [composeName, service] of appServices) {
+      expect({ composeName, mounted: service.secrets?.includes("jwt_extra_public_keys") }).toEqual({
+        composeName,
+        mounted: true,
+      });
+      expect(environmentOf(service).JWT_EXTRA_PUBLIC_KEY_FILES).toBe("/run/secrets/jwt_extra_public_keys");
+    }
+  });
+
+  test("the procedure touches only files Compose mounts", () => {
+    const procedure = readFileSync("docs/key-rotation.md", "utf8");
+    const mounted = new Set(Object.values(compose.secrets).map(({ file }) => (file ?? "").replace(/^\.\//, "")));
+    const touched = [...procedure.matchAll(/(?<![\w/])infra\/keys\/(jwt_[a-z_]+\.pem|master\.key)/g)].map(
+      (match) => `infra/keys/${match[1]}`,
+    );
+    expect(touched.length).toBeGreaterThan(0);
+    expect([...new Set(touched)].filter((file) => !mounted.has(file))).toEqual([]);
+  });
 });

@@ -17,8 +17,8 @@ export class ServiceProcess implements AsyncDisposable {
   private readonly child: Subprocess<"ignore", "pipe", "pipe">;
   private exitCode: number | undefined;
 
-  constructor(command: string[], env: Record<string, string>) {
-    this.child = Bun.spawn(command, { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  constructor(command: string[], env: Record<string, string>, cwd?: string) {
+    this.child = Bun.spawn(command, { env, cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     this.child.exited.then((code) => {
       this.exitCode = code;
     });
@@ -63,6 +63,10 @@ export class ServiceProcess implements AsyncDisposable {
   /** The metrics port from the same line (any free one when PORT=0 and METRICS_PORT is unset). */
   async metricsPort(): Promise<number> {
     return (await this.waitForLog((line) => line.msg === "listening")).metrics_port as number;
+  }
+
+  get pid(): number {
+    return this.child.pid;
   }
 
   signal(signal: NodeJS.Signals): void {

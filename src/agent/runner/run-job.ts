@@ -1,9 +1,10 @@
-import { and, count, desc, eq, sql } from "drizzle-orm";
+import { and, count, desc, eq, notInArray, sql } from "drizzle-orm";
 import { DeviceCallError } from "../../shared/device-rpc";
 import { type Job, JobInterrupted } from "../../shared/jobs";
 import type { AgentContext } from "../context";
-import { isTerminal, type RunJob } from "../model";
+import { isTerminal, type RunJob, TERMINAL_RUN_STATUSES } from "../model";
 import { agentType } from "../registry";
+import { logRunStarted, recordRunEnd } from "../run-outcome";
 import { markCancelled } from "../runs";
 import { agentRunItems, agentRunLogs } from "../tables";
 import { boundRpc } from "./device";
@@ -63,6 +64,7 @@ export async function runJob(ctx: AgentContext, job: Job<RunJob>, active: Map<st
         updatedAt: new Date(),
       })
       .where(eq(agentRunLogs.id, runId));
+    logRunStarted(ctx, run, job.attempt);
     await reporter.log("info", run.starts === 0 ? "run started" : `run resumed (start ${run.starts + 1})`);
     await reporter.event("started");
 
@@ -106,7 +108,8 @@ export async function runJob(ctx: AgentContext, job: Job<RunJob>, active: Map<st
       throw new JobInterrupted();
     } else if (error instanceof RunFailure || job.attempt >= job.maxAttempts) {
       const failure = toFailure(error);
-      if (!(error instanceof RunFailure)) ctx.logger.error({ err: error, run_id: runId }, "agent run failed");
+      if (!(error instanceof RunFailure))
+        ctx.logger.error({ err: error, run_id: runId, user_id: userId }, "agent run failed");
       await finish(ctx, runId, "failed", failure);
       await reporter.log("error", failure.message);
       await reporter.event("finished");
@@ -235,7 +238,7 @@ async function finish(
   status: Outcome["status"],
   failure?: { code: string; message: string },
 ): Promise<void> {
-  await ctx.db
+  const [row] = await ctx.db
     .update(agentRunLogs)
     .set({
       status,
@@ -244,5 +247,8 @@ async function finish(
       finishedAt: new Date(),
       updatedAt: new Date(),
     })
-    .where(eq(agentRunLogs.id, runId));
+    // A run already ended (cancelled while its job was lost) keeps its first ending, counted once.
+    .where(and(eq(agentRunLogs.id, runId), notInArray(agentRunLogs.status, TERMINAL_RUN_STATUSES)))
+    .returning();
+  if (row) recordRunEnd(ctx, row);
 }

@@ -1,5 +1,5 @@
-import { readFileSync } from "node:fs";
 import { type CryptoKey, calculateJwkThumbprint, exportJWK, importJWK, importPKCS8, importSPKI, type JWK } from "jose";
+import { readConfigFile } from "../env";
 
 export const SIGNING_ALG = "RS256";
 
@@ -77,13 +77,13 @@ export async function loadKeyRing(options: {
   privateKeyFile: string;
   extraPublicKeyFiles?: string[];
 }): Promise<KeyRing> {
-  const privatePem = readFileSync(options.privateKeyFile, "utf8");
+  const privatePem = readConfigFile("JWT_PRIVATE_KEY_FILE", options.privateKeyFile);
   const block = pemBlocks(privatePem).find((each) => each.label === "PRIVATE KEY");
   if (!block) throw new Error(`${options.privateKeyFile} holds no PKCS#8 private key`);
   const current = await publicHalf(block.pem);
   const signing = { kid: current.kid, key: await importPKCS8(block.pem, SIGNING_ALG) };
   const extras = await publicKeysFromPem(
-    (options.extraPublicKeyFiles ?? []).map((file) => readFileSync(file, "utf8")).join("\n"),
+    (options.extraPublicKeyFiles ?? []).map((file) => readConfigFile("JWT_EXTRA_PUBLIC_KEY_FILES", file)).join("\n"),
   );
   const keys = [current, ...extras.filter((entry) => entry.kid !== current.kid)];
   const published = { keys: keys.map((entry) => entry.jwk) };

@@ -36,12 +36,31 @@ export async function ensureKeyFiles(dir: string): Promise<{ created: string[]; 
     writeSecret(paths.masterKey, `${generateMasterKey()}\n`);
     created.push(paths.masterKey);
   }
+  // Empty until a rotation puts the next or previous public key in it (docs/key-rotation.md):
+  // Compose mounts it as a secret, so it must exist.
+  if (!existsSync(paths.extraPublicKeys)) {
+    writeFileSync(paths.extraPublicKeys, "", { mode: 0o644 });
+    created.push(paths.extraPublicKeys);
+  }
   return { created, paths };
+}
+
+/**
+ * The PostgreSQL password of a Compose deployment (the `postgres_password` secret), random and
+ * URL-safe, unless the file exists. Returns its path when it created it.
+ */
+export function ensureDatabasePassword(dir: string): string | undefined {
+  const path = `${dir}/postgres_password`;
+  if (existsSync(path)) return undefined;
+  writeSecret(path, Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString("base64url"));
+  return path;
 }
 
 export interface KeyPaths {
   privateKey: string;
   publicKey: string;
+  /** Public keys accepted beside the signing key, any number of PEM blocks (none outside a rotation). */
+  extraPublicKeys: string;
   masterKey: string;
 }
 
@@ -49,6 +68,7 @@ export function keyPaths(dir: string): KeyPaths {
   return {
     privateKey: `${dir}/jwt_private.pem`,
     publicKey: `${dir}/jwt_public.pem`,
+    extraPublicKeys: `${dir}/jwt_extra_public.pem`,
     masterKey: `${dir}/master.key`,
   };
 }

@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import {
   type CryptoKey,
   createRemoteJWKSet,
@@ -10,6 +9,7 @@ import {
   jwtVerify,
 } from "jose";
 import { z } from "zod";
+import { readConfigFile } from "../env";
 import { ServiceError } from "../errors";
 import { Tier } from "../tiers";
 import { fileList, type PublicKeyEntry, publicKeysFromPem, SIGNING_ALG } from "./key-ring";
@@ -236,12 +236,19 @@ export function keySourceFromEnv(env: {
   JWT_PRIVATE_KEY_FILE?: string;
   JWKS_URL?: string;
 }): KeySource | undefined {
-  const extras = fileList(env.JWT_EXTRA_PUBLIC_KEY_FILES);
-  const pemFiles = fileList(env.JWT_PUBLIC_KEY_FILE);
+  const extras = fileList(env.JWT_EXTRA_PUBLIC_KEY_FILES).map((file) => ["JWT_EXTRA_PUBLIC_KEY_FILES", file] as const);
+  const pemFiles: (readonly [string, string])[] = fileList(env.JWT_PUBLIC_KEY_FILE).map((file) => [
+    "JWT_PUBLIC_KEY_FILE",
+    file,
+  ]);
   if (pemFiles.length === 0 && env.JWKS_URL) return { kind: "jwks-url", url: env.JWKS_URL };
-  if (pemFiles.length === 0 && env.JWT_PRIVATE_KEY_FILE) pemFiles.push(env.JWT_PRIVATE_KEY_FILE);
+  if (pemFiles.length === 0 && env.JWT_PRIVATE_KEY_FILE)
+    pemFiles.push(["JWT_PRIVATE_KEY_FILE", env.JWT_PRIVATE_KEY_FILE]);
   if (pemFiles.length === 0) return undefined;
-  return { kind: "pem", pem: [...pemFiles, ...extras].map((file) => readFileSync(file, "utf8")).join("\n") };
+  return {
+    kind: "pem",
+    pem: [...pemFiles, ...extras].map(([variable, file]) => readConfigFile(variable, file)).join("\n"),
+  };
 }
 
 /** `Authorization: Bearer <token>` -> token, or "" when absent or of another scheme. */
