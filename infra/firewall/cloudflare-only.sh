@@ -9,7 +9,7 @@
 # Run as root once Docker has started, and each time it starts (docs/edge.md has a systemd unit);
 # running it again replaces its rules. EXT_IF names the public interface (default: the one the
 # default route uses). The ranges are the trustedIPs of infra/traefik/traefik.yml; a test keeps
-# the two lists equal.
+# the two lists equal, and refresh-cloudflare-ips.sh rewrites both from Cloudflare's published ones.
 set -eu
 
 EXT_IF="${EXT_IF:-$(ip route show default | awk '{ print $5; exit }')}"

@@ -2,9 +2,20 @@
 // and each property the deploy depends on is checked against the code it protects: the auth
 // service, started on a real test platform, says which path spellings it answers; env.ts and the
 // tier table give the longest chat turn and the drain timings. The firewall script runs with
-// stand-ins for iptables, ip6tables and ip on PATH that record their arguments.
-import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+// stand-ins for iptables, ip6tables and ip on PATH that record their arguments. The range refresh
+// script runs on a copy of the infra files, reading Cloudflare's lists from local files.
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { parse } from "yaml";
 import { createAuthService } from "../../src/auth";
@@ -250,6 +261,13 @@ describe("deploys without 502s", () => {
   });
 });
 
+/** The ranges the firewall script allows, in the order it lists them. */
+const firewallRanges = (text: string) => [...text.matchAll(/^ {2}([0-9a-f:.]+\/\d+)$/gm)].map((match) => match[1]);
+/** The trusted ranges of Traefik's websecure entry point, as Traefik reads the YAML. */
+const trustedIPsOf = (text: string) =>
+  (parse(text, { merge: true }) as { entryPoints: Record<string, EntryPoint> }).entryPoints.websecure?.forwardedHeaders
+    ?.trustedIPs ?? [];
+
 describe("firewall", () => {
   const script = "infra/firewall/cloudflare-only.sh";
   const trusted = (traefik.entryPoints.websecure as EntryPoint).forwardedHeaders?.trustedIPs ?? [];
@@ -283,9 +301,7 @@ describe("firewall", () => {
   }
 
   test("it allows exactly the ranges Traefik trusts", () => {
-    const text = readFileSync(script, "utf8");
-    const listed = [...text.matchAll(/^ {2}([0-9a-f:.]+\/\d+)$/gm)].map((match) => match[1]);
-    expect(listed.sort()).toEqual([...trusted].sort());
+    expect(firewallRanges(readFileSync(script, "utf8")).sort()).toEqual([...trusted].sort());
   });
 
   test("Cloudflare's ranges return to Docker's rules, anything else is dropped, on 80 and 443 of the public interface", () => {
@@ -315,6 +331,190 @@ describe("firewall", () => {
     expect(calls.filter((call) => call.startsWith("iptables -A ADIUVA-CLOUDFLARE")).at(-1)).toBe(
       "iptables -A ADIUVA-CLOUDFLARE -j DROP",
     );
+  });
+});
+
+describe("refreshing Cloudflare's ranges", () => {
+  const files = [
+    "infra/firewall/refresh-cloudflare-ips.sh",
+    "infra/firewall/cloudflare-only.sh",
+    "infra/traefik/traefik.yml",
+  ];
+  const current = trustedIPsOf(readFileSync("infra/traefik/traefik.yml", "utf8"));
+  const currentV4 = current.filter((range) => !range.includes(":"));
+  const currentV6 = current.filter((range) => range.includes(":"));
+  // What Cloudflare might publish next: one range renumbered, one dropped, one added, per family.
+  const nextV4 = [
+    ...currentV4.slice(1).map((range) => (range === "104.24.0.0/14" ? "104.28.0.0/14" : range)),
+    "45.8.104.0/22",
+  ];
+  const nextV6 = [...currentV6.slice(0, -1), "2a09:bac0::/29"];
+  const workspaces: string[] = [];
+  afterEach(() => {
+    for (const dir of workspaces.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A copy of the infra files the script touches, and a directory for the lists. */
+  function workspace() {
+    const dir = mkdtempSync(`${tmpdir()}/cloudflare-ips-`);
+    workspaces.push(dir);
+    for (const file of files) {
+      mkdirSync(`${dir}/${file.replace(/\/[^/]+$/, "")}`, { recursive: true });
+      copyFileSync(file, `${dir}/${file}`);
+      chmodSync(`${dir}/${file}`, statSync(file).mode);
+    }
+    mkdirSync(`${dir}/lists`);
+    return dir;
+  }
+  /** Runs the copied script on lists given as text (Cloudflare's format: one range a line). */
+  function refresh(dir: string, v4: string, v6: string, ...args: string[]) {
+    writeFileSync(`${dir}/lists/ips-v4`, v4);
+    writeFileSync(`${dir}/lists/ips-v6`, v6);
+    const result = Bun.spawnSync(["sh", `${dir}/${files[0]}`, "--from", `${dir}/lists`, ...args], {
+      env: { PATH: "/usr/bin:/bin" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+  }
+  /** Every file's text and mode, and the names in each directory (a leftover temp file shows). */
+  const snapshot = (dir: string) => ({
+    files: Object.fromEntries(
+      files.map((file) => [
+        file,
+        { text: readFileSync(`${dir}/${file}`, "utf8"), mode: statSync(`${dir}/${file}`).mode },
+      ]),
+    ),
+    names: ["infra/firewall", "infra/traefik"].map((sub) => readdirSync(`${dir}/${sub}`).sort()),
+  });
+  const lines = (ranges: string[]) => `${ranges.join("\n")}\n`;
+
+  test("no file but the firewall script and traefik.yml lists Cloudflare's ranges", () => {
+    const candidates = [
+      "compose.yaml",
+      ...readdirSync("infra", { recursive: true, encoding: "utf8" })
+        .filter((name) => !/^(keys|certs)(\/|$)/.test(name) && /\.(ya?ml|sh|alloy|json|toml|conf)$/.test(name))
+        .map((name) => `infra/${name}`),
+    ];
+    const listing = candidates.filter((file) => {
+      const text = readFileSync(file, "utf8");
+      return current.some((range) => text.includes(range));
+    });
+    expect(listing.sort()).toEqual(["infra/firewall/cloudflare-only.sh", "infra/traefik/traefik.yml"]);
+  });
+
+  test("the ranges are replaced in both files, and nothing else in them changes", () => {
+    const dir = workspace();
+    const before = snapshot(dir);
+    // Cloudflare's files have been served without a final newline.
+    const result = refresh(dir, nextV4.join("\n"), lines(nextV6));
+    expect(result).toEqual({
+      code: 0,
+      stdout: expect.stringContaining("docker compose up -d --force-recreate traefik"),
+      stderr: "",
+    });
+    expect(result.stdout).toContain("sudo infra/firewall/cloudflare-only.sh");
+    expect(result.stdout).toContain("+        - 2a09:bac0::/29");
+
+    // The expected text: each original list swapped for the new one, everything around it kept.
+    const traefikBefore = before.files["infra/traefik/traefik.yml"]?.text as string;
+    const firewallBefore = before.files["infra/firewall/cloudflare-only.sh"]?.text as string;
+    const item = (indent: string) => (range: string) => `${indent}${range}\n`;
+    const after = snapshot(dir);
+    expect(after).toEqual({
+      files: {
+        ...before.files,
+        "infra/traefik/traefik.yml": {
+          text: traefikBefore.replace(
+            /(trustedIPs: &cloudflare\n)(?: {8}- \S+\n)+/,
+            `$1${[...nextV4, ...nextV6].map(item("        - ")).join("")}`,
+          ),
+          mode: before.files["infra/traefik/traefik.yml"]?.mode as number,
+        },
+        "infra/firewall/cloudflare-only.sh": {
+          text: firewallBefore
+            .replace(/(CLOUDFLARE_V4="\n)(?: {2}\S+\n)+/, `$1${nextV4.map(item("  ")).join("")}`)
+            .replace(/(CLOUDFLARE_V6="\n)(?: {2}\S+\n)+/, `$1${nextV6.map(item("  ")).join("")}`),
+          mode: before.files["infra/firewall/cloudflare-only.sh"]?.mode as number,
+        },
+      },
+      names: before.names,
+    });
+
+    // Traefik still reads its list, and the firewall allows exactly that list.
+    const trusted = trustedIPsOf(after.files["infra/traefik/traefik.yml"]?.text as string);
+    expect(trusted).toEqual([...nextV4, ...nextV6]);
+    expect(firewallRanges(after.files["infra/firewall/cloudflare-only.sh"]?.text as string).sort()).toEqual(
+      [...trusted].sort(),
+    );
+  });
+
+  test("run again with the same lists, it changes nothing", () => {
+    const dir = workspace();
+    expect(refresh(dir, lines(nextV4), lines(nextV6)).code).toBe(0);
+    const once = snapshot(dir);
+    const again = refresh(dir, lines(nextV4), lines(nextV6));
+    expect(again).toEqual({ code: 0, stdout: expect.stringContaining("unchanged"), stderr: "" });
+    expect(snapshot(dir)).toEqual(once);
+  });
+
+  test("today's lists leave today's files as they are", () => {
+    const dir = workspace();
+    const before = snapshot(dir);
+    expect(refresh(dir, lines(currentV4), lines(currentV6))).toEqual({
+      code: 0,
+      stdout: expect.stringContaining("unchanged"),
+      stderr: "",
+    });
+    expect(snapshot(dir)).toEqual(before);
+  });
+
+  test("--check shows the change and exits 1 without writing", () => {
+    const dir = workspace();
+    const before = snapshot(dir);
+    const result = refresh(dir, lines(nextV4), lines(nextV6), "--check");
+    expect({ code: result.code, diff: result.stdout.includes("+  45.8.104.0/22") }).toEqual({ code: 1, diff: true });
+    expect(snapshot(dir)).toEqual(before);
+  });
+
+  const refused: [string, string[], string[]][] = [
+    ["an error page instead of a list", ["<html><body>Bad gateway</body></html>"], currentV6],
+    ["an empty list", [], currentV6],
+    ["a list cut short", currentV4.slice(0, 3), currentV6],
+    ["a truncated last line", [...currentV4.slice(0, -1), "131.0.72"], currentV6],
+    ["an IPv6 range in the IPv4 list", [...currentV4, "2400:cb00::/32"], currentV6],
+    ["an octet above 255", [...currentV4, "256.1.0.0/16"], currentV6],
+    ["a range that trusts everyone", [...currentV4, "0.0.0.0/0"], currentV6],
+    ["an address with host bits past its prefix", [...currentV4, "104.16.0.1/13"], currentV6],
+    ["a range listed twice", [...currentV4, currentV4[0] as string], currentV6],
+    ["a malformed IPv6 range", currentV4, [...currentV6, "2400:cb00:::/32"]],
+    ["an IPv6 range with a prefix above 128", currentV4, [...currentV6, "2400:cb00::/129"]],
+    ["an IPv6 list cut short", currentV4, currentV6.slice(0, 2)],
+  ];
+  for (const [what, v4, v6] of refused) {
+    test(`${what} is refused, and nothing is written`, () => {
+      const dir = workspace();
+      const before = snapshot(dir);
+      const result = refresh(dir, lines([...v4]), lines([...v6]));
+      expect({ code: result.code, stderr: result.stderr }).toEqual({
+        code: 2,
+        stderr: expect.stringMatching(/^refresh-cloudflare-ips: ips-v[46] /),
+      });
+      expect(snapshot(dir)).toEqual(before);
+    });
+  }
+
+  test("CF_IPS_V4_FILE and CF_IPS_V6_FILE name the lists too", () => {
+    const dir = workspace();
+    writeFileSync(`${dir}/lists/v4`, lines(nextV4));
+    writeFileSync(`${dir}/lists/v6`, lines(nextV6));
+    const result = Bun.spawnSync(["sh", `${dir}/${files[0]}`], {
+      env: { PATH: "/usr/bin:/bin", CF_IPS_V4_FILE: `${dir}/lists/v4`, CF_IPS_V6_FILE: `${dir}/lists/v6` },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect({ code: result.exitCode, stderr: result.stderr.toString() }).toEqual({ code: 0, stderr: "" });
+    expect(trustedIPsOf(readFileSync(`${dir}/infra/traefik/traefik.yml`, "utf8"))).toEqual([...nextV4, ...nextV6]);
   });
 });
 
