@@ -148,17 +148,19 @@ function isAlive(pid: number): boolean {
 }
 
 /**
- * Fails with one line naming the database and what went wrong when it does not answer at start,
- * rather than with the first migration's stack.
+ * Why the database did not answer, in one line naming it: a StartupError when waiting cannot fix it
+ * (credentials, no such database, embedded files), a plain Error when it may answer later.
  */
-export async function assertDatabaseReachable(database: DatabaseHandle, timeoutMs: number): Promise<void> {
-  try {
-    await database.ping(timeoutMs);
-  } catch (error) {
-    if (database.kind === "pglite") throw error;
-    throw new StartupError(`PostgreSQL at ${database.target} ${postgresProblem(error)}`);
+export function describeDatabaseFailure(database: DatabaseHandle, error: unknown): Error {
+  if (database.kind === "pglite") {
+    return new StartupError(`embedded database at ${database.target}: ${(error as Error).message}`);
   }
+  const problem = postgresProblem(error);
+  const message = `PostgreSQL at ${database.target} ${problem}`;
+  return FATAL_PROBLEMS.has(problem) ? new StartupError(message) : new Error(message);
 }
+
+const FATAL_PROBLEMS = new Set(["refused the credentials", "has no such database"]);
 
 function postgresProblem(error: unknown): string {
   const { code, message } = error as { code?: string; message?: string };

@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import { StartupError } from "./env";
 import type { Logger } from "./logger";
 import { withTimeout } from "./timeout";
 
@@ -42,4 +43,24 @@ export function openRedis(options: RedisOptions): Redis {
 export async function pingRedis(client: Redis, timeoutMs = 2000): Promise<void> {
   if (client.status !== "ready") throw new Error(`redis is ${client.status}`);
   await withTimeout(client.ping(), timeoutMs, "redis");
+}
+
+/** `host:port` of a Redis URL, for messages (never the credentials). */
+export function redisTarget(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.hostname}:${parsed.port || 6379}`;
+}
+
+/**
+ * Why Redis did not answer, in one line naming it: a StartupError for refused credentials (waiting
+ * cannot fix them), a plain Error otherwise.
+ */
+export function describeRedisFailure(target: string, error: unknown): Error {
+  const { code, message = "" } = error as { code?: string; message?: string };
+  if (/^(WRONGPASS|NOAUTH)\b|invalid password|invalid username-password/i.test(message)) {
+    return new StartupError(`Redis at ${target} refused the credentials`);
+  }
+  if (code === "ECONNREFUSED") return new Error(`Redis at ${target} refused the connection`);
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return new Error(`Redis at ${target} cannot be resolved`);
+  return new Error(`Redis at ${target} is unreachable`);
 }

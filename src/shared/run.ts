@@ -1,7 +1,6 @@
 import type { ServiceModule } from "./app";
 import { ensureKeyFiles } from "./auth/keygen";
 import { createTokenVerifier, keySourceFromEnv, tokenPolicy } from "./auth/verifier";
-import { assertDatabaseReachable } from "./db";
 import { ConfigError, Env, loadEnv, SERVICE_NAMES, type ServiceName, StartupError } from "./env";
 import { createLogger, type Logger } from "./logger";
 import { createPlatform, type Platform } from "./platform";
@@ -39,7 +38,9 @@ export function platformFromEnv(env: Env, options: { logger: Logger; keyPrefix?:
 
 /**
  * The process entry: starts the services SERVICE_NAME selects (all four for `all`) on one server,
- * and shuts down gracefully on SIGTERM/SIGINT (a second signal exits at once).
+ * and shuts down gracefully on SIGTERM/SIGINT (a second signal exits at once). It listens at once
+ * and waits for PostgreSQL and Redis in the background (`startServer`); what waiting cannot fix
+ * (configuration, a port in use, refused credentials) exits 1 with one line.
  */
 export async function runServices(factories: Partial<Record<ServiceName, ServiceFactory>>, source: Source) {
   try {
@@ -56,14 +57,14 @@ async function startServices(factories: Partial<Record<ServiceName, ServiceFacto
   const logger = createLogger({ service: env.SERVICE_NAME, level: env.LOG_LEVEL });
   const names = env.SERVICE_NAME === "all" ? SERVICE_NAMES : [env.SERVICE_NAME];
   const platform = platformFromEnv(env, { logger });
-  await assertDatabaseReachable(platform.database, env.DATABASE_WAIT_MS);
   const modules: ServiceModule[] = [];
   for (const name of names) {
     const factory = factories[name];
     if (!factory) throw new ConfigError(`invalid configuration: SERVICE_NAME ${name} is not part of this build`);
     modules.push(await factory(platform));
   }
-  const server = await startServer({ platform, modules });
+  const server = await startServer({ platform, modules, waitUntilReady: false });
+  server.ready.catch((error) => exitOnStartupFailure(error, env.SERVICE_NAME));
   let signals = 0;
   const shutdown = (signal: string) => {
     signals += 1;

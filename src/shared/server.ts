@@ -1,5 +1,6 @@
 import type { AnyElysia } from "elysia";
 import { createApp, type ServiceModule } from "./app";
+import { dependenciesOf, waitForDependencies } from "./dependencies";
 import { ConfigError, StartupError } from "./env";
 import { closePlatform, type Platform } from "./platform";
 import { withTimeout } from "./timeout";
@@ -11,6 +12,11 @@ export interface RunningServer {
   /** The Prometheus endpoint's own port and its /metrics URL; the public port does not serve it. */
   metricsPort: number;
   metricsUrl: string;
+  /**
+   * Settles once the dependencies answered and the modules started (API routes served from then
+   * on); rejects with what waiting cannot fix. Already settled when `startServer` waited for it.
+   */
+  ready: Promise<void>;
   /** Graceful shutdown: stop accepting, drain in-flight requests, stop modules, close pools. */
   stop(): Promise<void>;
 }
@@ -19,8 +25,9 @@ export interface RunningServer {
 export const DEFAULT_METRICS_PORT = 9464;
 
 /**
- * Starts the modules (migrations, consumers), then the HTTP/WebSocket server and, on a port of its
- * own, the Prometheus endpoint.
+ * Listens at once (HTTP/WebSocket server and, on a port of its own, the Prometheus endpoint), then
+ * waits for PostgreSQL and Redis with backoff and starts the modules (migrations, consumers) once
+ * they answer. Until then /health answers, /ready says `starting` and every other route 503.
  */
 export async function startServer(options: {
   platform: Platform;
@@ -29,6 +36,11 @@ export async function startServer(options: {
   /** Unset: METRICS_PORT, else 9464, or any free port when the public port is 0. */
   metricsPort?: number;
   hostname?: string;
+  /**
+   * True (the default, for tests and embedders): resolve once ready, stopping and rethrowing when
+   * start fails. False (the process entry): resolve once listening, `ready` tells the rest.
+   */
+  waitUntilReady?: boolean;
 }): Promise<RunningServer> {
   const { platform, modules } = options;
   const requestedPort = options.port ?? platform.env.PORT;
@@ -40,11 +52,10 @@ export async function startServer(options: {
   const hostname = options.hostname ?? platform.env.HOST;
   assertPortsFree(requestedPort, requestedMetricsPort, hostname);
   let draining = false;
-  // Migrations first: the revocations read auth's ledger, which a fresh database gets from auth's.
-  for (const module of modules) await module.start?.();
-  // Loaded before the first request, so no request waits for it.
-  await platform.revocations.start();
-  const app = createApp({ platform, modules, isDraining: () => draining });
+  let started = false;
+  const startedModules: ServiceModule[] = [];
+  const stopping = new AbortController();
+  const app = createApp({ platform, modules, isDraining: () => draining, isStarted: () => started });
   const listen = (settings: Parameters<typeof app.listen>[0]) =>
     asStartupError(() => app.listen(settings), `port ${requestedPort} is in use`);
   listen({
@@ -76,17 +87,18 @@ export async function startServer(options: {
     throw error;
   }
   const metricsPort = metricsServer.port ?? 0;
-  let stopping: Promise<void> | undefined;
+  let stopped: Promise<void> | undefined;
   // Modules bound their own waits by the grace period; this is the backstop past it.
   const stopBoundMs = platform.env.SHUTDOWN_GRACE_MS + 5000;
   const stop = () => {
-    stopping ??= (async () => {
+    stopped ??= (async () => {
       draining = true;
+      stopping.abort();
       // Still listening while /ready answers 503: the load balancer's health check takes this
       // instance out of rotation first, so no new request meets a closed port.
       if (platform.env.SHUTDOWN_DRAIN_DELAY_MS > 0) await Bun.sleep(platform.env.SHUTDOWN_DRAIN_DELAY_MS);
       const drained = server.stop(false);
-      for (const module of [...modules].reverse()) {
+      for (const module of [...startedModules].reverse()) {
         try {
           // A module waiting on an unreachable dependency must not keep the process from exiting.
           if (module.stop) await withTimeout(module.stop(), stopBoundMs, `module ${module.name} stop`);
@@ -106,10 +118,32 @@ export async function startServer(options: {
       await metricsServer.stop(true);
       await closePlatform(platform);
     })();
-    return stopping;
+    return stopped;
   };
-  platform.logger.info({ port, metrics_port: metricsPort, modules: modules.map((module) => module.name) }, "listening");
-  return { app, port, url, metricsPort, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, stop };
+  const moduleNames = modules.map((module) => module.name);
+  platform.logger.info({ port, metrics_port: metricsPort, modules: moduleNames }, "starting");
+  const ready = (async () => {
+    if (!(await waitForDependencies(platform, dependenciesOf(platform), stopping.signal))) return;
+    // Migrations first: the revocations read auth's ledger, which a fresh database gets from auth's.
+    for (const module of modules) {
+      if (stopping.signal.aborted) return;
+      startedModules.push(module);
+      await module.start?.();
+    }
+    // Loaded before the first request, so no request waits for it.
+    await platform.revocations.start();
+    started = true;
+    platform.logger.info({ port, metrics_port: metricsPort, modules: moduleNames }, "listening");
+  })();
+  const running = { app, port, url, metricsPort, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, ready, stop };
+  if (options.waitUntilReady === false) return running;
+  try {
+    await ready;
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return running;
 }
 
 const inUse = (error: unknown) => (error as { code?: string }).code === "EADDRINUSE";

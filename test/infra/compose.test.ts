@@ -19,6 +19,8 @@ import {
   routersOf,
   unservedMatchers,
 } from "./compose-check";
+import { exporters, prometheusMetrics } from "./exporter-metrics";
+import { histogramBase, metricsIn } from "./promql";
 
 interface ComposeService {
   image?: string;
@@ -288,8 +290,16 @@ describe("traefik", () => {
 describe("monitoring profile", () => {
   const monitoring = Object.entries(compose.services).filter(([, service]) => service.profiles?.includes("monitoring"));
 
-  test("Prometheus, Grafana and Loki run only under the monitoring profile", () => {
-    expect(monitoring.map(([name]) => name)).toEqual(expect.arrayContaining(["prometheus", "grafana", "loki"]));
+  test("Prometheus, Alertmanager, the exporters, Grafana and Loki run only under the monitoring profile", () => {
+    expect(monitoring.map(([name]) => name)).toEqual(
+      expect.arrayContaining([
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "loki",
+        ...exporters.map((exporter) => exporter.service),
+      ]),
+    );
     for (const [, service] of appServices) expect(service.profiles).toBeUndefined();
   });
 
@@ -317,6 +327,7 @@ describe("alert rules", () => {
     "infra/prometheus/alerts.yml",
   ).groups.flatMap((group) => group.rules);
   const source = new Bun.Glob("src/**/*.ts");
+  const fromExporters = new Set([...prometheusMetrics, ...exporters.flatMap((exporter) => exporter.metrics)]);
 
   test("Prometheus loads them, from the file Compose mounts", () => {
     const config = readYaml<{ rule_files?: string[] }>("infra/prometheus/prometheus.yml");
@@ -328,14 +339,8 @@ describe("alert rules", () => {
 
   test("every metric an alert reads is one the services export (a misspelt one would never fire)", async () => {
     const code = (await Array.fromAsync(source.scan("."))).map((file) => readFileSync(file, "utf8")).join("\n");
-    const metrics = new Set(
-      rules.flatMap((rule) =>
-        // Metric names are the identifiers before a selector, a range or a closing parenthesis,
-        // once the `by (...)` label lists are taken out.
-        [...rule.expr.replace(/by \([^)]*\)/g, "").matchAll(/([a-z_][a-z0-9_]*)\s*[{[)]/g)].map((match) => match[1]!),
-      ),
-    );
-    metrics.delete("up"); // Prometheus's own
+    // Prometheus's own and the exporters' are checked against their lists, not the code.
+    const metrics = new Set(rules.flatMap((rule) => metricsIn(rule.expr)).filter((name) => !fromExporters.has(name)));
     expect(metrics.size).toBeGreaterThanOrEqual(4);
     expect([...metrics].filter((name) => !code.includes(`"${name}"`))).toEqual([]);
   });
@@ -347,11 +352,9 @@ describe("alert rules", () => {
       const server = await ctx.start([serviceFactories[name]], { service: name });
       for (const metric of server.platform.metrics.registry.getMetricsAsArray()) registered.add(metric.name);
     }
-    const read = rules.flatMap((rule) =>
-      [...rule.expr.replace(/by \([^)]*\)/g, "").matchAll(/([a-z_][a-z0-9_]*)\s*[{[)]/g)].map((match) => match[1]!),
-    );
-    expect(read).toEqual(expect.arrayContaining(["chat_turns_total", "agent_runs_total"]));
-    expect(read.filter((name) => name !== "up" && !registered.has(name))).toEqual([]);
+    const read = rules.flatMap((rule) => metricsIn(rule.expr));
+    expect(read).toEqual(expect.arrayContaining(["chat_turns_total", "agent_runs_total", "service_ready"]));
+    expect(read.filter((name) => !fromExporters.has(name) && !registered.has(name))).toEqual([]);
   });
 
   const promtool = Bun.which("promtool");
@@ -378,6 +381,247 @@ describe("alert rules", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("alerting", () => {
+  interface Rule {
+    alert: string;
+    expr: string;
+    labels?: Record<string, string>;
+  }
+  const rules = readYaml<{ groups: Array<{ rules: Rule[] }> }>("infra/prometheus/alerts.yml").groups.flatMap(
+    (group) => group.rules,
+  );
+  const prometheus = readYaml<{
+    alerting?: { alertmanagers: Array<{ static_configs: Array<{ targets: string[] }> }> };
+    scrape_configs: Array<{ job_name: string; static_configs?: Array<{ targets: string[] }> }>;
+  }>("infra/prometheus/prometheus.yml");
+  const staticTargets = Object.fromEntries(
+    prometheus.scrape_configs.map((job) => [job.job_name, (job.static_configs ?? []).flatMap((each) => each.targets)]),
+  );
+  const alertmanager = compose.services.alertmanager as ComposeService & { entrypoint?: string[] };
+
+  test("every monitoring image is pinned to an exact version", () => {
+    for (const [name, service] of Object.entries(compose.services)) {
+      if (!service.profiles?.includes("monitoring")) continue;
+      expect({ name, image: service.image }).toEqual({ name, image: expect.stringMatching(/:v?\d+\.\d+\.\d+$/) });
+    }
+  });
+
+  test("Prometheus sends its alerts to the Alertmanager Compose starts", () => {
+    expect(prometheus.alerting?.alertmanagers.flatMap((each) => each.static_configs.flatMap((c) => c.targets))).toEqual(
+      ["alertmanager:9093"],
+    );
+    expect(alertmanager.profiles).toEqual(["monitoring"]);
+    expect(compose.services.prometheus?.depends_on).toEqual(["alertmanager"]);
+  });
+
+  test("Alertmanager's receiver comes from .env, through the committed start script", () => {
+    expect(alertmanager.entrypoint).toEqual(["sh", "/etc/alertmanager/start.sh"]);
+    expect(alertmanager.volumes).toEqual(
+      expect.arrayContaining([
+        "./infra/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro",
+        "./infra/alertmanager/start.sh:/etc/alertmanager/start.sh:ro",
+      ]),
+    );
+    expect(alertmanager.environment?.ALERT_WEBHOOK_URL).toBe(`\${ALERT_WEBHOOK_URL:?set ALERT_WEBHOOK_URL in .env}`);
+    expect(dotenvExample.ALERT_WEBHOOK_URL).toMatch(/^https?:\/\//);
+    expect(readFileSync("infra/alertmanager/alertmanager.yml", "utf8")).toContain(`url: '\${ALERT_WEBHOOK_URL}'`);
+  });
+
+  const render = (url: string) =>
+    Bun.spawnSync(["sh", "infra/alertmanager/start.sh", "render"], {
+      env: { ...process.env, ALERT_WEBHOOK_URL: url, ALERTMANAGER_TEMPLATE: "infra/alertmanager/alertmanager.yml" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+
+  test("the start script writes the URL as it is, and refuses one that would break the YAML", () => {
+    const url = "https://hooks.example.com/alerts?token=a&b=c\\d";
+    const rendered = render(url);
+    expect(rendered.exitCode).toBe(0);
+    const config = parse(rendered.stdout.toString()) as {
+      receivers: Array<{ webhook_configs: Array<{ url: string }> }>;
+    };
+    expect(config.receivers.flatMap((receiver) => receiver.webhook_configs.map((each) => each.url))).toEqual([url]);
+    for (const bad of ["", "hooks.example.com", "https://x/a'b", "https://x/a b"]) {
+      expect({ bad, code: render(bad).exitCode }).toEqual({ bad, code: 1 });
+    }
+  });
+
+  const amtool = Bun.which("amtool");
+  // Installed by .ci/run when apt is available (Debian's prometheus-alertmanager); skipped without it.
+  test.skipIf(!amtool)("amtool accepts the configuration rendered from .env.example", () => {
+    const dir = mkdtempSync(`${tmpdir()}/alertmanager-`);
+    try {
+      const rendered = render(dotenvExample.ALERT_WEBHOOK_URL ?? "");
+      expect(rendered.exitCode).toBe(0);
+      writeFileSync(`${dir}/alertmanager.yml`, rendered.stdout);
+      const result = Bun.spawnSync([amtool as string, "check-config", `${dir}/alertmanager.yml`], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      expect({ code: result.exitCode, stderr: result.stderr.toString() }).toEqual({ code: 0, stderr: "" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // A crashed replica leaves Docker's DNS: its target vanishes and up == 0 never fires for it.
+  test("a ReplicaMissing rule per service, counting its targets against compose.yaml's replicas", () => {
+    for (const [composeName, service] of appServices) {
+      const replicas = service.deploy?.replicas ?? 1;
+      const selector = `up{job="adiuva", compose_service="${composeName}"}`;
+      const rule = rules.find((each) => each.alert === "ReplicaMissing" && each.expr.includes(`"${composeName}"`));
+      expect({ composeName, expr: rule?.expr.trim() }).toEqual({
+        composeName,
+        expr: `count(${selector}) < ${replicas} or absent(${selector})`,
+      });
+      expect(rule?.labels?.compose_service).toBe(composeName);
+    }
+  });
+
+  test("alerts cover readiness, the data stores, Redis's memory and the host's disk", () => {
+    expect(rules.map((rule) => rule.alert)).toEqual(
+      expect.arrayContaining([
+        "ServiceNotReady",
+        "PostgresDown",
+        "RedisDown",
+        "QdrantDown",
+        "RedisMemoryNearMax",
+        "DiskAlmostFull",
+        "ExporterDown",
+      ]),
+    );
+  });
+
+  test("each exporter runs the image its metric list was written for, and Prometheus scrapes it", () => {
+    for (const exporter of exporters) {
+      const service = compose.services[exporter.service];
+      expect({ service: exporter.service, image: service?.image }).toEqual({
+        service: exporter.service,
+        image: exporter.image,
+      });
+      expect(staticTargets[exporter.job]?.[0]?.split(":")[0]).toBe(exporter.service);
+      for (const metric of exporter.metrics) {
+        expect({ metric, read: rules.some((rule) => metricsIn(rule.expr).includes(metric)) }).toEqual({
+          metric,
+          read: true,
+        });
+      }
+    }
+    // Qdrant serves /metrics on its API port itself.
+    expect(staticTargets.qdrant).toEqual(["qdrant:6333"]);
+  });
+
+  test("exporters reach the stores on the internal network; node-exporter sees the host's root read-only", () => {
+    for (const exporter of exporters) expect(compose.services[exporter.service]?.ports).toBeUndefined();
+    const postgres = environmentOf(compose.services["postgres-exporter"] as ComposeService);
+    const database = new URL(environmentOf(appServices[0]![1]).DATABASE_URL ?? "");
+    expect(postgres.DATA_SOURCE_URI?.split("?")[0]).toBe(`${database.host}${database.pathname}`);
+    expect(postgres.DATA_SOURCE_USER).toBe(database.username);
+    expect(postgres.DATA_SOURCE_PASS_FILE).toBe(environmentOf(appServices[0]![1]).DATABASE_PASSWORD_FILE);
+    expect(compose.services["postgres-exporter"]?.secrets).toEqual(["postgres_password"]);
+    expect(environmentOf(compose.services["redis-exporter"] as ComposeService).REDIS_ADDR).toBe(
+      environmentOf(appServices[0]![1]).REDIS_URL,
+    );
+    const node = compose.services["node-exporter"] as ComposeService;
+    expect(node.volumes).toEqual(["/:/host:ro,rslave"]);
+    expect(node.command).toEqual(["--path.rootfs=/host"]);
+  });
+});
+
+describe("Grafana dashboards", () => {
+  interface Panel {
+    title: string;
+    datasource?: { uid: string };
+    targets?: Array<{ expr: string; datasource?: { uid: string } }>;
+    panels?: Panel[];
+  }
+  interface Provider {
+    type: string;
+    options: { path: string };
+  }
+  const files = [...new Bun.Glob("*.json").scanSync("infra/grafana/dashboards")].sort();
+  const providers = readYaml<{ providers: Provider[] }>(
+    "infra/grafana/provisioning/dashboards/dashboards.yml",
+  ).providers;
+  const datasources = readYaml<{ datasources: Array<{ uid?: string; type: string }> }>(
+    "infra/grafana/provisioning/datasources/datasources.yml",
+  ).datasources;
+  const panelsOf = (panels: Panel[]): Panel[] => panels.flatMap((panel) => [panel, ...panelsOf(panel.panels ?? [])]);
+  const dashboards = files.map((file) => {
+    const json = JSON.parse(readFileSync(`infra/grafana/dashboards/${file}`, "utf8")) as {
+      uid: string;
+      title: string;
+      panels: Panel[];
+    };
+    return { file, ...json, panels: panelsOf(json.panels) };
+  });
+
+  test("one per service and an overview, each with its own uid", () => {
+    expect(files).toEqual([...SERVICE_NAMES.map((name) => `${name}.json`), "overview.json"].sort());
+    expect(new Set(dashboards.map((dashboard) => dashboard.uid)).size).toBe(files.length);
+  });
+
+  test("the provisioning file loads the directory Compose mounts them in", () => {
+    const mount = compose.services.grafana?.volumes?.find((volume) => volume.startsWith("./infra/grafana/dashboards:"));
+    const target = mount?.split(":")[1];
+    expect(target).toBeString();
+    expect(providers.map((provider) => ({ type: provider.type, path: provider.options.path }))).toEqual([
+      { type: "file", path: target as string },
+    ]);
+    expect(compose.services.grafana?.volumes).toContain("./infra/grafana/provisioning:/etc/grafana/provisioning:ro");
+  });
+
+  test("every panel queries a provisioned datasource", () => {
+    const uids = new Set(datasources.map((datasource) => datasource.uid));
+    for (const { file, panels } of dashboards) {
+      for (const panel of panels.filter((each) => each.targets)) {
+        const used = [panel.datasource?.uid, ...(panel.targets ?? []).map((target) => target.datasource?.uid)];
+        expect({ file, panel: panel.title, missing: used.filter((uid) => uid && !uids.has(uid)) }).toEqual({
+          file,
+          panel: panel.title,
+          missing: [],
+        });
+        expect(panel.targets?.length).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  test("every metric a panel queries is one the code or an exporter exports", async () => {
+    const code = (await Array.fromAsync(new Bun.Glob("src/**/*.ts").scan(".")))
+      .map((file) => readFileSync(file, "utf8"))
+      .join("\n");
+    const known = new Set([...prometheusMetrics, ...exporters.flatMap((exporter) => exporter.metrics)]);
+    const exported = (name: string) =>
+      known.has(name) ||
+      code.includes(`"${name}"`) ||
+      (histogramBase(name) !== name && code.includes(`"${histogramBase(name)}"`));
+    const read = dashboards.flatMap(({ file, panels }) =>
+      panels.flatMap((panel) =>
+        (panel.targets ?? []).flatMap((target) => metricsIn(target.expr).map((metric) => ({ file, metric }))),
+      ),
+    );
+    expect(read.length).toBeGreaterThan(40);
+    expect(read.filter(({ metric }) => !exported(metric))).toEqual([]);
+    // What the overview promises: the names the code really exports.
+    const overview = new Set(read.filter(({ file }) => file === "overview.json").map(({ metric }) => metric));
+    expect([...overview]).toEqual(
+      expect.arrayContaining([
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "device_connections",
+        "device_rpc_calls_total",
+        "chat_turns_total",
+        "chat_first_text_seconds_bucket",
+        "agent_runs_total",
+        "agent_runs_active",
+        "billing_webhook_events_total",
+        "auth_tier_events_pending",
+      ]),
+    );
   });
 });
 
@@ -532,7 +776,8 @@ describe("resources and logs", () => {
     };
     expect(total.cpus).toBeLessThanOrEqual(plan.cpus + 1e-9);
     expect(total.mebibytes).toBeLessThanOrEqual(plan.mebibytes);
-    // Everything, monitoring and operations included, fits the host with room for the OS.
+    // Everything, monitoring (Prometheus, Alertmanager, exporters, Loki, Alloy, Grafana) and
+    // operations included, fits the host with room for the OS.
     const all = Object.values(compose.services).reduce(
       (sum, service) => ({
         cpus: sum.cpus + cpus(service) * replicas(service),

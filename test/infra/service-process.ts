@@ -55,7 +55,12 @@ export class ServiceProcess implements AsyncDisposable {
     throw new Error(`no such log line (exit code ${this.exitCode}); stderr: ${await this.stderrSoFar()}`);
   }
 
-  /** The port from the server's "listening" line (PORT=0 lets the OS choose). */
+  /** The port from the server's "starting" line, logged as it begins to listen, before any dependency answers. */
+  async startingPort(): Promise<number> {
+    return (await this.waitForLog((line) => line.msg === "starting")).port as number;
+  }
+
+  /** The port from the server's "listening" line (PORT=0 lets the OS choose), logged once API routes are served. */
   async port(): Promise<number> {
     return (await this.waitForLog((line) => line.msg === "listening")).port as number;
   }

@@ -5,7 +5,13 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import postgres from "postgres";
-import { createTestDatabase, randomSuffix, TEST_DATABASE_URL, testKeys } from "../../src/shared/testing";
+import {
+  createTestDatabase,
+  randomSuffix,
+  TEST_DATABASE_URL,
+  TEST_REDIS_URL,
+  testKeys,
+} from "../../src/shared/testing";
 import { isolatedEnv, type LogLine, ServiceProcess } from "./service-process";
 
 // No random letters in the path: the log redaction takes random-looking text for a secret.
@@ -111,19 +117,83 @@ describe("a start that cannot succeed exits 1 with one JSON line naming the caus
     expectOneLine(result, "invalid configuration: DATABASE_PASSWORD_FILE: no such file /nope/password");
   });
 
-  test("PostgreSQL refusing connections (nobody listens on the port)", async () => {
+  test("PostgreSQL refusing the credentials", async () => {
+    const keys = await testKeys();
+    const url = new URL(database.url);
+    url.username = `adiuva_nobody_${randomSuffix()}`;
+    url.password = "wrong";
+    const result = startFailure({
+      SERVICE_NAME: "chat",
+      PORT: "0",
+      // Below error: the "starting" line and the Redis clients' own warnings; what is left is the verdict.
+      LOG_LEVEL: "error",
+      DATABASE_URL: url.toString(),
+      JWT_PUBLIC_KEY_FILE: keys.publicKeyFile,
+    });
+    expectOneLine(result, `PostgreSQL at ${url.hostname}:${url.port || 5432} refused the credentials`);
+  });
+
+  test("Redis refusing the credentials", async () => {
+    const keys = await testKeys();
+    const url = new URL(TEST_REDIS_URL);
+    url.username = "nobody";
+    url.password = "wrong";
+    const result = startFailure({
+      SERVICE_NAME: "chat",
+      PORT: "0",
+      LOG_LEVEL: "error",
+      DATABASE_URL: database.url,
+      REDIS_URL: url.toString(),
+      JWT_PUBLIC_KEY_FILE: keys.publicKeyFile,
+    });
+    expectOneLine(result, `Redis at ${url.hostname}:${url.port || 6379} refused the credentials`);
+  });
+});
+
+describe("a dependency that is not there yet is waited for (dependency-down.test.ts: until it comes)", () => {
+  test("PostgreSQL refusing connections (nobody listens on the port): listening, not ready, retrying", async () => {
     const keys = await testKeys();
     // A port just released: nothing listens there.
     const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const port = probe.port;
     probe.stop(true);
-    const result = startFailure({
-      SERVICE_NAME: "chat",
-      DATABASE_URL: `postgres://adiuva@127.0.0.1:${port}/adiuva`,
-      JWT_PUBLIC_KEY_FILE: keys.publicKeyFile,
+    await using service = new ServiceProcess(
+      ["bun", "src/main.ts"],
+      isolatedEnv({
+        SERVICE_NAME: "chat",
+        PORT: "0",
+        HOST: "127.0.0.1",
+        DATABASE_URL: `postgres://adiuva:secret-word@127.0.0.1:${port}/adiuva`,
+        JWT_PUBLIC_KEY_FILE: keys.publicKeyFile,
+      }),
+    );
+    const base = `http://127.0.0.1:${await service.startingPort()}`;
+    expect((await fetch(`${base}/health`)).status).toBe(200);
+    const ready = await fetch(`${base}/ready`);
+    expect({ status: ready.status, body: await ready.json() }).toEqual({
+      status: 503,
+      body: { status: "starting", checks: { database: "down", redis: "embedded" }, waiting_for: ["database"] },
     });
-    expectOneLine(result, `PostgreSQL at 127.0.0.1:${port} refused the connection`);
-  });
+    // One line per backoff step, each naming the database and where it is, never the password.
+    await service.waitForLog((line) => line.msg === "waiting for a dependency" && line.attempt === 2);
+    const warnings = service.logs.filter((line) => line.msg === "waiting for a dependency");
+    expect(warnings.slice(0, 2)).toEqual(
+      [1, 2].map((attempt) =>
+        expect.objectContaining({
+          level: "warn",
+          dependency: "database",
+          target: `127.0.0.1:${port}`,
+          problem: `PostgreSQL at 127.0.0.1:${port} refused the connection`,
+          attempt,
+        }),
+      ),
+    );
+    expect(JSON.stringify(service.logs)).not.toContain("secret-word");
+    // Still waiting, not exited; SIGTERM ends the wait cleanly.
+    expect(await service.exited(0)).toBe("timeout");
+    service.signal("SIGTERM");
+    expect(await service.exited(5000)).toBe(0);
+  }, 30_000);
 });
 
 describe("the embedded database's directory is locked", () => {
