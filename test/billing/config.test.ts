@@ -54,7 +54,11 @@ describe("a deployment without Stripe keys", () => {
       });
     const checkout = await post("/checkout", { tier: "pro" }, { authorization: `Bearer ${token}` });
     expect(checkout.status).toBe(503);
-    expect(((await checkout.json()) as { error: { code: string } }).error.code).toBe("billing_unconfigured");
+    // The answer names what the operator must set.
+    expect(((await checkout.json()) as { error: { code: string; details: unknown } }).error).toMatchObject({
+      code: "billing_unconfigured",
+      details: { missing: ["STRIPE_SECRET_KEY", "STRIPE_PRICE_PRO"] },
+    });
     expect((await post("/webhook", { id: "evt_1" }, { "stripe-signature": "t=1,v1=00" })).status).toBe(503);
     const view = await fetch(`${server.url}/api/v1/billing/subscription`, {
       headers: { authorization: `Bearer ${token}` },
