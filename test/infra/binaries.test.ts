@@ -5,7 +5,7 @@
 // with a slow route runs through the same entry for graceful shutdown. Ports come from the
 // "listening" log line (PORT=0).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { requiredInProduction, SERVICE_NAMES, type ServiceName } from "../../src/shared/env";
 import {
@@ -16,26 +16,12 @@ import {
   TEST_REDIS_URL,
   testKeys,
 } from "../../src/shared/testing";
-import { accepts, isolatedEnv, ServiceProcess } from "./service-process";
+import { accepts, freshDist, isolatedEnv, ServiceProcess } from "./service-process";
 
 const temp = mkdtempSync(`${tmpdir()}/adiuva-binaries-`);
 const keyPrefix = `t:${randomSuffix()}`;
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let binDir: string;
-
-/** dist/ is reusable when every executable is newer than every input of the build. */
-function freshDist(): boolean {
-  const inputs = [
-    "package.json",
-    "bun.lock",
-    "scripts/build.ts",
-    ...readdirSync("src", { recursive: true }).map((file) => `src/${file}`),
-  ];
-  const newestInput = Math.max(...inputs.map((file) => statSync(file).mtimeMs));
-  return SERVICE_NAMES.every(
-    (name) => existsSync(`dist/${name}-service`) && statSync(`dist/${name}-service`).mtimeMs > newestInput,
-  );
-}
 
 beforeAll(async () => {
   database = await createTestDatabase();

@@ -4,9 +4,9 @@
 // serve without a restart, both as `bun src/main.ts` and as the compiled executables (dist/ when
 // fresh, else built into a temp dir). A fresh database per file, a unique Redis key prefix.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { SERVICE_NAMES, type ServiceName } from "../../src/shared/env";
+import type { ServiceName } from "../../src/shared/env";
 import {
   createTestDatabase,
   deleteKeysWithPrefix,
@@ -18,7 +18,7 @@ import {
   testKeys,
   viaProxy,
 } from "../../src/shared/testing";
-import { isolatedEnv, ServiceProcess } from "./service-process";
+import { freshDist, isolatedEnv, ServiceProcess } from "./service-process";
 
 const keyPrefix = `t:${randomSuffix()}`;
 const temp = mkdtempSync(`${tmpdir()}/adiuva-dependency-down-`);
@@ -174,17 +174,3 @@ describe("the compiled executables follow the same policy", () => {
     await waitsThenServes("auth", "redis", [`${binDir}/auth-service`]);
   }, 30_000);
 });
-
-/** dist/ is reusable when every executable is newer than every input of the build (as binaries.test.ts). */
-function freshDist(): boolean {
-  const inputs = [
-    "package.json",
-    "bun.lock",
-    "scripts/build.ts",
-    ...readdirSync("src", { recursive: true }).map((file) => `src/${file}`),
-  ];
-  const newestInput = Math.max(...inputs.map((file) => statSync(file).mtimeMs));
-  return SERVICE_NAMES.every(
-    (name) => existsSync(`dist/${name}-service`) && statSync(`dist/${name}-service`).mtimeMs > newestInput,
-  );
-}

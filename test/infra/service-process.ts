@@ -1,4 +1,6 @@
+import { existsSync, readdirSync, statSync } from "node:fs";
 import type { Subprocess } from "bun";
+import { SERVICE_NAMES } from "../../src/shared/env";
 import { eventually } from "../../src/shared/testing";
 
 export type LogLine = Record<string, unknown> & { msg?: string };
@@ -102,4 +104,18 @@ export async function accepts(port: number): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** dist/ is reusable when every executable is newer than every input of the build. */
+export function freshDist(): boolean {
+  const inputs = [
+    "package.json",
+    "bun.lock",
+    "scripts/build.ts",
+    ...readdirSync("src", { recursive: true }).map((file) => `src/${file}`),
+  ];
+  const newestInput = Math.max(...inputs.map((file) => statSync(file).mtimeMs));
+  return SERVICE_NAMES.every(
+    (name) => existsSync(`dist/${name}-service`) && statSync(`dist/${name}-service`).mtimeMs > newestInput,
+  );
 }
