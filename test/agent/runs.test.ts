@@ -3,7 +3,7 @@
 // and a fake OpenAI server are exercised in e2e.test.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { DeviceCallError } from "../../src/shared/device-rpc";
-import { createTestContext, type TestContext } from "../../src/shared/testing";
+import { createTestContext, eventually, type TestContext } from "../../src/shared/testing";
 import { startAgent, unlimited, waitForRun } from "./support/agents";
 import { sampleFiles } from "./support/device-files";
 import { MEMORY_DEVICE_ID, type MemoryDevice, memoryDevice } from "./support/fakes";
@@ -85,8 +85,12 @@ describe("a filesystem run", () => {
     expect(body.log.at(-1).message).toStartWith("run finished: 2 of 203 item(s) failed");
   });
 
-  test("progress reached the device as agent_event frames", () => {
-    const frames = device.frames.filter((frame) => frame.run_id === runId);
+  test("progress reached the device as agent_event frames", async () => {
+    // The final frame is pushed after the run's row is written: wait for it rather than race it.
+    const frames = await eventually(
+      () => device.frames.filter((frame) => frame.run_id === runId),
+      (seen) => seen.at(-1)?.event === "finished",
+    );
     expect(frames.at(0)).toMatchObject({ type: "agent_event", event: "started" });
     expect(frames.at(-1)).toMatchObject({
       type: "agent_event",
@@ -188,7 +192,11 @@ describe("a run's outcome says what happened", () => {
         message: "8 of 8 item(s) failed; most often (8×): the device did not answer within 30000 ms",
       };
       expect(run).toMatchObject({ status: "failed", error, progress: { total: 8, done: 0, failed: 8 } });
-      const finished = device.frames.filter((frame) => frame.run_id === body.run_id && frame.event === "finished");
+      // The final frame is pushed after the run's row is written: wait for it rather than race it.
+      const finished = await eventually(
+        () => device.frames.filter((frame) => frame.run_id === body.run_id && frame.event === "finished"),
+        (frames) => frames.length > 0,
+      );
       expect(finished).toEqual([expect.objectContaining({ status: "failed", error, progress: expect.any(Object) })]);
       const listed = await ada("GET", `/runs?config_id=${configId}`);
       expect(listed.body.runs[0]).toMatchObject({ status: "failed", error });
