@@ -1,4 +1,5 @@
 import type { Platform } from "../shared/platform";
+import { redisAvailable } from "../shared/redis";
 import { FallbackQuotaCounter } from "./fallback-quota";
 import { MemoryQuotaCounter, type QuotaCounter, RedisQuotaCounter } from "./quota";
 
@@ -14,7 +15,7 @@ export function quotaCounterFor(platform: Platform): QuotaCounter {
     "Daily quota units decided by this instance alone because Redis was unreachable",
   );
   return new FallbackQuotaCounter(new RedisQuotaCounter(redis, platform.keys), redis, platform.keys, {
-    isAvailable: () => !["reconnecting", "close", "end"].includes(redis.status),
+    isAvailable: () => redisAvailable(redis),
     timeoutMs: platform.env.RATE_LIMIT_REDIS_TIMEOUT_MS,
     logger: platform.logger,
     onFallback: () => fallbacks.inc(),

@@ -7,6 +7,7 @@ import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { withConnectionDeadline } from "./db-deadline";
 import { ConfigError, readConfigFile, StartupError } from "./env";
+import { networkProblem } from "./errors";
 import { withTimeout } from "./timeout";
 
 /** The drizzle handle every service uses; the same API on postgres.js and on embedded PGlite. */
@@ -164,12 +165,9 @@ const FATAL_PROBLEMS = new Set(["refused the credentials", "has no such database
 
 function postgresProblem(error: unknown): string {
   const { code, message } = error as { code?: string; message?: string };
+  const network = networkProblem(code);
+  if (network) return network;
   switch (code) {
-    case "ECONNREFUSED":
-      return "refused the connection";
-    case "ENOTFOUND":
-    case "EAI_AGAIN":
-      return "cannot be resolved";
     case "CONNECT_TIMEOUT":
       return "did not answer in time";
     case "28P01":

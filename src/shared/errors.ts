@@ -99,6 +99,13 @@ export function isDatabaseOutage(error: unknown): boolean {
   return false;
 }
 
+/** A network failure in the words of a start-up line ("PostgreSQL at host:port …"), if it is one. */
+export function networkProblem(code: string | undefined): string | undefined {
+  if (code === "ECONNREFUSED") return "refused the connection";
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "cannot be resolved";
+  return undefined;
+}
+
 export interface ErrorBody {
   error: { code: string; message: string; request_id: string; details?: unknown };
 }

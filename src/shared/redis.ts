@@ -1,5 +1,6 @@
 import { Redis } from "ioredis";
 import { StartupError } from "./env";
+import { networkProblem } from "./errors";
 import type { Logger } from "./logger";
 import { withTimeout } from "./timeout";
 
@@ -40,6 +41,12 @@ export function openRedis(options: RedisOptions): Redis {
   return client;
 }
 
+/**
+ * False while the connection is known to be down (a fallback decides at once); true while it is
+ * up or still connecting at startup (worth waiting on, bounded by the caller's timeout).
+ */
+export const redisAvailable = (client: Redis): boolean => !["reconnecting", "close", "end"].includes(client.status);
+
 export async function pingRedis(client: Redis, timeoutMs = 2000): Promise<void> {
   if (client.status !== "ready") throw new Error(`redis is ${client.status}`);
   await withTimeout(client.ping(), timeoutMs, "redis");
@@ -60,7 +67,5 @@ export function describeRedisFailure(target: string, error: unknown): Error {
   if (/^(WRONGPASS|NOAUTH)\b|invalid password|invalid username-password/i.test(message)) {
     return new StartupError(`Redis at ${target} refused the credentials`);
   }
-  if (code === "ECONNREFUSED") return new Error(`Redis at ${target} refused the connection`);
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return new Error(`Redis at ${target} cannot be resolved`);
-  return new Error(`Redis at ${target} is unreachable`);
+  return new Error(`Redis at ${target} ${networkProblem(code) ?? "is unreachable"}`);
 }

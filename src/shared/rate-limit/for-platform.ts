@@ -1,4 +1,5 @@
 import type { Platform } from "../platform";
+import { redisAvailable } from "../redis";
 import { FallbackRateLimiter } from "./fallback-rate-limiter";
 import { MemoryRateLimiter } from "./memory-rate-limiter";
 import type { RateLimiter } from "./rate-limiter";
@@ -20,8 +21,7 @@ export function rateLimiterFor(platform: Platform): RateLimiter {
       "Rate-limit checks decided by this instance alone because Redis was unreachable",
     );
     limiter = new FallbackRateLimiter(new RedisRateLimiter(redis), new MemoryRateLimiter(), {
-      // Known down: decide locally at once. Still connecting at startup: wait (bounded by the timeout).
-      isAvailable: () => !["reconnecting", "close", "end"].includes(redis.status),
+      isAvailable: () => redisAvailable(redis),
       timeoutMs: platform.env.RATE_LIMIT_REDIS_TIMEOUT_MS,
       logger: platform.logger,
       onFallback: () => fallbacks.inc(),
