@@ -26,6 +26,10 @@ import { migrations } from "./migrations";
 import { quotaCounterFor } from "./quota-for-platform";
 import { ReplyStore } from "./reply-store";
 import { CHAT_PREFIX, chatRoutes } from "./routes";
+import { MemoryTurnLog } from "./turns/memory-turn-log";
+import { RedisTurnLog } from "./turns/redis-turn-log";
+import type { TurnLog } from "./turns/turn-log";
+import { ChatTurns } from "./turns/turns";
 import { type ChatFrameHandler, createChatFrameHandler, gatewayChatHandlers } from "./ws";
 
 export { CHAT_PREFIX } from "./routes";
@@ -51,6 +55,15 @@ export interface ChatServiceModule extends ServiceModule {
   /** The transport-independent chat engine behind REST and the socket's `chat` frames. */
   engine: ChatEngine;
   frames: ChatFrameHandler;
+  /** The turns this instance runs and follows, resumable from any instance. */
+  turns: ChatTurns;
+}
+
+/** Redis Streams when Redis is configured, in-process in embedded mode. */
+function createTurnLog(platform: Platform, onAppendFailed: (error: unknown) => void): TurnLog {
+  return platform.redis
+    ? new RedisTurnLog(platform.redis, platform.bus, platform.keys, onAppendFailed)
+    : new MemoryTurnLog();
 }
 
 function createMemory(platform: Platform, llm: Llm, store: MemoryStore | undefined): MemoryService {
@@ -96,8 +109,26 @@ export async function createChatService(
     },
     now: () => new Date(),
   };
-  const ctx: ChatServiceContext = { platform, logger, engine, limiter: options.limiter };
-  const frames = createChatFrameHandler(engine);
+  const appendFailures = platform.metrics.counter(
+    "chat_turn_log_failures_total",
+    "Chunks the turn log could not keep (followers then read around the gap)",
+  );
+  const turns = new ChatTurns(
+    engine,
+    createTurnLog(platform, (error) => {
+      appendFailures.inc();
+      logger.warn({ err: (error as Error).message }, "chunk not kept in the turn log");
+    }),
+    {
+      instanceId: platform.instanceId,
+      resumeTtlS: env.CHAT_RESUME_TTL_S,
+      leaseMs: env.CHAT_TURN_LEASE_MS,
+      maxRunning: env.CHAT_MAX_RUNNING_TURNS,
+    },
+    logger,
+  );
+  const ctx: ChatServiceContext = { platform, logger, engine, turns, limiter: options.limiter };
+  const frames = createChatFrameHandler(turns, logger);
   const journeyQueue = options.journeyQueue ?? openJourneyQueue(platform);
   const journeys = createJourneyRelay({
     queue: journeyQueue,
@@ -121,6 +152,7 @@ export async function createChatService(
     gateway,
     engine,
     frames,
+    turns,
     async start() {
       await migrate(platform.db, "chat", migrations);
       // Memory is best-effort: a store that is down at start is retried on first use.
@@ -128,6 +160,7 @@ export async function createChatService(
         .init()
         .catch((error) => logger.warn({ err: error, store: memory.store.kind }, "memory store not ready"));
       await gateway.start();
+      await turns.start();
     },
     async stop() {
       // One grace period for everything in flight: socket turns finish in it (as HTTP ones do), and

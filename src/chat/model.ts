@@ -25,6 +25,25 @@ export type ChatRequest = z.infer<typeof ChatRequest>;
 export const ConversationParams = z.object({ id: z.uuid() });
 export type ConversationParams = z.infer<typeof ConversationParams>;
 
+/** A conversation named in the path of its turn's routes (`/chat/:chat_id/stream`, `/stop`). */
+export const ChatParams = z.object({ chat_id: z.uuid() });
+export type ChatParams = z.infer<typeof ChatParams>;
+
+/**
+ * `Last-Event-ID` of an SSE reconnect: the `id` (the chunk's seq) of the last event the client got.
+ * Bounded digits, so a hostile header is a 422, never a parse of anything else.
+ */
+export const ResumeHeaders = z.object({
+  "last-event-id": z
+    .string()
+    .regex(/^\d{1,15}$/, "a chunk seq")
+    .optional(),
+});
+
+/** `POST /chat/:chat_id/stop`: the turn that was asked to stop (it ends with finish_reason `stopped`). */
+export const StopReply = named("StopReply", z.object({ request_id: z.string(), stopping: z.literal(true) }));
+export type StopReply = z.infer<typeof StopReply>;
+
 export const MemoryParams = z.object({ id: z.uuid() });
 export type MemoryParams = z.infer<typeof MemoryParams>;
 

@@ -1,15 +1,19 @@
 import { UI_MESSAGE_STREAM_HEADERS } from "ai";
 import { Elysia } from "elysia";
-import { JSON_BODY, responses, SIGNED_IN } from "../shared/contract";
-import { ServiceError } from "../shared/errors";
+import { z } from "zod";
+import type { AuthUser } from "../shared/auth/verifier";
+import { JSON_BODY, NoContent, responses, SIGNED_IN } from "../shared/contract";
+import { notFound, ServiceError } from "../shared/errors";
 import { requestIdOf } from "../shared/http";
+import type { Logger } from "../shared/logger";
 import { protectedRoutes } from "../shared/protected-routes";
 import type { ChatServiceContext } from "./context";
-import type { ChatEngine } from "./engine";
 import { getConversation } from "./get-conversation";
+import { findConversation } from "./history";
 import { listConversations } from "./list-conversations";
 import { deleteAllMemories, deleteMemory, listMemories } from "./memories";
 import {
+  ChatParams,
   ChatReply,
   ChatRequest,
   ConversationDetail,
@@ -19,8 +23,13 @@ import {
   MemoryPage,
   MemoryParams,
   PageQuery,
+  ResumeHeaders,
+  StopReply,
 } from "./model";
-import { type ChatResult, type RunChatInput, runChat, usageView } from "./run-chat";
+import { type ChatResult, usageView } from "./run-chat";
+import { SseWriter } from "./sse";
+import type { TurnEnd } from "./turns/turn-log";
+import type { ChatTurns, TurnInput } from "./turns/turns";
 
 /** Where Traefik sends the chat service's traffic; literal, so typed clients know every path. */
 export const CHAT_PREFIX = "/api/v1/chat" as const;
@@ -38,7 +47,7 @@ export const replyView = (result: ChatResult): ChatReply => ({
 });
 
 export function chatRoutes(ctx: ChatServiceContext) {
-  const { platform, engine } = ctx;
+  const { platform } = ctx;
   return new Elysia({ name: "chat-routes", prefix: CHAT_PREFIX, tags: ["chat"] })
     .use(protectedRoutes({ platform, service: "chat", logger: ctx.logger, limiter: ctx.limiter }))
     .post(
@@ -56,8 +65,8 @@ export function chatRoutes(ctx: ChatServiceContext) {
           context: body.context,
         };
         return wantsJson(request.headers.get("accept"))
-          ? wholeReply(engine, input, request)
-          : streamReply(engine, input, request, platform.env.CHAT_SSE_KEEPALIVE_MS);
+          ? wholeReply(ctx.turns, input)
+          : streamReply(ctx.turns, ctx.logger, input, request, platform.env.CHAT_SSE_KEEPALIVE_MS);
       },
       {
         body: ChatRequest,
@@ -67,14 +76,58 @@ export function chatRoutes(ctx: ChatServiceContext) {
           summary: "Send a message; the reply streams as the AI SDK UI message stream (SSE)",
           description:
             "With `Accept: application/json` the whole reply comes at once as a `ChatReply`; otherwise the " +
-            "reply is a `text/event-stream` of UI message chunks ending with `data: [DONE]`, and its " +
-            "conversation id is in the `X-Chat-Id` header.",
+            "reply is a `text/event-stream` of UI message chunks, each with `id: <seq>`, ending with " +
+            "`data: [DONE]`; its conversation id is in the `X-Chat-Id` header and its turn's request id " +
+            "(for `chat_resume` on the device socket) in `X-Turn-Id`. The turn runs to its end even if the " +
+            "client goes away: `GET /chat/{chat_id}/stream` resumes it.",
           responses: {
             200: {
               description: "The reply: streamed (SSE), or whole with `Accept: application/json`",
               content: { "text/event-stream": { schema: { type: "string" } } },
             },
           },
+        },
+      },
+    )
+    .get(
+      "/:chat_id/stream",
+      ({ params, headers, user, request }) => resumeReply(ctx, user, params.chat_id, headers["last-event-id"], request),
+      {
+        params: ChatParams,
+        headers: ResumeHeaders,
+        response: responses({ 200: z.unknown(), 204: NoContent }, ...SIGNED_IN, 404, 422),
+        detail: {
+          summary: "Resume the conversation's running turn (the AI SDK's reconnect)",
+          description:
+            "The running turn's UI message stream from its start, or after `Last-Event-ID` (the `id` of the " +
+            "last event received; with it, a turn that ended within CHAT_RESUME_TTL_S is still replayed), " +
+            "then live until `data: [DONE]`. 204 when no turn is running: the conversation's messages are " +
+            "complete.",
+          responses: {
+            200: {
+              description: "The turn's stream (SSE)",
+              content: { "text/event-stream": { schema: { type: "string" } } },
+            },
+          },
+        },
+      },
+    )
+    .post(
+      "/:chat_id/stop",
+      async ({ params, user, set }) => {
+        const stopping = await stopTurn(ctx, user, params.chat_id);
+        set.status = 202;
+        return stopping;
+      },
+      {
+        params: ChatParams,
+        // 400: a body that is not JSON (the route takes none, but refuses one it cannot parse).
+      response: responses({ 202: StopReply }, ...SIGNED_IN, 400, 404, 409, 422),
+        detail: {
+          summary: "Stop the conversation's running turn, on whichever instance generates it",
+          description:
+            "The turn ends with `finish_reason: stopped` (its followers get it) and what it streamed is " +
+            "stored as the message. 409 `turn_not_running` when no turn of the conversation is running.",
         },
       },
     )
@@ -109,77 +162,121 @@ export function chatRoutes(ctx: ChatServiceContext) {
     });
 }
 
-/** The reply as one JSON object, once the turn is over. */
-async function wholeReply(
-  engine: ChatEngine,
-  input: Omit<RunChatInput, "onChunk" | "signal" | "onStart" | "transport">,
-  request: Request,
-): Promise<ChatReply> {
-  const result = await runChat(engine, { ...input, transport: "json", signal: request.signal, onChunk: () => {} });
-  if (result.finishReason === "error") {
-    throw new ServiceError("llm_unavailable", 502, "the language model is unavailable");
-  }
+type TurnRequest = Omit<TurnInput, "onChunk" | "onStart" | "transport" | "requestId">;
+
+/**
+ * The reply as one JSON object, once the turn is over. The turn is the same resumable turn as a
+ * streamed one: a client that goes away does not stop it, and it can be followed meanwhile.
+ */
+async function wholeReply(turns: ChatTurns, input: TurnRequest): Promise<ChatReply> {
+  const result = await turns.run({ ...input, requestId: crypto.randomUUID(), transport: "json" });
   return replyView(result);
 }
 
 /**
  * The reply as the AI SDK UI message stream over SSE. The response starts only once the turn is
- * accepted, so validation, 404 and quota errors keep their HTTP status; a client that goes away
- * cancels the model call. A stream silent for `keepAliveMs` gets an SSE comment, which clients
- * ignore: proxies on the way (Cloudflare's read timeout among them) cut a response that sends
- * nothing for long, and a model or a device tool may take that long before the next chunk.
+ * accepted, so validation, 404 and quota errors keep their HTTP status. A client that goes away
+ * does not stop the turn: `GET /chat/:chat_id/stream` picks it up again (see resumeReply).
  */
 async function streamReply(
-  engine: ChatEngine,
-  input: Omit<RunChatInput, "onChunk" | "signal" | "onStart" | "transport">,
+  turns: ChatTurns,
+  logger: Logger,
+  input: TurnRequest,
   request: Request,
   keepAliveMs: number,
 ): Promise<Response> {
-  const encoder = new TextEncoder();
-  const cancel = new AbortController();
-  request.signal.addEventListener("abort", () => cancel.abort(), { once: true });
+  const sse = new SseWriter(keepAliveMs, request);
+  const requestId = crypto.randomUUID();
   const started = Promise.withResolvers<{ chatId: string }>();
-  let sink: ReadableStreamDefaultController<Uint8Array> | undefined;
-  const body = new ReadableStream<Uint8Array>({
-    start(controller) {
-      sink = controller;
-    },
-    cancel() {
-      cancel.abort();
-    },
-  });
-  const send = (text: string) => {
-    if (cancel.signal.aborted) return;
-    sink?.enqueue(encoder.encode(text));
-    keepAlive.refresh();
-  };
-  const keepAlive = setInterval(() => send(": keep-alive\n\n"), keepAliveMs);
-  cancel.signal.addEventListener("abort", () => clearInterval(keepAlive), { once: true });
-  const write = (data: string) => send(`data: ${data}\n\n`);
-  runChat(engine, {
-    ...input,
-    transport: "sse",
-    signal: cancel.signal,
-    onStart: started.resolve,
-    onChunk: (chunk) => write(JSON.stringify(chunk)),
-  }).then(
-    () => {
-      clearInterval(keepAlive);
-      write("[DONE]");
-      if (!cancel.signal.aborted) sink?.close();
-    },
-    (error: unknown) => {
-      clearInterval(keepAlive);
-      started.reject(error);
-      if (!cancel.signal.aborted) {
-        engine.logger.warn({ err: error }, "chat stream failed after it started");
-        write(JSON.stringify({ type: "error", errorText: "the reply failed" }));
-        sink?.close();
-      }
-    },
-  );
+  turns
+    .run({
+      ...input,
+      requestId,
+      transport: "sse",
+      onStart: started.resolve,
+      onChunk: (chunk, seq) => sse.chunk(seq, chunk),
+    })
+    .then(
+      () => sse.end(),
+      (error: unknown) => {
+        started.reject(error);
+        if (!sse.gone.aborted) {
+          logger.warn({ err: error }, "chat stream failed after it started");
+          sse.end("the reply failed");
+        }
+      },
+    );
   const { chatId } = await started.promise;
-  return new Response(body, {
-    headers: { ...UI_MESSAGE_STREAM_HEADERS, "x-chat-id": chatId, "x-request-id": requestIdOf(request) },
+  return new Response(sse.body, {
+    headers: {
+      ...UI_MESSAGE_STREAM_HEADERS,
+      "x-chat-id": chatId,
+      "x-turn-id": requestId,
+      "x-request-id": requestIdOf(request),
+    },
   });
+}
+
+/**
+ * `GET /chat/:chat_id/stream`, the AI SDK's resume: the conversation's running turn replayed from
+ * its start (or after `Last-Event-ID`) and then followed live; 204 when none runs. With
+ * `Last-Event-ID`, a turn that ended since is still replayed while its log is kept, so a reconnect
+ * racing the end loses no tail. Another user's conversation, or an unknown one, is a 404.
+ */
+async function resumeReply(
+  ctx: ChatServiceContext,
+  user: AuthUser,
+  chatId: string,
+  lastEventId: string | undefined,
+  request: Request,
+): Promise<Response> {
+  const { turns, engine } = ctx;
+  const afterSeq = lastEventId === undefined ? -1 : Number(lastEventId);
+  const requestId = await turns.turnOfChat(user.userId, chatId, lastEventId !== undefined);
+  if (!requestId) return noTurn(ctx, user, chatId);
+  const sse = new SseWriter(ctx.platform.env.CHAT_SSE_KEEPALIVE_MS, request);
+  const found = Promise.withResolvers<boolean>();
+  const sink = {
+    chunk: (seq: number, chunk: unknown) => {
+      found.resolve(true);
+      sse.chunk(seq, chunk);
+    },
+    end: (end: TurnEnd) => {
+      found.resolve(true);
+      sse.end(end.outcome === "error" ? end.message : undefined);
+    },
+  };
+  turns
+    .follow({ userId: user.userId, requestId }, afterSeq, sink, sse.gone, () => found.resolve(true))
+    .then(
+      (followed) => found.resolve(followed),
+      (error: unknown) => {
+        engine.logger.warn({ err: error, chat_id: chatId }, "chat resume failed after it started");
+        found.resolve(false);
+        sse.end("the reply failed");
+      },
+    );
+  if (!(await found.promise)) return noTurn(ctx, user, chatId);
+  return new Response(sse.body, {
+    headers: {
+      ...UI_MESSAGE_STREAM_HEADERS,
+      "x-chat-id": chatId,
+      "x-turn-id": requestId,
+      "x-request-id": requestIdOf(request),
+    },
+  });
+}
+
+/** No turn to resume: 204 for the caller's conversation, 404 for anyone else's or none. */
+async function noTurn(ctx: ChatServiceContext, user: AuthUser, chatId: string): Promise<Response> {
+  if (!(await findConversation(ctx.engine.db, user.userId, chatId))) throw notFound("conversation");
+  return new Response(null, { status: 204 });
+}
+
+/** `POST /chat/:chat_id/stop`: the conversation's running turn stops wherever it runs. */
+async function stopTurn(ctx: ChatServiceContext, user: AuthUser, chatId: string): Promise<StopReply> {
+  const requestId = await ctx.turns.stopChat(user.userId, chatId);
+  if (requestId) return { request_id: requestId, stopping: true };
+  if (!(await findConversation(ctx.engine.db, user.userId, chatId))) throw notFound("conversation");
+  throw new ServiceError("turn_not_running", 409, "no turn of this conversation is running");
 }

@@ -20,11 +20,13 @@ import {
   findConversation,
   recentMessages,
   recordUsage,
+  type StoredTurn,
   saveMessage,
 } from "./history";
 import type { ChatContext, Surface } from "./model";
 import { assertQuota, utcDay } from "./quota";
 import { sanitizeContext, sanitizeMessage } from "./sanitize";
+import { partsFromChunks } from "./turns/partial";
 
 export interface RunChatInput {
   userId: string;
@@ -33,12 +35,19 @@ export interface RunChatInput {
   /** How the turn reached us, for its log line: a device socket, SSE, or one JSON reply. */
   transport: ChatTransport;
   chatId?: string;
+  /** The id a conversation this turn starts gets (known before the turn is admitted); random if absent. */
+  newChatId?: string;
   text: string;
   context?: ChatContext;
   /** The device that sent the message; its tools are preferred. */
   deviceId?: string;
-  /** Aborting stops the model request upstream and ends the turn as cancelled. */
+  /**
+   * Aborting stops the model request upstream and ends the turn with the abort's reason as its
+   * finish reason (`stopped` or `interrupted`, see StopReason); what was streamed is stored.
+   */
   signal?: AbortSignal;
+  /** Called once the quota unit is taken, with what any instance needs to store the turn (see TurnFacts). */
+  onAccepted?: (accepted: AcceptedTurn) => void | Promise<void>;
   /** Called once the turn is accepted (validated, within quota, conversation known), before any chunk. */
   onStart?: (started: { chatId: string; messageId: string }) => void;
   /** Every AI SDK UI-message-stream chunk, in order, with its sequence number from 0. */
@@ -46,6 +55,18 @@ export interface RunChatInput {
 }
 
 export type ChatTransport = "ws" | "sse" | "json";
+
+/** Why a turn was cut: a stop asked for by the user, or its instance going away (shutdown). */
+export type StopReason = "stopped" | "interrupted";
+const stopReasonOf = (signal: AbortSignal): StopReason => (signal.reason === "interrupted" ? "interrupted" : "stopped");
+
+/** What a turn stores, fixed once it is accepted. */
+export interface AcceptedTurn {
+  stored: Omit<StoredTurn, "assistant"> & {
+    assistant: Omit<StoredTurn["assistant"], "parts" | "status" | "inputTokens" | "outputTokens">;
+  };
+  quotaDay: Date;
+}
 
 export interface ChatUsage {
   inputTokens: number;
@@ -57,7 +78,7 @@ export interface ChatResult {
   chatId: string;
   messageId: string;
   usage: ChatUsage;
-  /** The model's finish reason, or `cancelled` / `error`. */
+  /** The model's finish reason, or `stopped` / `interrupted` / `error`. */
   finishReason: string;
   text: string;
   parts: UIMessage["parts"];
@@ -89,16 +110,17 @@ export async function runChat(engine: ChatEngine, input: RunChatInput): Promise<
   // A turn that throws once accepted (its prompt or its storage failed) still ends, and is counted.
   let outcome = "error";
   try {
+    await input.onAccepted?.(acceptedTurn(engine, input, turn));
     const prompt = await preparePrompt(engine, input, turn, controller.signal);
     input.onStart?.({ chatId: turn.chatId, messageId: turn.messageId });
     const streamed = await streamReply(engine, input, turn, prompt, controller);
-    const finishReason = await settleOutcome(engine, input, turn, streamed, controller.signal.aborted);
+    const finishReason = await settleOutcome(engine, input, turn, streamed, controller.signal);
     const result = await storeReply(engine, input, turn, streamed, finishReason);
     outcome = finishReason;
     await accountTurn(engine, input, turn, result);
     return result;
   } catch (error) {
-    if (controller.signal.aborted) outcome = "cancelled";
+    if (controller.signal.aborted) outcome = stopReasonOf(controller.signal);
     throw error;
   } finally {
     input.signal?.removeEventListener("abort", abort);
@@ -160,7 +182,7 @@ async function admitTurn(engine: ChatEngine, input: RunChatInput): Promise<Turn>
     "chat message",
   );
   // The conversation id is ours, so the reply can start while its rows are being written.
-  const chatId = existing?.id ?? crypto.randomUUID();
+  const chatId = existing?.id ?? input.newChatId ?? crypto.randomUUID();
   const userMessageId = crypto.randomUUID();
   const userParts = [{ type: "text" as const, text }];
   const persisted = (async () => {
@@ -232,6 +254,8 @@ async function preparePrompt(
 interface Streamed {
   result: ReturnType<typeof streamText>;
   final: UIMessage | undefined;
+  /** Every chunk handed on, for rebuilding the message of a turn cut before its end. */
+  chunks: UIMessageChunk[];
   usage: ChatUsage;
   failure: unknown;
 }
@@ -280,6 +304,7 @@ async function streamReply(
   });
   let seq = 0;
   let firstText = true;
+  const chunks: UIMessageChunk[] = [];
   const reader = stream.getReader();
   try {
     for (;;) {
@@ -289,39 +314,44 @@ async function streamReply(
         firstText = false;
         engine.metrics.firstChunk.observe((performance.now() - turn.startedAtMs) / 1000);
       }
+      chunks.push(chunk);
       await input.onChunk(chunk, seq++);
     }
   } catch (error) {
-    // The consumer went away (closed socket or response): stop the model as well.
-    controller.abort(error);
+    // The stream failed, or (with a caller that throws) its consumer went away: stop the model as well.
+    if (!controller.signal.aborted) controller.abort(error);
     await reader.cancel().catch(() => {});
   }
-  return { result, usage, ...seen };
+  return { result, usage, chunks, ...seen };
 }
 
-/** The turn's finish reason; a turn the model failed before answering gives its quota unit back. */
+/**
+ * The turn's finish reason. A turn the model failed before answering, or one interrupted before
+ * any chunk, gives its quota unit back: the user got nothing to count against the day.
+ */
 async function settleOutcome(
   engine: ChatEngine,
   input: RunChatInput,
   turn: Turn,
   streamed: Streamed,
-  cancelled: boolean,
+  signal: AbortSignal,
 ): Promise<string> {
-  const finishReason = cancelled
-    ? "cancelled"
-    : streamed.failure
-      ? "error"
-      : await streamed.result.finishReason.then(String, () => "error");
-  if (streamed.failure && !cancelled) {
+  const stopped = signal.aborted && !(signal.reason instanceof Error) ? stopReasonOf(signal) : undefined;
+  const finishReason =
+    stopped ?? (streamed.failure ? "error" : await streamed.result.finishReason.then(String, () => "error"));
+  if (streamed.failure && !stopped) {
     engine.logger.warn({ err: streamed.failure, chat_id: turn.chatId }, "chat model call failed");
   }
-  if (finishReason === "error" && streamed.usage.outputTokens === 0) {
-    // The model failed before answering anything: the user got nothing to count against the day.
-    await engine.quota
-      .refund("chat_messages", input.userId, turn.quotaDay)
-      .catch((error) => engine.logger.warn({ err: error }, "quota refund failed"));
-  }
+  const failedEmpty = finishReason === "error" && streamed.usage.outputTokens === 0;
+  const interruptedEmpty = finishReason === "interrupted" && (await partsFromChunks(streamed.chunks)).length === 0;
+  if (failedEmpty || interruptedEmpty) await refundTurn(engine, input.userId, turn.quotaDay);
   return finishReason;
+}
+
+export async function refundTurn(engine: ChatEngine, userId: string, quotaDay: Date): Promise<void> {
+  await engine.quota
+    .refund("chat_messages", userId, quotaDay)
+    .catch((error) => engine.logger.warn({ err: error }, "quota refund failed"));
 }
 
 /** Stores the turn through the reply store, which holds it through a database outage. */
@@ -336,31 +366,17 @@ async function storeReply(
   await turn.persisted.catch((error: unknown) => {
     if (!isDatabaseOutage(error)) throw error;
   });
-  const parts = streamed.final?.parts ?? [];
-  const status = finishReason === "cancelled" ? "cancelled" : finishReason === "error" ? "error" : "completed";
+  // A cut turn's own end message may be missing or partial: what it streamed is rebuilt from its chunks.
+  const cut = finishReason === "stopped" || finishReason === "interrupted";
+  const parts = cut ? await partsFromChunks(streamed.chunks) : (streamed.final?.parts ?? []);
   const { chatId } = turn;
+  const { stored } = acceptedTurn(engine, input, turn);
   await engine.replies.store({
-    conversation: turn.existing
-      ? undefined
-      : {
-          id: chatId,
-          userId: input.userId,
-          surface: input.surface,
-          title: titleOf(turn.text),
-          createdAt: turn.startedAt,
-        },
-    user: {
-      id: turn.userMessageId,
-      conversationId: chatId,
-      parts: turn.userParts,
-      context: turn.context,
-      createdAt: turn.startedAt,
-    },
+    ...stored,
     assistant: {
-      id: turn.messageId,
-      conversationId: chatId,
+      ...stored.assistant,
       parts,
-      status,
+      status: messageStatus(finishReason),
       ...usageColumns(streamed.usage),
       createdAt: engine.now(),
     },
@@ -379,9 +395,39 @@ async function accountTurn(engine: ChatEngine, input: RunChatInput, turn: Turn, 
   }).catch((error) => engine.logger.warn({ err: error }, "usage not recorded"));
   engine.metrics.tokens.inc({ kind: "input" }, usage.inputTokens);
   engine.metrics.tokens.inc({ kind: "output" }, usage.outputTokens);
-  if (finishReason !== "cancelled" && finishReason !== "error" && result.text.length > 0) {
+  if (messageStatus(finishReason) === "completed" && result.text.length > 0) {
     engine.memory.remember(input.userId, { user: turn.text, assistant: result.text });
   }
+}
+
+/** The stored message's status: `completed`, or how it was cut (`stopped`, `interrupted`), or `error`. */
+export const messageStatus = (finishReason: string): string =>
+  ["stopped", "interrupted", "error"].includes(finishReason) ? finishReason : "completed";
+
+/** The rows a turn stores, known as soon as it is accepted. */
+function acceptedTurn(engine: ChatEngine, input: RunChatInput, turn: Turn): AcceptedTurn {
+  return {
+    quotaDay: turn.quotaDay,
+    stored: {
+      conversation: turn.existing
+        ? undefined
+        : {
+            id: turn.chatId,
+            userId: input.userId,
+            surface: input.surface,
+            title: titleOf(turn.text),
+            createdAt: turn.startedAt,
+          },
+      user: {
+        id: turn.userMessageId,
+        conversationId: turn.chatId,
+        parts: turn.userParts,
+        context: turn.context,
+        createdAt: turn.startedAt,
+      },
+      assistant: { id: turn.messageId, conversationId: turn.chatId, createdAt: engine.now() },
+    },
+  };
 }
 
 const usageColumns = (usage: ChatUsage) => ({ inputTokens: usage.inputTokens, outputTokens: usage.outputTokens });

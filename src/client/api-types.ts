@@ -153,9 +153,49 @@ export interface paths {
     put?: never;
     /**
      * Send a message; the reply streams as the AI SDK UI message stream (SSE)
-     * @description With `Accept: application/json` the whole reply comes at once as a `ChatReply`; otherwise the reply is a `text/event-stream` of UI message chunks ending with `data: [DONE]`, and its conversation id is in the `X-Chat-Id` header.
+     * @description With `Accept: application/json` the whole reply comes at once as a `ChatReply`; otherwise the reply is a `text/event-stream` of UI message chunks, each with `id: <seq>`, ending with `data: [DONE]`; its conversation id is in the `X-Chat-Id` header and its turn's request id (for `chat_resume` on the device socket) in `X-Turn-Id`. The turn runs to its end even if the client goes away: `GET /chat/{chat_id}/stream` resumes it.
      */
     post: operations["postChat"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/chat/{chat_id}/stream": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Resume the conversation's running turn (the AI SDK's reconnect)
+     * @description The running turn's UI message stream from its start, or after `Last-Event-ID` (the `id` of the last event received; with it, a turn that ended within CHAT_RESUME_TTL_S is still replayed), then live until `data: [DONE]`. 204 when no turn is running: the conversation's messages are complete.
+     */
+    get: operations["getChatByChat_idStream"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/v1/chat/{chat_id}/stop": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Stop the conversation's running turn, on whichever instance generates it
+     * @description The turn ends with `finish_reason: stopped` (its followers get it) and what it streamed is stored as the message. 409 `turn_not_running` when no turn of the conversation is running.
+     */
+    post: operations["postChatByChat_idStop"];
     delete?: never;
     options?: never;
     head?: never;
@@ -781,6 +821,11 @@ export interface components {
       expires_in: number;
       refresh_token: string;
       user: components["schemas"]["User"];
+    };
+    StopReply: {
+      request_id: string;
+      /** @constant */
+      stopping: true;
     };
     Subscription: {
       /** @enum {string} */
@@ -1568,6 +1613,174 @@ export interface operations {
       /** @description An upstream provider (model, payment) failed */
       502: {
         headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A dependency is unavailable: retry after `Retry-After` seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying */
+          "Retry-After"?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  getChatByChat_idStream: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        chat_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The turn's stream (SSE) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": unknown;
+          "text/event-stream": string;
+        };
+      };
+      /** @description No content */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Missing, invalid or expired credentials */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description No such resource, or it belongs to someone else */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description The request failed validation (`validation_failed`, with `details`) */
+      422: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A rate limit, quota or lockout: retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait before retrying */
+          "Retry-After"?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A dependency is unavailable: retry after `Retry-After` seconds */
+      503: {
+        headers: {
+          /** @description Seconds to wait before retrying */
+          "Retry-After"?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+    };
+  };
+  postChatByChat_idStop: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        chat_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Accepted */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["StopReply"];
+        };
+      };
+      /** @description The body is not valid JSON (`malformed_body`) or the request is otherwise malformed */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Missing, invalid or expired credentials */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description No such resource, or it belongs to someone else */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description Conflicts with the resource's current state */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description The request failed validation (`validation_failed`, with `details`) */
+      422: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Error"];
+        };
+      };
+      /** @description A rate limit, quota or lockout: retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          /** @description Seconds to wait before retrying */
+          "Retry-After"?: number;
           [name: string]: unknown;
         };
         content: {

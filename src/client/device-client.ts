@@ -1,5 +1,14 @@
-import { type ChatChunk, type ChatDone, ChatStream, connectionClosed, notConnected, requestError } from "./chat-stream";
 import {
+  type ChatChunk,
+  type ChatDone,
+  ChatStream,
+  connectionClosed,
+  DeviceRequestError,
+  notConnected,
+  requestError,
+} from "./chat-stream";
+import {
+  type ActiveTurn,
   CloseCode,
   CONNECTION_FAILED,
   DEVICE_PROTOCOL,
@@ -95,6 +104,11 @@ export interface DeviceClientOptions {
 
 export interface DeviceClientEvents {
   welcome: Welcome;
+  /**
+   * After every `welcome`: the user's turns still running (on any device or instance) that no
+   * ChatStream of this client follows; possibly none. `resumeChat` attaches to one.
+   */
+  active_turns: ActiveTurn[];
   chat_chunk: ChatChunk;
   chat_done: ChatDone;
   agent_event: AgentEvent;
@@ -105,6 +119,17 @@ export interface DeviceClientEvents {
 }
 
 type Listener<T> = (event: T) => void;
+
+/** A chat turn a ChatStream of this client follows, across reconnects, until it ends. */
+interface FollowedTurn {
+  stream: ChatStream;
+  /** `chat_resume` was sent for it: its errors answer the resume, not the turn's start. */
+  resumed: boolean;
+  /** `cancelChat` was called while the socket was down: sent once reconnected. */
+  cancelPending: boolean;
+  /** A resume the server rate-limited, sent again after its hint. */
+  retryTimer?: ReturnType<typeof setTimeout>;
+}
 
 /** `connect()` failed: the first connection closed before `welcome` (1006: it never got that far). */
 export class DeviceConnectError extends Error {
@@ -135,6 +160,8 @@ export class DeviceClient {
   private readonly Impl: WebSocketConstructor;
   private readonly listeners = new Map<string, Set<Listener<never>>>();
   private readonly running = new Map<string, ToolRun>();
+  /** Chat turns by request id, resumed after each reconnect and failed when the client stops for good. */
+  private readonly followed = new Map<string, FollowedTurn>();
   private timers: { heartbeat?: ReturnType<typeof setInterval>; renew?: ReturnType<typeof setTimeout> } = {};
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private lastHeard = 0;
@@ -174,8 +201,9 @@ export class DeviceClient {
 
   /**
    * Starts a chat turn; chunks and the final frame arrive on the returned stream. Its `done` rejects
-   * at once with `not_connected` when the socket is not open, and with `connection_closed` if it
-   * closes before the turn ends.
+   * at once with `not_connected` when the socket is not open (the turn was not sent). The turn
+   * outlives the socket: after a reconnect the stream resumes it where it was; `done` rejects with
+   * `connection_closed` only when the client stops for good (`close()`, a final close code).
    */
   chat(input: {
     text: string;
@@ -186,7 +214,9 @@ export class DeviceClient {
     context?: Record<string, unknown>;
   }): ChatStream {
     const requestId = input.requestId ?? randomId();
-    const stream = new ChatStream(requestId, this);
+    if (this.followed.has(requestId)) return failedStream(requestId, duplicateRequest(requestId));
+    if (this.status !== "open") return failedStream(requestId, notConnected());
+    const stream = this.follow(requestId, { chatId: input.chatId });
     const sent = this.send({
       type: "chat",
       request_id: requestId,
@@ -199,9 +229,34 @@ export class DeviceClient {
     return stream;
   }
 
-  /** Stops a chat turn; false when not connected (the turn, if any, ended with the socket). */
+  /**
+   * Follows a turn already running: one of `active_turns` (started by another device, or by this
+   * app before it restarted), or one whose stream failed. The stream yields the chunks after
+   * `afterSeq` (default -1: all of them) and the final frame, like `chat()`'s. Sent at once when
+   * connected, else with the next `welcome` while the client is connecting; `done` rejects with
+   * `not_connected` when the client is idle or closed, and with `not_resumable` when the server no
+   * longer has the turn. A turn this client already follows gets its existing stream back.
+   */
+  resumeChat(requestId: string, options: { afterSeq?: number; chatId?: string } = {}): ChatStream {
+    const existing = this.followed.get(requestId);
+    if (existing) return existing.stream;
+    if (this.status !== "open" && this.status !== "connecting") return failedStream(requestId, notConnected());
+    const stream = this.follow(requestId, { afterSeq: options.afterSeq, chatId: options.chatId });
+    if (this.status === "open") this.sendResume(requestId);
+    return stream;
+  }
+
+  /**
+   * Stops a chat turn wherever it runs; its stream then ends with `finish_reason: "stopped"`. True
+   * when sent, or, for a turn a stream of this client follows, held while the socket is down and
+   * sent once reconnected; false otherwise.
+   */
   cancelChat(requestId: string): boolean {
-    return this.send({ type: "chat_cancel", request_id: requestId });
+    if (this.send({ type: "chat_cancel", request_id: requestId })) return true;
+    const turn = this.followed.get(requestId);
+    if (!turn) return false;
+    turn.cancelPending = true;
+    return true;
   }
 
   /**
@@ -296,6 +351,84 @@ export class DeviceClient {
     });
   }
 
+  /** Registers a stream for a turn: frames reach it by request id until it ends. */
+  private follow(requestId: string, options: { afterSeq?: number; chatId?: string }): ChatStream {
+    const turn: FollowedTurn = {
+      stream: new ChatStream(requestId, {
+        ...options,
+        onEnd: () => {
+          clearTimeout(turn.retryTimer);
+          this.followed.delete(requestId);
+        },
+      }),
+      resumed: false,
+      cancelPending: false,
+    };
+    this.followed.set(requestId, turn);
+    return turn.stream;
+  }
+
+  /** Asks the server for the chunks of a followed turn after the last one its stream took in. */
+  private sendResume(requestId: string): void {
+    const turn = this.followed.get(requestId);
+    if (!turn) return;
+    clearTimeout(turn.retryTimer);
+    turn.resumed = true;
+    this.send({ type: "chat_resume", request_id: requestId, after_seq: turn.stream.lastSeq });
+  }
+
+  /**
+   * On a new connection, every followed turn is resumed from its stream's last chunk. A cancel
+   * asked for while down goes after its resume, so the stream still gets the final frame.
+   */
+  private resumeFollowedTurns(): void {
+    for (const [requestId, turn] of this.followed) {
+      this.sendResume(requestId);
+      if (turn.cancelPending && this.send({ type: "chat_cancel", request_id: requestId })) turn.cancelPending = false;
+    }
+  }
+
+  /** The running turns of `welcome` that no stream follows: the app may attach to them. */
+  private unfollowedTurns(welcome: Welcome): ActiveTurn[] {
+    // A server older than resumable turns sends no active_turns.
+    return (welcome.active_turns ?? []).filter((turn) => !this.followed.has(turn.request_id));
+  }
+
+  /** Routes a turn's frame to the stream following it; `error` frames of other requests pass by. */
+  private routeChatFrame(frame: ChatChunk | ChatDone | ErrorFrame): void {
+    if (frame.type === "error") {
+      const requestId = frame.ref ?? "";
+      const turn = this.followed.get(requestId);
+      if (!turn) return;
+      if (turn.resumed && this.retryResume(requestId, turn, frame)) return;
+      turn.stream.fail(requestError(frame));
+      return;
+    }
+    const stream = this.followed.get(frame.request_id)?.stream;
+    if (frame.type === "chat_chunk") stream?.push(frame);
+    else stream?.complete(frame);
+  }
+
+  /**
+   * A resume refused for a while rather than for good is tried again, the turn still running on
+   * the server: after the reconnect that follows a server shutting down, after the hint of a rate
+   * limit (a reconnect resumes every followed turn at once). False when the refusal is final.
+   */
+  private retryResume(requestId: string, turn: FollowedTurn, error: ErrorFrame): boolean {
+    if (error.code === "server_restarting") return true;
+    if (error.code !== "rate_limited") return false;
+    clearTimeout(turn.retryTimer);
+    turn.retryTimer = setTimeout(() => {
+      if (this.status === "open") this.sendResume(requestId);
+    }, error.retry_after_ms ?? 1000);
+    return true;
+  }
+
+  /** The client stopped for good: no turn will be resumed. */
+  private failFollowedTurns(): void {
+    for (const { stream } of [...this.followed.values()]) stream.fail(connectionClosed());
+  }
+
   /** One connection attempt; every way it can end goes through `settle` once. */
   private async open(): Promise<void> {
     if (this.stopped) return;
@@ -384,6 +517,7 @@ export class DeviceClient {
     this.status = willReconnect ? "connecting" : "closed";
     this.emit("close", { code, reason, willReconnect });
     if (willReconnect) this.scheduleReconnect();
+    else this.failFollowedTurns();
   }
 
   private handle(frame: ServerFrame): void {
@@ -395,7 +529,11 @@ export class DeviceClient {
         this.attempt = 0;
         this.everConnected = true;
         this.startHeartbeat(frame.heartbeat_s);
+        // Resumed before the app hears of the welcome: a turn its listener attaches to with
+        // resumeChat is then resumed once, by that call.
+        this.resumeFollowedTurns();
         this.emit("welcome", frame);
+        this.emit("active_turns", this.unfollowedTurns(frame));
         return;
       case "tool_call":
         void this.runTool(frame);
@@ -403,6 +541,12 @@ export class DeviceClient {
       case "tool_cancel":
         this.running.get(frame.id)?.abort(new ToolFailure("cancelled", frame.reason));
         this.running.delete(frame.id);
+        return;
+      case "chat_chunk":
+      case "chat_done":
+      case "error":
+        this.routeChatFrame(frame);
+        this.emit(frame.type, frame);
         return;
       case "pong":
         return;
@@ -518,6 +662,16 @@ export class DeviceClient {
     }
   }
 }
+
+/** A stream for a turn that was never sent: it has already failed. */
+function failedStream(requestId: string, error: DeviceRequestError): ChatStream {
+  const stream = new ChatStream(requestId);
+  stream.fail(error);
+  return stream;
+}
+
+const duplicateRequest = (requestId: string) =>
+  new DeviceRequestError("duplicate_request", `a stream of this client already follows ${requestId}`);
 
 function closeQuietly(socket: WebSocketLike, code: number, reason: string): void {
   try {

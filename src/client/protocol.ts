@@ -7,6 +7,7 @@ import { PROTOCOL_VERSION } from "../protocol/constants";
 
 export { CloseCode, FrameError, HELLO_LIMITS, PROTOCOL_VERSION } from "../protocol/constants";
 export type {
+  ActiveTurn,
   ChatContext,
   ChatDoneFrame,
   ErrorFrame,

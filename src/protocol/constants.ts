@@ -61,6 +61,8 @@ export const FrameError = {
   /** A `request_id` already running on this connection. */
   duplicateRequest: "duplicate_request",
   tooManyChats: "too_many_chats",
+  /** `chat_resume` of a turn that is unknown, expired, or not the user's. */
+  notResumable: "not_resumable",
   /** Sent after shutdown began: resend once reconnected (to another replica). */
   serverRestarting: "server_restarting",
   chatUnavailable: "chat_unavailable",

@@ -66,8 +66,21 @@ export const ChatFrame = z.object({
 });
 export type ChatFrame = z.infer<typeof ChatFrame>;
 
+/** Stops the user's turn with that request id, whichever of their devices or instances runs it. */
 export const ChatCancelFrame = z.object({ type: z.literal("chat_cancel"), request_id: Id });
 export type ChatCancelFrame = z.infer<typeof ChatCancelFrame>;
+
+/**
+ * Follows one of the user's turns from any of their sockets, on any instance: every chunk with a
+ * `seq` above `after_seq` (-1: from the start), then the live ones, then its `chat_done` (or
+ * `error`). A turn that is unknown, expired or another user's gets `error {code: not_resumable}`.
+ */
+export const ChatResumeFrame = z.object({
+  type: z.literal("chat_resume"),
+  request_id: Id,
+  after_seq: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER).default(-1),
+});
+export type ChatResumeFrame = z.infer<typeof ChatResumeFrame>;
 
 export const ToolError = z.object({ code: z.string().min(1).max(100), message: z.string().max(10_000) });
 export type ToolError = z.infer<typeof ToolError>;
@@ -119,6 +132,7 @@ export const DeviceFrame = z.discriminatedUnion("type", [
   HelloFrame,
   ChatFrame,
   ChatCancelFrame,
+  ChatResumeFrame,
   JourneyStartFrame,
   JourneyMessageFrame,
   ToolResultFrame,
@@ -134,6 +148,7 @@ export const DEVICE_FRAME_TYPES: ReadonlySet<string> = new Set<DeviceFrameType>(
   "hello",
   "chat",
   "chat_cancel",
+  "chat_resume",
   "journey_start",
   "journey_message",
   "tool_result",
@@ -144,11 +159,17 @@ export const DEVICE_FRAME_TYPES: ReadonlySet<string> = new Set<DeviceFrameType>(
 
 // ---- Server -> device -------------------------------------------------------------------------
 
+/** A turn of the user's still generating: `chat_resume` it from `last_seq` (or from where the app got to). */
+export const ActiveTurn = z.object({ request_id: z.string(), chat_id: z.string(), last_seq: z.number().int() });
+export type ActiveTurn = z.infer<typeof ActiveTurn>;
+
 export const WelcomeFrame = z.object({
   type: z.literal("welcome"),
   connection_id: z.string(),
   heartbeat_s: z.number(),
   protocol: z.number().int(),
+  /** The user's turns still running, on any instance, so an app that restarted can resume them. */
+  active_turns: z.array(ActiveTurn),
 });
 export type WelcomeFrame = z.infer<typeof WelcomeFrame>;
 
@@ -185,7 +206,11 @@ export const ChatDoneFrame = z.object({
   request_id: z.string(),
   chat_id: z.string(),
   message_id: z.string(),
-  /** The model's finish reason, or `cancelled` / `error`. */
+  /**
+   * The model's finish reason (`stop`, `length`, `tool-calls`...), or `stopped` (a `chat_cancel` or
+   * `POST /chat/:chat_id/stop` ended it) or `interrupted` (the instance generating it went away); in
+   * both, the part already streamed is stored as the message.
+   */
   finish_reason: z.string(),
   usage: ChatUsage,
 });

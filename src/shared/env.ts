@@ -194,6 +194,15 @@ export const Env = z.object({
   /**
    * Lock on a running job, renewed every half of it: a replica silent for this long loses its run
    * to another one. With the stalled check below, a dead replica's runs move within 15 s.
+  /** How long a turn's chunks stay resumable (`chat_resume`, `GET /chat/:chat_id/stream`) after it ends. */
+  CHAT_RESUME_TTL_S: z.coerce.number().int().min(1).default(600),
+  /**
+   * The lease a chat instance holds on the turns it generates, renewed every third of it: a turn whose
+   * instance stopped renewing (killed) is declared interrupted by another instance within about this long.
+   */
+  CHAT_TURN_LEASE_MS: z.coerce.number().int().min(300).default(3000),
+  /** Turns one user may have generating at once, across devices and instances; more are refused with 429. */
+  CHAT_MAX_RUNNING_TURNS: z.coerce.number().int().min(1).default(8),
    */
   AGENT_JOB_LOCK_MS: z.coerce.number().int().min(500).default(8_000),
   /** How often agent replicas look for running jobs whose lock lapsed. */

@@ -23,6 +23,25 @@ export function createKeys(prefix = "adiuva") {
     /** A device lease appeared for the user id published here: callers drop the routes they remember. */
     devicePresenceChanged: `${p}:presence-changed`,
 
+    // Resumable chat turns. A turn's keys share the hash tag of the turn (`{user:turn}`), so its log
+    // and its metadata sit in one Redis Cluster slot; `turn` is a digest of the device's request id.
+    chatTurnLog: (userId: string, turn: string) => `${p}:chat:turn:{${userId}:${turn}}:log`,
+    chatTurnMeta: (userId: string, turn: string) => `${p}:chat:turn:{${userId}:${turn}}:meta`,
+    /** Set once by whoever ends the turn (its instance, or one that found that instance gone). */
+    chatTurnEnded: (userId: string, turn: string) => `${p}:chat:turn:{${userId}:${turn}}:ended`,
+    chatTurnLive: (userId: string, turn: string) => `${p}:chat:turn:{${userId}:${turn}}:live`,
+    /** Hash: the user's running turns, turn digest -> where it runs; its length is the running-turn cap. */
+    chatTurnsRunning: (userId: string) => `${p}:chat:turns:{${userId}}:running`,
+    /** The conversation's latest turn, for an SSE reconnect with `Last-Event-ID` after the turn ended. */
+    chatLatestTurn: (userId: string, chatId: string) => `${p}:chat:turns:{${userId}}:latest:${chatId}`,
+    /** Set: `user turn` pairs an instance is generating, swept by the others once its lease is gone. */
+    chatInstanceTurns: (instanceId: string) => `${p}:chat:instance:{${instanceId}}:turns`,
+    chatInstanceLease: (instanceId: string) => `${p}:chat:instance:{${instanceId}}:lease`,
+    /** Set: instances that generate (or generated) turns; swept entries are removed. */
+    chatGenerators: `${p}:chat:generators`,
+    /** Stop requests for the turns an instance generates. */
+    chatTurnStop: (instanceId: string) => `${p}:chat:stop:${instanceId}`,
+
     // Events between services
     tierChangedStream: `${p}:events:tier_changed`,
     /** The real-time channel of tier changes, for listeners such as the chat gateway. */

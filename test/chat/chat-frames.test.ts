@@ -52,25 +52,51 @@ describe("chat frames", () => {
     expect(ran).toEqual(["sender"]);
   });
 
-  test("chat_cancel stops the upstream model request and ends with chat_done cancelled", async () => {
-    const device = await h.device(user());
+  test("chat_cancel stops the upstream model request, ends with chat_done stopped and stores the part streamed", async () => {
+    const userId = user();
+    const device = await h.device(userId);
     h.llm.script({ text: "this goes on and on", hang: true });
     const stream = device.chat({ text: "talk r2" });
     const upstream = await upstreamFor(h, "talk r2");
+    const firstText = (async () => {
+      for await (const chunk of stream) if ((chunk.chunk as { type: string }).type === "text-delta") return;
+    })();
+    await firstText;
     device.cancelChat(stream.requestId);
-    expect(await stream.done).toMatchObject({ type: "chat_done", finish_reason: "cancelled" });
+    const done = await stream.done;
+    expect(done).toMatchObject({ type: "chat_done", finish_reason: "stopped" });
     await upstream.abortedSignal;
     expect(upstream.aborted).toBe(true);
+    const token = await h.token(userId);
+    const stored = (await (await h.get(token, `/conversations/${done.chat_id}`)).json()) as {
+      messages: Array<{ status: string; parts: Array<{ type: string; text?: string }> }>;
+    };
+    expect(stored.messages.map((message) => message.status)).toEqual(["completed", "stopped"]);
+    expect(stored.messages[1]?.parts.find((part) => part.type === "text")?.text).toBe("this goes on and on");
   });
 
-  test("a closed socket cancels its running chats", async () => {
-    const device = await h.device(user());
-    h.llm.script({ text: "never ending", hang: true });
-    device.chat({ text: "talk r3" });
+  test("a closed socket does not stop its running chats: the turn ends and is stored", async () => {
+    const userId = user();
+    const device = await h.device(userId);
+    h.llm.script({ chunks: ["done ", "without you"], firstTokenDelayMs: 100, chunkDelayMs: 100 });
+    const stream = device.chat({ text: "talk r3" });
     const upstream = await upstreamFor(h, "talk r3");
     device.close();
-    await upstream.abortedSignal;
-    expect(upstream.aborted).toBe(true);
+    await stream.done.catch(() => {});
+    const token = await h.token(userId);
+    const listed = await eventually(
+      async () => (await (await h.get(token, "/conversations")).json()) as { items: Array<{ id: string }> },
+      (body) => body.items?.length === 1,
+    );
+    const stored = await eventually(
+      async () =>
+        (await (await h.get(token, `/conversations/${listed.items[0]?.id}`)).json()) as {
+          messages: Array<{ status: string }>;
+        },
+      (body) => body.messages?.length === 2,
+    );
+    expect(upstream.aborted).toBe(false);
+    expect(stored.messages.map((message) => message.status)).toEqual(["completed", "completed"]);
   });
 
   test("malformed chat frames get an error frame with the request id as ref; the model is not called", async () => {

@@ -113,18 +113,35 @@ export async function startChat(
   };
 }
 
-/** Reads an SSE response to the end: the JSON chunks, and whether `[DONE]` closed it. */
-export async function readSse(response: Response): Promise<{ chunks: UIMessageChunk[]; done: boolean }> {
+/** One SSE event's fields: `id` and `data` lines, or a `:` comment. */
+export function sseFields(event: string): { id?: string; data?: string; comment?: string } {
+  const fields: { id?: string; data?: string; comment?: string } = {};
+  for (const line of event.split("\n")) {
+    if (line.startsWith(":")) fields.comment = line.slice(1).trim();
+    else if (line.startsWith("id: ")) fields.id = line.slice(4);
+    else if (line.startsWith("data: ")) fields.data = line.slice(6);
+  }
+  return fields;
+}
+
+/** Reads an SSE response to the end: the JSON chunks, their event ids, and whether `[DONE]` closed it. */
+export async function readSse(
+  response: Response,
+): Promise<{ chunks: UIMessageChunk[]; ids: Array<string | undefined>; done: boolean }> {
   const text = await response.text();
   const chunks: UIMessageChunk[] = [];
+  const ids: Array<string | undefined> = [];
   let done = false;
   for (const event of text.split("\n\n")) {
-    const data = event.replace(/^data: /, "").trim();
+    const { id, data } = sseFields(event);
     if (!data) continue;
     if (data === "[DONE]") done = true;
-    else chunks.push(JSON.parse(data) as UIMessageChunk);
+    else {
+      chunks.push(JSON.parse(data) as UIMessageChunk);
+      ids.push(id);
+    }
   }
-  return { chunks, done };
+  return { chunks, ids, done };
 }
 
 /** Streamed chat requests the model has received: one per model step of a conversation turn. */

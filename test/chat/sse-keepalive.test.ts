@@ -3,7 +3,7 @@
 // the silences the keep-alive fills last a fraction of a second instead of Cloudflare's minutes.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { UIMessageChunk } from "ai";
-import { type ChatHarness, startChat } from "./harness";
+import { type ChatHarness, sseFields, startChat } from "./harness";
 
 const KEEPALIVE_MS = 50;
 let h: ChatHarness;
@@ -39,9 +39,11 @@ test("a slow model reply gets keep-alive comments through its silences, and the 
   const data = events.filter(({ event }) => !event.startsWith(":"));
   // An SSE comment line, which every client ignores; nothing else is added to the stream.
   expect(new Set(comments.map(({ event }) => event))).toEqual(new Set([": keep-alive"]));
-  expect(data.every(({ event }) => event.startsWith("data: "))).toBe(true);
-  expect(data.at(-1)?.event).toBe("data: [DONE]");
-  const chunks = data.slice(0, -1).map(({ event }) => JSON.parse(event.slice("data: ".length)) as UIMessageChunk);
+  // Every chunk carries its seq as the event id (what a reconnect sends back as Last-Event-ID).
+  const fields = data.map(({ event }) => sseFields(event));
+  expect(fields.at(-1)).toEqual({ data: "[DONE]" });
+  expect(fields.slice(0, -1).map(({ id }) => id)).toEqual(fields.slice(0, -1).map((_, seq) => String(seq)));
+  const chunks = fields.slice(0, -1).map(({ data: json }) => JSON.parse(json ?? "") as UIMessageChunk);
   expect(chunks.flatMap((chunk) => (chunk.type === "text-delta" ? [chunk.delta] : []))).toEqual(["slow ", "reply"]);
   expect(chunks.at(-1)).toMatchObject({ type: "finish", finishReason: "stop" });
 

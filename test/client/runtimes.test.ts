@@ -9,7 +9,8 @@
 // the agent run scenario, a control endpoint starts an agent service instance (its worker on the same
 // PostgreSQL and Redis, the model the same fake server answering with test/agent's deterministic
 // brain) and triggers a run on the scenario's device over the files it serves; the instance is
-// stopped once the run is reported, so the restart scenario still finds no agent replica.
+// stopped once the run is reported, so the restart scenario still finds no agent replica. Each run
+// also gets a scripted server playing the resume scenario (a turn whose socket closes mid-stream).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,8 +27,10 @@ import { messageText } from "../../src/shared/llm/wire";
 import { createTestContext, type FakeOpenAi, startFakeOpenAi, type TestContext } from "../../src/shared/testing";
 import { brainReply } from "../agent/support/fake-llm";
 import { api } from "../agent/support/http";
+import { LAST_SEQ, OTHER_TURN } from "./runtime/resume";
 import { AGENT_DIR, runScenarios, type ScenarioResults } from "./runtime/scenarios";
 import { PortProxy } from "./support/proxy";
+import { resumeScript, ScriptedServer } from "./support/scripted-server";
 
 const root = join(import.meta.dir, "../..");
 const CHROMIUM = "/usr/bin/chromium";
@@ -81,10 +84,10 @@ import { runScenarios } from "./scenarios-node.mjs";
 const uncaught = [];
 process.on("uncaughtException", (error) => uncaught.push(String(error?.stack ?? error)));
 process.on("unhandledRejection", (error) => uncaught.push(String(error?.stack ?? error)));
-const [wsUrl, control, label, wsModule] = process.argv.slice(2);
+const [wsUrl, control, label, resumeWsUrl, wsModule] = process.argv.slice(2);
 try {
   const WebSocketImpl = wsModule ? (await import(wsModule)).default : undefined;
-  const results = await runScenarios(sdk, { wsUrl, control, label }, WebSocketImpl);
+  const results = await runScenarios(sdk, { wsUrl, control, label, resumeWsUrl }, WebSocketImpl);
   console.log(JSON.stringify({ ...results, uncaught, hasGlobalWebSocket: typeof WebSocket === "function" }));
 } catch (error) {
   console.log(JSON.stringify({ fatal: String(error?.stack ?? error), uncaught }));
@@ -175,8 +178,10 @@ async function openSlot(label: string, page?: { sdk: string; scenarios: string }
       return new Response(pageHtml(label), { headers: { "content-type": "text/html" } });
     },
   });
+  const scripted = new ScriptedServer(resumeScript);
   ctx.defer(async () => {
     proxy.stop();
+    scripted.stop();
     await control.stop(true);
   });
   return {
@@ -184,6 +189,7 @@ async function openSlot(label: string, page?: { sdk: string; scenarios: string }
       wsUrl: `ws://127.0.0.1:${proxy.port}/api/v1/ws/device`,
       control: `http://127.0.0.1:${control.port}`,
       label,
+      resumeWsUrl: scripted.url,
     },
     results: results.promise,
   };
@@ -198,7 +204,8 @@ const pageHtml = (label: string) => `<!doctype html><meta charset="utf-8"><title
   try {
     const sdk = await import("/sdk.js");
     const { runScenarios } = await import("/scenarios.js");
-    const results = await runScenarios(sdk, { wsUrl: new URLSearchParams(location.search).get("ws"), control: location.origin, label: ${JSON.stringify(label)} });
+    const query = new URLSearchParams(location.search);
+    const results = await runScenarios(sdk, { wsUrl: query.get("ws"), control: location.origin, label: ${JSON.stringify(label)}, resumeWsUrl: query.get("resume") });
     await post({ ...results, uncaught });
   } catch (error) {
     await post({ uncaught: [...uncaught, String(error?.stack ?? error)] });
@@ -253,6 +260,19 @@ function expected(label: string) {
       call: { tasks: [{ id: "t1", title: `from ${label}`, status: "open" }] },
     },
     closed: { code: "not_connected", within1s: true },
+    resume: {
+      seqs: Array.from({ length: LAST_SEQ + 1 }, (_, seq) => seq),
+      text: Array.from({ length: LAST_SEQ + 1 }, (_, seq) => `w${seq} `).join(""),
+      finish: "stop",
+      lastSeq: LAST_SEQ,
+      chatId: "chat-1",
+      // The scripted close mid-turn, then close() at the end.
+      reconnects: [true, false],
+      // First welcome: nothing running; second: the followed turn is left out.
+      activeTurns: [[], [OTHER_TURN]],
+      otherTurn: "not_resumable",
+      afterClose: "connection_closed",
+    },
     uncaught: [],
   };
 }
@@ -269,6 +289,7 @@ async function runNode(binary: string, label: string, options: { flags?: string[
       slot.config.wsUrl,
       slot.config.control,
       label,
+      slot.config.resumeWsUrl,
       wsModule,
     ],
     { stdout: "pipe", stderr: "pipe" },
@@ -359,7 +380,7 @@ describe("the SDK in every runtime the app uses", () => {
         scenarios: join(out, "scenarios-browser.js"),
       });
       const profile = mkdtempSync(join(tmpdir(), "sdk-chromium-"));
-      const url = `${slot.config.control}/?ws=${encodeURIComponent(slot.config.wsUrl)}`;
+      const url = `${slot.config.control}/?ws=${encodeURIComponent(slot.config.wsUrl)}&resume=${encodeURIComponent(slot.config.resumeWsUrl)}`;
       const browser = Bun.spawn(
         [
           CHROMIUM,

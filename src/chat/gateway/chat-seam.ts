@@ -1,4 +1,12 @@
-import type { ChatCancelFrame, ChatFrame, JourneyMessageFrame, JourneyStartFrame, ServerFrame } from "../../protocol";
+import type {
+  ActiveTurn,
+  ChatCancelFrame,
+  ChatFrame,
+  ChatResumeFrame,
+  JourneyMessageFrame,
+  JourneyStartFrame,
+  ServerFrame,
+} from "../../protocol";
 import type { Platform } from "../../shared/platform";
 import { checkRate, type RateLimiter } from "../../shared/rate-limit";
 import type { Tier } from "../../shared/tiers";
@@ -16,6 +24,10 @@ export type SendFrame = (frame: ServerFrame) => boolean;
 export interface ChatHandlers {
   onChat(session: DeviceSession, frame: ChatFrame, send: SendFrame): void | Promise<void>;
   onChatCancel?(session: DeviceSession, frame: ChatCancelFrame, send: SendFrame): void | Promise<void>;
+  /** `chat_resume`; without it the frame gets `not_resumable`. */
+  onChatResume?(session: DeviceSession, frame: ChatResumeFrame, send: SendFrame): void | Promise<void>;
+  /** The user's running turns, listed in `welcome`. */
+  activeTurns?(session: DeviceSession): Promise<ActiveTurn[]>;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { ServerWebSocket } from "bun";
 import { Elysia } from "elysia";
 import {
+  type ActiveTurn,
   CloseCode,
   DEVICE_FRAME_TYPES,
   DEVICE_WS_PATH,
@@ -15,6 +16,7 @@ import { clientIp } from "../../shared/client-ip";
 import { ServiceError } from "../../shared/errors";
 import type { Platform } from "../../shared/platform";
 import { sanitizeText, sanitizeValue } from "../../shared/sanitizer";
+import { withTimeout } from "../../shared/timeout";
 import type { ChatHandlers, ChatRateLimiter, JourneyHandler } from "./chat-seam";
 import { DeviceConnection } from "./connection";
 import type { DeviceHub } from "./hub";
@@ -30,6 +32,11 @@ export interface SocketDeps {
   limiter: ChatRateLimiter;
   rejected: (reason: string) => void;
 }
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Longest wait for the user's running turns before `welcome` goes out without them. */
+const WELCOME_TURNS_MS = 250;
 
 /** Elysia's handlers are internal: they JSON-parse each frame before we could see its size. */
 type RawData = { message?: (ws: ServerWebSocket<unknown>, message: string | Buffer) => void };
@@ -192,6 +199,7 @@ class FrameHandler {
         return;
       case "chat":
       case "chat_cancel":
+      case "chat_resume":
         await this.chat(connection, frame);
         return;
       case "journey_start":
@@ -248,12 +256,30 @@ class FrameHandler {
       return;
     }
     connection.releasePending();
+    const activeTurns = await this.activeTurns(connection);
+    if (connection.state !== "open") return;
     connection.send({
       type: "welcome",
       connection_id: connection.id,
       heartbeat_s: this.deps.platform.env.DEVICE_HEARTBEAT_S,
       protocol: PROTOCOL_VERSION,
+      active_turns: activeTurns,
     });
+  }
+
+  /**
+   * The user's running turns for `welcome`, within a bound: a slow turn log delays no welcome by
+   * more than WELCOME_TURNS_MS (the list is then empty, and the app's own resumes still work).
+   */
+  private async activeTurns(connection: DeviceConnection): Promise<ActiveTurn[]> {
+    const list = this.deps.chat?.activeTurns;
+    if (!list) return [];
+    try {
+      return await withTimeout(list(connection.session!), WELCOME_TURNS_MS, "active turns");
+    } catch (error) {
+      this.deps.platform.logger.warn({ err: (error as Error).message }, "welcome sent without active turns");
+      return [];
+    }
   }
 
   /** A fresh token on the open socket; it must belong to the same user. */
@@ -273,13 +299,24 @@ class FrameHandler {
     this.armExpiry(connection, user.expiresAt);
   }
 
-  private async chat(connection: DeviceConnection, frame: Extract<DeviceFrame, { type: "chat" | "chat_cancel" }>) {
+  private async chat(
+    connection: DeviceConnection,
+    frame: Extract<DeviceFrame, { type: "chat" | "chat_cancel" | "chat_resume" }>,
+  ) {
     const session = connection.session!;
     const send = (out: ServerFrame) => connection.send(out);
     const handlers = this.deps.chat;
     try {
       if (frame.type === "chat_cancel") {
         if (handlers?.onChatCancel) await handlers.onChatCancel(session, frame, send);
+        return;
+      }
+      if (frame.type === "chat_resume") {
+        // Counted like a chat frame: a reconnect resumes a handful of turns, a loop of resumes is refused.
+        if (!(await this.withinRate(connection, frame.request_id))) return;
+        if (handlers?.onChatResume) await handlers.onChatResume(session, frame, send);
+        else
+          this.error(connection, FrameError.notResumable, "turns cannot be resumed on this server", frame.request_id);
         return;
       }
       if (!(await this.withinRate(connection, frame.request_id))) return;
@@ -340,10 +377,12 @@ class FrameHandler {
   private armExpiry(connection: DeviceConnection, expiresAtS: number): void {
     clearTimeout(connection.expiryTimer);
     connection.tokenExpiresAt = expiresAtS;
-    connection.expiryTimer = setTimeout(
-      () => connection.close(CloseCode.tokenExpired, "token expired"),
-      Math.max(0, expiresAtS * 1000 - Date.now()),
-    );
+    const left = expiresAtS * 1000 - Date.now();
+    // Timers past 2^31-1 ms (24.8 days) fire at once: a long-lived token re-arms instead.
+    connection.expiryTimer =
+      left > MAX_TIMER_MS
+        ? setTimeout(() => this.armExpiry(connection, expiresAtS), MAX_TIMER_MS)
+        : setTimeout(() => connection.close(CloseCode.tokenExpired, "token expired"), Math.max(0, left));
   }
 
   /** A hello out of bounds or malformed: the field and why, then close 4400 (the SDK does not retry it). */

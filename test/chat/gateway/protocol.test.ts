@@ -65,6 +65,7 @@ describe("authentication", () => {
       connection_id: expect.any(String),
       heartbeat_s: 15,
       protocol: 1,
+      active_turns: [],
     });
     socket.ws.close();
   });

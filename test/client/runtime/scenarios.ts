@@ -2,8 +2,10 @@
 // uses: in Bun directly, and bundled for Node (node-main.mjs) and Chromium (the page in
 // runtimes.test.ts). Nothing here may use an API of one runtime only. The test process drives the
 // server side through `control` (tokens, stopping and restarting the server, device RPC calls,
-// agent runs over the small directory the device serves).
+// agent runs over the small directory the device serves). The resume scenario (./resume.ts) runs
+// against a scripted server instead, which drops the socket mid-turn at a known chunk.
 import type * as Sdk from "../../../src/client";
+import { type ResumeResult, runResumeScenario } from "./resume";
 
 export interface ScenarioConfig {
   /** The device socket's URL, through a proxy whose port survives the server's restart. */
@@ -11,6 +13,8 @@ export interface ScenarioConfig {
   /** Base URL of the test's control endpoints for this run. */
   control: string;
   label: string;
+  /** A scripted server playing the resume scenario (support/scripted-server.ts `resumeScript`). */
+  resumeWsUrl: string;
 }
 
 export interface ScenarioResults {
@@ -20,6 +24,7 @@ export interface ScenarioResults {
   renewal: { staleRequests: boolean[]; afterwards: string } | string;
   restart: Record<string, unknown> | string;
   closed: { code: string; within1s: boolean } | string;
+  resume: ResumeResult | string;
   uncaught: string[];
 }
 
@@ -109,6 +114,7 @@ export async function runScenarios(
     renewal: "not run",
     restart: "not run",
     closed: "not run",
+    resume: "not run",
   };
   const attempt = async <K extends keyof typeof results>(key: K, run: () => Promise<(typeof results)[K]>) => {
     try {
@@ -230,6 +236,8 @@ export async function runScenarios(
     return { code, within1s: Date.now() - started < 1000 };
   });
   client.close();
+
+  await attempt("resume", () => runResumeScenario(sdk, config.resumeWsUrl, WebSocketImpl));
   return results;
 }
 
