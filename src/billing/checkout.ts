@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { conflict, UnconfiguredError, unavailable } from "../shared/errors";
 import type { VerbArgs } from "../shared/verb";
-import { priceVariable, redirectUrl, requireStripe } from "./config";
+import { checkoutSuccessUrl, priceVariable, redirectUrl, requireStripe } from "./config";
 import type { BillingContext } from "./context";
 import { ensureCustomer } from "./customer";
 import type { CheckoutInput, CheckoutResult } from "./model";
@@ -71,7 +71,7 @@ export async function createCheckout({
         customer,
         client_reference_id: userId,
         line_items: [{ price, quantity: 1 }],
-        success_url: successUrl,
+        success_url: checkoutSuccessUrl(ctx.config, successUrl),
         cancel_url: cancelUrl,
         metadata: { user_id: userId, tier: input.tier },
         subscription_data: { metadata: { user_id: userId } },

@@ -18,6 +18,8 @@ export interface BillingConfig {
   portalReturnUrl: string;
   /** Scheme + host pairs a client may redirect to, e.g. `https://app.adiuva.ai`, `adiuva://billing`. */
   redirectOrigins: Set<string>;
+  /** The app's deep link (APP_DEEP_LINK) the billing pages open, each with its own path appended. */
+  appDeepLink: string;
 }
 
 export function billingConfig(env: Env): BillingConfig {
@@ -45,6 +47,7 @@ export function billingConfig(env: Env): BillingConfig {
     cancelUrl,
     portalReturnUrl,
     redirectOrigins,
+    appDeepLink: env.APP_DEEP_LINK,
   };
 }
 
@@ -85,6 +88,22 @@ export function tierForPrice(config: BillingConfig, priceId: string | null | und
   for (const tier of PAID_TIERS) if (config.prices[tier] === priceId) return tier;
   return null;
 }
+
+/** Stripe writes the Checkout Session's id where this placeholder stands in `success_url`. */
+const SESSION_ID_PARAMETER = "session_id={CHECKOUT_SESSION_ID}";
+
+/**
+ * The success URL a Checkout Session is created with: this deployment's success page gets the
+ * session id, so the page can confirm the payment with Stripe and show the plan. A URL the client
+ * chose elsewhere (the app's own scheme) is left as given. Appended as text: Stripe substitutes
+ * only the literal braces, which URLSearchParams would percent-encode.
+ */
+export function checkoutSuccessUrl(config: BillingConfig, url: string): string {
+  if (url.includes("{CHECKOUT_SESSION_ID}") || withoutQuery(url) !== withoutQuery(config.successUrl)) return url;
+  return `${url}${url.includes("?") ? "&" : "?"}${SESSION_ID_PARAMETER}`;
+}
+
+const withoutQuery = (url: string) => url.split(/[?#]/)[0];
 
 /** The client's redirect URL if its origin is allowed, the default when none was given; else 422. */
 export function redirectUrl(config: BillingConfig, field: string, requested: string | undefined, fallback: string) {

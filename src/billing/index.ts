@@ -1,3 +1,4 @@
+import { Elysia } from "elysia";
 import type { ServiceModule } from "../shared/app";
 import { migrate } from "../shared/db";
 import type { Platform } from "../shared/platform";
@@ -6,6 +7,7 @@ import { billingConfig } from "./config";
 import type { BillingContext } from "./context";
 import { migrations } from "./migrations";
 import { OutboxRelay } from "./outbox";
+import { billingPages } from "./pages";
 import { BILLING_PREFIX, billingRoutes } from "./routes";
 
 export { BILLING_PREFIX } from "./routes";
@@ -29,7 +31,8 @@ export async function createBillingService(platform: Platform): Promise<ServiceM
   return {
     name: "billing",
     prefix: BILLING_PREFIX,
-    plugin: billingRoutes(ctx),
+    // The API, and beside it the pages Stripe sends the browser back to (docs/pages.md).
+    plugin: new Elysia({ name: "billing-service" }).use(billingRoutes(ctx)).use(billingPages(ctx)),
     async start() {
       await migrate(platform.db, "billing", migrations);
       if (!config.stripe || !config.webhookSecret) {

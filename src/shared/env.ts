@@ -254,6 +254,15 @@ export class ConfigError extends StartupError {
 /** Reads a file a variable names, once at start; a missing or unreadable one is a ConfigError naming both. */
 export function readConfigFile(variable: string, path: string): string {
   try {
+  /**
+   * The desktop app's deep link, which the billing pages open (and offer as a button); each page
+   * appends its own path to it (`billing/success`). Any `scheme://`: `adiuva://`, or an https link.
+   */
+  APP_DEEP_LINK: z
+    .string()
+    .trim()
+    .regex(/^[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]*$/i, "must be scheme://... with no spaces or quotes")
+    .default("adiuva://"),
     return readFileSync(path, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;

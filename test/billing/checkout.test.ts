@@ -25,7 +25,8 @@ describe("POST /checkout", () => {
       customer: customer?.id,
       client_reference_id: userId,
       line_items: [{ price: PRICES.pro, quantity: "1" }],
-      success_url: `${PUBLIC_URL}/billing/success`,
+      // Stripe fills in the session id, which the success page confirms with Stripe (docs/pages.md).
+      success_url: `${PUBLIC_URL}/billing/success?session_id={CHECKOUT_SESSION_ID}`,
       cancel_url: `${PUBLIC_URL}/billing/cancel`,
       subscription_data: { metadata: { user_id: userId } },
     });

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import SwaggerParser from "@apidevtools/swagger-parser";
 import { validate as readmeValidate } from "@readme/openapi-parser";
+import { BILLING_PAGES_PREFIX } from "../../src/billing/pages";
 import { SERVICE_NAMES } from "../../src/shared/env";
 import { createTestContext, type TestContext } from "../../src/shared/testing";
 import { startService } from "./support";
@@ -91,6 +92,8 @@ describe.each([...SERVICE_NAMES, "all"])("the %s document", (name) => {
     const keys = operations(document).map(({ key }) => key);
     expect(keys.filter((key) => key.startsWith("ws ") || key.endsWith(" /api/v1/ws/device"))).toEqual([]);
     expect(keys.filter((key) => / \/(health|ready|docs)/.test(key))).toEqual([]);
+    // The billing pages are HTML for people, left out on purpose (docs/pages.md).
+    expect(keys.filter((key) => key.includes(` ${BILLING_PAGES_PREFIX}`))).toEqual([]);
   });
 
   test("its docs page loads its script from the service itself", async () => {

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { basename } from "node:path";
 import { parse } from "yaml";
+import { BILLING_PAGES_PREFIX } from "../../src/billing/pages";
 import { serviceFactories } from "../../src/services";
 import { Env, loadEnv, requiredInProduction, SERVICE_NAMES, type ServiceName } from "../../src/shared/env";
 import { createTestContext } from "../../src/shared/testing";
@@ -222,17 +223,30 @@ describe("traefik", () => {
     ),
   );
 
-  test("routers serve only /api/v1 on the TLS entry point; health, ready and metrics stay private", () => {
+  // Besides the API, only the billing pages (the prefix itself and what is under it) reach a service.
+  const pagePaths = [BILLING_PAGES_PREFIX, `${BILLING_PAGES_PREFIX}/`];
+  test("routers serve only /api/v1 and the billing pages on the TLS entry point; health, ready and metrics stay private", () => {
     for (const router of routers) {
       expect({ router: router.name, entrypoints: router.entrypoints }).toEqual({
         router: router.name,
         entrypoints: "websecure",
       });
-      for (const { path } of pathMatchers(router.rule)) expect(path.startsWith("/api/v1/")).toBe(true);
+      for (const { path } of pathMatchers(router.rule)) {
+        expect({ path, routed: path.startsWith("/api/v1/") || pagePaths.includes(path) }).toEqual({
+          path,
+          routed: true,
+        });
+      }
     }
     expect(routers.map((router) => pathMatchers(router.rule)[0]?.path).sort()).toEqual(
       expect.arrayContaining(["/api/v1/agents", "/api/v1/auth", "/api/v1/billing", "/api/v1/chat", "/api/v1/ws/"]),
     );
+    const pages = routers.find((router) => router.name === "billing-pages");
+    expect(pathMatchers(pages?.rule ?? "")).toEqual([
+      { kind: "Path", path: BILLING_PAGES_PREFIX },
+      { kind: "PathPrefix", path: `${BILLING_PAGES_PREFIX}/` },
+    ]);
+    expect(pages?.service).toBe("billing");
   });
 
   test("login and register are rate limited", () => {

@@ -199,6 +199,20 @@ describe("edge rate limits", () => {
     expect(routerFor("/api/v1/ws/device")?.name).toBe("ws");
     expect(routerFor("/api/v1/wsx")).toBeUndefined();
     expect(routerFor("/api/v1/ws")).toBeUndefined();
+  test("the billing pages router takes /billing and /billing/…, and leaves the billing API and /billingx alone", () => {
+    for (const path of ["/billing", "/billing/", "/billing/success", "/billing/assets/pages.css", "/billing/a/b"]) {
+      expect({ path, router: routerFor(path)?.name }).toEqual({ path, router: "billing-pages" });
+    }
+    expect(routerFor("/billingx")).toBeUndefined();
+    expect(routerFor("/api/v1/billing/checkout")?.name).toBe("billing");
+  });
+
+  test("the billing pages see the client's address, as auth does: the same proxy hops", () => {
+    const hops = (name: string) => compose.services[name]?.environment?.TRUSTED_PROXY_HOPS;
+    expect(hops("billing-service")).toBeDefined();
+    expect(hops("billing-service")).toBe(hops("auth-service"));
+  });
+
   });
 });
 

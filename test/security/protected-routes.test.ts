@@ -22,6 +22,15 @@ const PUBLIC_ROUTES: Record<string, string> = {
   "POST /api/v1/billing/webhook": "authenticated by Stripe's signature",
   "WS /api/v1/ws/device": "authenticated by the hello frame or header (close 4401; see the gateway tests)",
   "GET /api/v1/ws/device/tools.json": "the device tool contract: protocol, not data",
+  // The pages a browser lands on after Stripe (docs/pages.md): no token exists there. The success
+  // page and its poll show a plan name only, for a session Stripe confirms; all are rate limited per IP.
+  "GET /billing": "the customer portal's return page",
+  "GET /billing/success": "checkout's success page",
+  "GET /billing/success/status": "the success page's poll, answering for the session in its URL",
+  "GET /billing/cancel": "checkout's cancel page",
+  "GET /billing/assets/pages.css": "the pages' stylesheet",
+  "GET /billing/assets/pages.js": "the pages' script",
+  "GET /billing/*": "the pages' 404 page",
 };
 
 let ctx: TestContext;

@@ -23,7 +23,7 @@ export interface FakeStripeOptions {
 }
 
 /**
- * A small in-memory Stripe API on a free port: customers, Checkout Sessions, subscriptions
+ * A small in-memory Stripe API on a free port: customers, Checkout Sessions (create, retrieve), subscriptions
  * (retrieve/update/cancel) and billing portal sessions, speaking Stripe's form-encoded requests and
  * JSON error shape, honouring Idempotency-Key like Stripe does (same key and body: the stored
  * response; same key, other body: 400). The real SDK talks to it through host/port/protocol.
@@ -77,8 +77,24 @@ export class FakeStripe {
       price: lineItems[0]?.price ?? "price_unknown",
       metadata: data.metadata ?? {},
     });
-    Object.assign(session, { status: "complete", payment_status: "paid", subscription: subscription.id });
+    const customer = this.customers.get(String(session.customer));
+    Object.assign(session, {
+      status: "complete",
+      payment_status: "paid",
+      subscription: subscription.id,
+      // What Stripe adds once the customer has paid: their address and the amount, private to them.
+      customer_details: { email: customer?.email ?? null, name: null },
+      amount_total: 1900,
+      currency: "eur",
+    });
     return { session, subscription };
+  }
+
+  /** Where Stripe sends the browser after payment: `success_url` with the session id filled in. */
+  successRedirect(sessionId: string): string {
+    const session = this.sessions.get(sessionId);
+    if (!session) throw new Error(`no session ${sessionId}`);
+    return String(session.success_url).replaceAll("{CHECKOUT_SESSION_ID}", sessionId);
   }
 
   createSubscription(input: { customer: string; price: string; metadata?: Record<string, string> }): StripeObject {
@@ -257,6 +273,10 @@ export class FakeStripe {
       };
       this.sessions.set(id, session);
       return ok(session);
+    }
+    if (first === "checkout" && second === "sessions" && method === "GET" && third) {
+      const session = this.sessions.get(third);
+      return session ? ok(session) : missing("checkout.session", third);
     }
     if (first === "subscriptions" && second) {
       const subscription = this.subscriptions.get(second);
