@@ -1,6 +1,7 @@
 import { Elysia } from "elysia";
 import type { ServiceModule } from "../shared/app";
 import { fileList, loadKeyRing } from "../shared/auth/key-ring";
+import { withLegacyTokens } from "../shared/auth/legacy-tokens";
 import { withRevocations } from "../shared/auth/revocations";
 import { createTokenVerifier, tokenPolicy } from "../shared/auth/verifier";
 import { migrate } from "../shared/db";
@@ -40,7 +41,10 @@ export async function createAuthService(platform: Platform): Promise<ServiceModu
     logger,
     ring,
     verifier: withRevocations(
-      createTokenVerifier({ source: { kind: "keys", keys: () => ring.keys }, ...tokenPolicy(env) }),
+      withLegacyTokens(
+        createTokenVerifier({ source: { kind: "keys", keys: () => ring.keys }, ...tokenPolicy(env) }),
+        platform.legacyTokens,
+      ),
       platform.revocations,
     ),
     secrets: await loadAuthSecrets(env.MASTER_KEY_FILE),

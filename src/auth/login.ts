@@ -1,7 +1,8 @@
-import { eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { tooManyRequests, unauthorized } from "../shared/errors";
 import type { ClientInfo, PublicVerbArgs } from "../shared/verb";
 import { type AuthContext, ipGate, normalizeEmail, signInSubjects, toUser } from "./context";
+import { passwordHashFormat } from "./legacy-hashes";
 import type { AttemptOutcome } from "./lockout";
 import type { LoginInput, Session } from "./model";
 import { startSession } from "./sessions";
@@ -10,6 +11,7 @@ import { users } from "./tables";
 /**
  * Signs in. An unknown e-mail and a wrong password give the same error after the same work (one
  * argon2 verification); both count as failures for the account and the IP (see `signInSubjects`).
+ * A hash of the monolith's (or of older argon2 costs) is replaced by the current one on success.
  */
 export async function login({
   ctx,
@@ -26,7 +28,35 @@ export async function login({
     .limit(1);
   const ok = await passwordAttempt(ctx, { email, ip }, () => ctx.passwords.verify(input.password, user?.passwordHash));
   if (!ok || !user) throw unauthorized("invalid_credentials", "invalid e-mail or password");
+  await upgradePasswordHash(ctx, user, input.password);
   return { user: toUser(user), ...(await startSession(ctx, user)) };
+}
+
+/**
+ * Now that the password is known, replaces a hash of another format or cost with the current
+ * argon2id. Only where the stored hash is still the one just verified, so a password changed in
+ * the meantime (or another sign-in's upgrade) is never overwritten. A failure (the hashing queue
+ * full, the database away) leaves the old hash, which still verifies: the next sign-in tries again.
+ */
+async function upgradePasswordHash(
+  ctx: AuthContext,
+  user: { id: string; passwordHash: string },
+  password: string,
+): Promise<void> {
+  if (!ctx.passwords.needsRehash(user.passwordHash)) return;
+  try {
+    const rehashed = await ctx.passwords.hash(password);
+    const updated = await ctx.db
+      .update(users)
+      .set({ passwordHash: rehashed })
+      .where(and(eq(users.id, user.id), eq(users.passwordHash, user.passwordHash)))
+      .returning({ id: users.id });
+    if (updated.length > 0) {
+      ctx.logger.info({ user_id: user.id, from: passwordHashFormat(user.passwordHash) }, "password hash upgraded");
+    }
+  } catch (error) {
+    ctx.logger.warn({ err: String(error), user_id: user.id }, "password hash upgrade failed");
+  }
 }
 
 /**

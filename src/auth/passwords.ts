@@ -1,9 +1,15 @@
 import type { Env } from "../shared/env";
 import { ServiceError } from "../shared/errors";
+import { argon2Params, passwordHashFormat, verifyLegacyHash } from "./legacy-hashes";
+
+/** The argon2 version Bun.password writes (0x13), and its parallelism, which it does not let us set. */
+const ARGON2_CURRENT_VERSION = 19;
+const ARGON2_CURRENT_PARALLELISM = 1;
 
 /**
  * argon2id through Bun.password with a cap on hashes in flight: each takes PASSWORD_HASH_MEMORY_KIB,
  * so a burst of logins queues (bounded) instead of exhausting memory, and overflows with a 503.
+ * It also verifies the monolith's formats (`legacy-hashes.ts`), under the same cap.
  */
 export class PasswordHasher {
   private active = 0;
@@ -25,11 +31,30 @@ export class PasswordHasher {
     return this.limited(() => Bun.password.hash(password, this.options));
   }
 
-  /** Verifies against `hash`, or against a dummy hash when there is none (unknown e-mail): same cost. */
+  /**
+   * Verifies against `hash` in any format auth knows, or against a dummy hash when there is none
+   * (unknown e-mail) or it is of no known format: the same cost as a real check, and `false`.
+   */
   async verify(password: string, hash: string | undefined): Promise<boolean> {
-    const target = hash ?? (await this.dummy);
-    const ok = await this.limited(() => Bun.password.verify(password, target));
-    return ok && hash !== undefined;
+    const known = hash !== undefined && passwordHashFormat(hash) !== undefined;
+    const target = known ? hash : await this.dummy;
+    const ok = await this.limited(() => verifyLegacyHash(password, target));
+    return ok && known;
+  }
+
+  /**
+   * Whether a hash that has just verified should be replaced: anything but argon2id with exactly
+   * the configured memory and passes (an imported bcrypt or pbkdf2 hash, argon2i, older costs).
+   */
+  needsRehash(hash: string): boolean {
+    const params = argon2Params(hash);
+    return !(
+      params?.variant === "argon2id" &&
+      params.version === ARGON2_CURRENT_VERSION &&
+      params.memoryKib === this.env.PASSWORD_HASH_MEMORY_KIB &&
+      params.timeCost === this.env.PASSWORD_HASH_TIME_COST &&
+      params.parallelism === ARGON2_CURRENT_PARALLELISM
+    );
   }
 
   private async limited<T>(work: () => Promise<T>): Promise<T> {

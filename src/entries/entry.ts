@@ -1,4 +1,6 @@
+import { importCommand } from "../import/command";
 import { ensureDatabasePassword, ensureKeyFiles } from "../shared/auth/keygen";
+import type { Migration } from "../shared/db";
 import type { ServiceName } from "../shared/env";
 import { exitOnStartupFailure, healthcheck, runServices, type ServiceFactory } from "../shared/run";
 
@@ -24,10 +26,19 @@ export async function keysCommand(args: string[]): Promise<number> {
  * src/entries/<service>.ts, so it carries that service's code only). SERVICE_NAME may be unset or
  * name this service; anything else is refused with one line.
  */
-export async function runEntry(name: ServiceName, factory: ServiceFactory, argv: string[], source: NodeJS.ProcessEnv) {
+export async function runEntry(
+  name: ServiceName,
+  factory: ServiceFactory,
+  argv: string[],
+  source: NodeJS.ProcessEnv,
+  /** The service's own migrations: `import` applies these, and needs the other schemas to exist. */
+  migrations: Migration[],
+) {
   const command = argv[2];
   if (command === "healthcheck") process.exit(await healthcheck(source));
   if (command === "keys") process.exit(await keysCommand(argv.slice(3)));
+  // The monolith's data (docs/migration.md); any executable can run it, whichever service it is.
+  if (command === "import") process.exit(await importCommand(argv.slice(3), source, { [name]: migrations }));
   const requested = source.SERVICE_NAME;
   if (requested && requested !== name) {
     console.error(`invalid configuration: SERVICE_NAME: this executable runs ${name} only (got '${requested}')`);

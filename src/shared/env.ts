@@ -18,6 +18,23 @@ const optionalString = z
   .transform((value) => (value === "" ? undefined : value))
   .optional();
 
+/**
+ * An instant as an ISO 8601 date (`2026-03-31`: midnight UTC) or date-time with its offset
+ * (`2026-03-31T18:00:00+02:00`); a date-time without one would depend on the host's time zone.
+ */
+const optionalInstant = z
+  .string()
+  .trim()
+  .transform((value) => (value === "" ? undefined : value))
+  .pipe(
+    z
+      .union([z.iso.date(), z.iso.datetime({ offset: true })], "must be an ISO date or a date-time with its offset")
+      .transform((value) => new Date(value))
+      .refine((date) => !Number.isNaN(date.getTime()), "must be a real date")
+      .optional(),
+  )
+  .optional();
+
 /** Every variable any service reads; each service validates the ones it needs in `requireFor`. */
 export const Env = z.object({
   SERVICE_NAME: z.enum([...SERVICE_NAMES, "all"]),
@@ -119,6 +136,13 @@ export const Env = z.object({
    */
   JWT_EXTRA_PUBLIC_KEY_FILES: optionalString,
   JWKS_URL: optionalUrl,
+  /**
+   * The monolith's HMAC secret, in a file like every secret. With LEGACY_JWT_UNTIL, every service
+   * also accepts the monolith's HS256 access tokens until that instant (docs/migration.md).
+   */
+  LEGACY_JWT_SECRET_FILE: optionalString,
+  /** The end of that window; from then on HS256 is refused again, as without these two variables. */
+  LEGACY_JWT_UNTIL: optionalInstant,
   ACCESS_TOKEN_TTL_S: z.coerce.number().int().positive().default(900),
   REFRESH_TOKEN_TTL_S: z.coerce
     .number()
@@ -170,6 +194,15 @@ export const Env = z.object({
   CHAT_TOOL_DEADLINE_MS: z.coerce.number().int().positive().default(15_000),
   /** Longest silence on a chat SSE stream before a `: keep-alive` comment goes out (proxies cut idle streams). */
   CHAT_SSE_KEEPALIVE_MS: z.coerce.number().int().min(10).default(15_000),
+  /** How long a turn's chunks stay resumable (`chat_resume`, `GET /chat/:chat_id/stream`) after it ends. */
+  CHAT_RESUME_TTL_S: z.coerce.number().int().min(1).default(600),
+  /**
+   * The lease a chat instance holds on the turns it generates, renewed every third of it: a turn whose
+   * instance stopped renewing (killed) is declared interrupted by another instance within about this long.
+   */
+  CHAT_TURN_LEASE_MS: z.coerce.number().int().min(300).default(3000),
+  /** Turns one user may have generating at once, across devices and instances; more are refused with 429. */
+  CHAT_MAX_RUNNING_TURNS: z.coerce.number().int().min(1).default(8),
   /** How long a journey frame from a device waits for an agent replica before it is withdrawn and the device told. */
   JOURNEY_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   /** Time memory retrieval may take before a reply goes on without memories. */
@@ -194,15 +227,6 @@ export const Env = z.object({
   /**
    * Lock on a running job, renewed every half of it: a replica silent for this long loses its run
    * to another one. With the stalled check below, a dead replica's runs move within 15 s.
-  /** How long a turn's chunks stay resumable (`chat_resume`, `GET /chat/:chat_id/stream`) after it ends. */
-  CHAT_RESUME_TTL_S: z.coerce.number().int().min(1).default(600),
-  /**
-   * The lease a chat instance holds on the turns it generates, renewed every third of it: a turn whose
-   * instance stopped renewing (killed) is declared interrupted by another instance within about this long.
-   */
-  CHAT_TURN_LEASE_MS: z.coerce.number().int().min(300).default(3000),
-  /** Turns one user may have generating at once, across devices and instances; more are refused with 429. */
-  CHAT_MAX_RUNNING_TURNS: z.coerce.number().int().min(1).default(8),
    */
   AGENT_JOB_LOCK_MS: z.coerce.number().int().min(500).default(8_000),
   /** How often agent replicas look for running jobs whose lock lapsed. */
@@ -231,6 +255,15 @@ export const Env = z.object({
   /** Where the customer portal's "return" link goes; unset: PUBLIC_URL + /billing. */
   BILLING_PORTAL_RETURN_URL: optionalUrl,
   /**
+   * The desktop app's deep link, which the billing pages open (and offer as a button); each page
+   * appends its own path to it (`billing/success`). Any `scheme://`: `adiuva://`, or an https link.
+   */
+  APP_DEEP_LINK: z
+    .string()
+    .trim()
+    .regex(/^[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]*$/i, "must be scheme://... with no spaces or quotes")
+    .default("adiuva://"),
+  /**
    * Comma-separated origins (e.g. `https://app.adiuva.ai,adiuva://billing`) a client may name as
    * success/cancel/return URL; the defaults' origins and PUBLIC_URL's are always allowed.
    */
@@ -254,15 +287,6 @@ export class ConfigError extends StartupError {
 /** Reads a file a variable names, once at start; a missing or unreadable one is a ConfigError naming both. */
 export function readConfigFile(variable: string, path: string): string {
   try {
-  /**
-   * The desktop app's deep link, which the billing pages open (and offer as a button); each page
-   * appends its own path to it (`billing/success`). Any `scheme://`: `adiuva://`, or an https link.
-   */
-  APP_DEEP_LINK: z
-    .string()
-    .trim()
-    .regex(/^[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]*$/i, "must be scheme://... with no spaces or quotes")
-    .default("adiuva://"),
     return readFileSync(path, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
@@ -295,6 +319,10 @@ export function loadEnv(source: Record<string, string | undefined> = process.env
   const env = parsed.data;
   if (env.METRICS_PORT !== undefined && env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
     throw new ConfigError("invalid configuration: METRICS_PORT must differ from PORT");
+  }
+  if ((env.LEGACY_JWT_SECRET_FILE === undefined) !== (env.LEGACY_JWT_UNTIL === undefined)) {
+    // Half a window is a mistake either way: a secret with no end, or an end with nothing to accept.
+    throw new ConfigError("invalid configuration: LEGACY_JWT_SECRET_FILE and LEGACY_JWT_UNTIL must be set together");
   }
   if (env.NODE_ENV === "production") {
     const services = env.SERVICE_NAME === "all" ? SERVICE_NAMES : [env.SERVICE_NAME];

@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { type LegacyTokenWindow, legacyTokenWindowFromEnv, withLegacyTokens } from "./auth/legacy-tokens";
 import { databaseLedger } from "./auth/revocation-ledger";
 import { SessionRevocations, withRevocations } from "./auth/revocations";
 import type { TokenVerifier } from "./auth/verifier";
@@ -32,6 +33,11 @@ export interface Platform {
   keys: Keys;
   /** Checks signature, claims and that the token's session has not been revoked. */
   verifier: TokenVerifier;
+  /**
+   * The monolith's HS256 tokens, while LEGACY_JWT_SECRET_FILE and LEGACY_JWT_UNTIL say so: already
+   * part of `verifier`; a service that builds a verifier of its own (auth) wraps it with this too.
+   */
+  legacyTokens?: LegacyTokenWindow;
   revocations: SessionRevocations;
   /** Cleanups run in reverse order by `closePlatform`. */
   cleanups: Array<() => Promise<void> | void>;
@@ -50,6 +56,9 @@ export interface PlatformOptions {
 export function createPlatform(options: PlatformOptions): Platform {
   const { env, logger } = options;
   const instanceId = options.instanceId ?? env.INSTANCE_ID ?? crypto.randomUUID();
+  const metrics = options.metrics ?? new Metrics({ defaultMetrics: env.NODE_ENV !== "test" });
+  // Reads its secret file, which may fail: before any connection is opened, so nothing is left behind.
+  const legacyTokens = legacyTokenWindowFromEnv(env, { metrics, logger });
   const database =
     options.database ??
     openDatabase({
@@ -84,14 +93,15 @@ export function createPlatform(options: PlatformOptions): Platform {
     env,
     instanceId,
     logger: logger.child({ instance: instanceId }),
-    metrics: options.metrics ?? new Metrics({ defaultMetrics: env.NODE_ENV !== "test" }),
+    metrics,
     database,
     db: database.db,
     redis,
     subscriber,
     bus,
     keys,
-    verifier: withRevocations(options.verifier, revocations),
+    verifier: withRevocations(withLegacyTokens(options.verifier, legacyTokens), revocations),
+    legacyTokens,
     revocations,
     cleanups,
   };

@@ -86,7 +86,7 @@ export type KeySource =
   | { kind: "keys"; keys: () => PublicKeyEntry[] };
 
 /** Tokens are a few hundred bytes; anything far larger is refused before any parsing. */
-const MAX_TOKEN_LENGTH = 8192;
+export const MAX_TOKEN_LENGTH = 8192;
 
 /** Seconds a verifier accepts a token past its `exp` or before its `iat` (clock skew between hosts). */
 export const DEFAULT_CLOCK_TOLERANCE_S = 5;
@@ -109,7 +109,8 @@ export const tokenPolicy = (env: { JWT_ISSUER: string; JWT_AUDIENCE: string; ACC
 
 /**
  * Builds a verifier that accepts only RS256 tokens from the policy's issuer, for its audience, no
- * longer-lived than it allows, whose `kid` names a known key.
+ * longer-lived than it allows, whose `kid` names a known key. The monolith's HS256 tokens are
+ * accepted beside it only through `withLegacyTokens` (`legacy-tokens.ts`), during a bounded window.
  */
 export function createTokenVerifier(options: { source: KeySource } & TokenPolicy): TokenVerifier {
   const getKey = keyResolver(options.source);
@@ -138,7 +139,7 @@ export function createTokenVerifier(options: { source: KeySource } & TokenPolicy
           ...(claims.data.sid ? { sessionId: claims.data.sid } : {}),
         };
       } catch (error) {
-        throw error instanceof TokenError ? error : new TokenError(classify(error));
+        throw error instanceof TokenError ? error : new TokenError(rejectionOf(error));
       }
     },
   };
@@ -205,7 +206,8 @@ async function importSet(set: JSONWebKeySet): Promise<Map<string, CryptoKey>> {
   return map;
 }
 
-function classify(error: unknown): TokenRejection {
+/** The rejection a jose error stands for (also used by the legacy HS256 path, `legacy-tokens.ts`). */
+export function rejectionOf(error: unknown): TokenRejection {
   if (error instanceof joseErrors.JWTExpired) return "token_expired";
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return "token_alg_not_allowed";
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) return "token_signature_invalid";
