@@ -122,7 +122,7 @@ export function chatRoutes(ctx: ChatServiceContext) {
       {
         params: ChatParams,
         // 400: a body that is not JSON (the route takes none, but refuses one it cannot parse).
-      response: responses({ 202: StopReply }, ...SIGNED_IN, 400, 404, 409, 422),
+        response: responses({ 202: StopReply }, ...SIGNED_IN, 400, 404, 409, 422),
         detail: {
           summary: "Stop the conversation's running turn, on whichever instance generates it",
           description:
