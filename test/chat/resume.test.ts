@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { DefaultChatTransport, type UIMessageChunk } from "ai";
 import { Redis } from "ioredis";
-import { eventually, testKeys } from "../../src/shared/testing";
-import { rawSocket } from "./gateway/helpers";
+import { eventually } from "../../src/shared/testing";
+import { rawSocket, spawnChatInstance } from "./gateway/helpers";
 import { type ChatHarness, type ChatInstance, readSse, sseFields, startChat, upstreamFor } from "./harness";
 
 const LEASE_MS = 600;
@@ -244,36 +244,14 @@ describe("stop from anywhere", () => {
 });
 
 describe("an instance that dies mid-turn", () => {
-  async function spawnInstance() {
-    const keys = await testKeys();
-    const child = Bun.spawn(["bun", `${import.meta.dir}/gateway/fixtures/chat-instance.ts`, h.ctx.keyPrefix], {
-      env: {
-        ...process.env,
-        SERVICE_NAME: "chat",
-        NODE_ENV: "test",
-        LOG_LEVEL: "silent",
-        HOST: "127.0.0.1",
-        DATABASE_URL: h.ctx.databaseUrl,
-        REDIS_URL: h.ctx.redisUrl,
-        JWT_PUBLIC_KEY_FILE: keys.publicKeyFile,
-        LLM_BASE_URL: h.llm.url,
-        LLM_API_KEY: "sk-test",
-        CHAT_TURN_LEASE_MS: String(LEASE_MS),
-      },
-      stdout: "pipe",
-      stderr: "inherit",
+  const spawnInstance = async () => {
+    const spawned = await spawnChatInstance(h.ctx, {
+      LLM_BASE_URL: h.llm.url,
+      LLM_API_KEY: "sk-test",
+      CHAT_TURN_LEASE_MS: String(LEASE_MS),
     });
-    h.ctx.defer(() => child.kill("SIGKILL"));
-    const reader = child.stdout.getReader();
-    let text = "";
-    while (!text.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error("instance exited before listening");
-      text += new TextDecoder().decode(value);
-    }
-    const { port } = JSON.parse(text) as { port: number };
-    return { child, wsUrl: `ws://127.0.0.1:${port}/api/v1/ws/device` };
-  }
+    return { child: spawned.child, wsUrl: spawned.url };
+  };
 
   const storedReply = async (token: string, chatId: string) =>
     eventually(

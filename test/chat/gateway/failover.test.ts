@@ -12,10 +12,9 @@ import {
   eventually,
   TcpProxy,
   type TestContext,
-  testKeys,
   viaProxy,
 } from "../../../src/shared/testing";
-import { type ChatInstance, connectDevice, reason, startChat, wsUrl } from "./helpers";
+import { type ChatInstance, connectDevice, reason, spawnChatInstance, startChat } from "./helpers";
 
 let ctx: TestContext;
 let b: ChatInstance;
@@ -28,33 +27,7 @@ afterAll(() => ctx.close());
 
 const user = () => `user-${crypto.randomUUID()}`;
 
-async function spawnInstance() {
-  const keys = await testKeys();
-  const child = Bun.spawn(["bun", `${import.meta.dir}/fixtures/chat-instance.ts`, ctx.keyPrefix], {
-    env: {
-      ...process.env,
-      SERVICE_NAME: "chat",
-      NODE_ENV: "test",
-      LOG_LEVEL: "silent",
-      HOST: "127.0.0.1",
-      DATABASE_URL: ctx.databaseUrl,
-      REDIS_URL: ctx.redisUrl,
-      JWT_PUBLIC_KEY_FILE: keys.publicKeyFile,
-    },
-    stdout: "pipe",
-    stderr: "inherit",
-  });
-  ctx.defer(() => child.kill("SIGKILL"));
-  const reader = child.stdout.getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("instance exited before listening");
-    text += new TextDecoder().decode(value);
-  }
-  const { port } = JSON.parse(text) as { port: number };
-  return { child, url: wsUrl(`http://127.0.0.1:${port}`) };
-}
+const spawnInstance = () => spawnChatInstance(ctx);
 
 describe("instance failure", () => {
   test("killing the device's instance fails calls in flight, clears presence, and the device moves on", async () => {

@@ -4,7 +4,7 @@ import { DeviceClient, type DeviceClientOptions, ToolFailure, type ToolHandler }
 import { DeviceCallError } from "../../../src/shared/device-rpc";
 import type { Platform } from "../../../src/shared/platform";
 import type { RunningServer } from "../../../src/shared/server";
-import type { PlatformOverrides, TestContext } from "../../../src/shared/testing";
+import { type PlatformOverrides, type TestContext, testKeys } from "../../../src/shared/testing";
 
 export type ChatInstance = RunningServer & { platform: Platform; gateway: ChatServiceModule["gateway"]; wsUrl: string };
 
@@ -105,4 +105,38 @@ export async function rawSocket(url: string, init?: { headers?: Record<string, s
     }
   };
   return { ws, frames, closed, next, send: (frame: unknown) => ws.send(JSON.stringify(frame)) };
+}
+
+/**
+ * A chat instance in a process of its own (fixtures/chat-instance.ts) on the context's database,
+ * Redis and key prefix, so a test can SIGKILL it like a crashed container; `env` adds to its
+ * configuration. Killed at the context's close if the test did not.
+ */
+export async function spawnChatInstance(ctx: TestContext, env: Record<string, string> = {}) {
+  const keys = await testKeys();
+  const child = Bun.spawn(["bun", `${import.meta.dir}/fixtures/chat-instance.ts`, ctx.keyPrefix], {
+    env: {
+      ...process.env,
+      SERVICE_NAME: "chat",
+      NODE_ENV: "test",
+      LOG_LEVEL: "silent",
+      HOST: "127.0.0.1",
+      DATABASE_URL: ctx.databaseUrl,
+      REDIS_URL: ctx.redisUrl,
+      JWT_PUBLIC_KEY_FILE: keys.publicKeyFile,
+      ...env,
+    },
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  ctx.defer(() => child.kill("SIGKILL"));
+  const reader = child.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("instance exited before listening");
+    text += new TextDecoder().decode(value);
+  }
+  const { port } = JSON.parse(text) as { port: number };
+  return { child, url: wsUrl(`http://127.0.0.1:${port}`) };
 }
