@@ -1,5 +1,21 @@
 import { sql } from "drizzle-orm";
-import { bigint, check, index, pgSchema, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  check,
+  customType,
+  index,
+  integer,
+  jsonb,
+  pgSchema,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
+
+/** bytea, which drizzle's pg-core has no builder for: the archive of an export. */
+const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({ dataType: () => "bytea" });
 import type { Tier } from "../shared/tiers";
 
 export const authSchema = pgSchema("auth");
@@ -18,12 +34,17 @@ export const users = authSchema.table(
     tierChangedAt: bigint("tier_changed_at", { mode: "number" }),
     /** The user's data key, wrapped with AES-256-GCM under the master key (see crypto.ts). */
     encryptionKey: text("encryption_key").notNull(),
+    /** The language of the user's mails (`en`, `it`): set at register from Accept-Language, then by PUT /me. */
+    locale: text("locale").notNull().default("en"),
+    /** When the address was confirmed through the link mailed to it; null until then. */
+    emailVerifiedAt: timestamp("email_verified_at", { withTimezone: true }),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (table) => [
     uniqueIndex("users_email_lower_key").on(sql`lower(${table.email})`),
     check("users_tier_check", sql`${table.tier} in ('free', 'pro', 'power', 'team')`),
+    check("users_locale_check", sql`${table.locale} in ('en', 'it')`),
   ],
 );
 
@@ -42,6 +63,10 @@ export const sessions = authSchema.table(
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
     /** logout, reuse_detected, tier_downgrade, password_changed. */
     revokedReason: text("revoked_reason"),
+    /** What the client called itself at sign-in (the device name, else its user agent), for GET /auth/sessions. */
+    deviceName: text("device_name"),
+    /** The last refresh of the session's tokens (sign-in for a session never refreshed). */
+    lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (table) => [index("sessions_user_idx").on(table.userId), index("sessions_revoked_at_idx").on(table.revokedAt)],
@@ -76,4 +101,107 @@ export const refreshTokens = authSchema.table(
     index("refresh_tokens_family_idx").on(table.familyId),
     index("refresh_tokens_user_idx").on(table.userId),
   ],
+);
+
+/**
+ * Single-use tokens mailed to a user: a password reset, the verification of their address, or the
+ * confirmation of a new one. Stored only as SHA-256 hashes; `email` is the address the link went to
+ * (for a change, the new address, which takes effect when it confirms).
+ */
+export const emailTokens = authSchema.table(
+  "email_tokens",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    userId: uuid("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    purpose: text("purpose").$type<"password_reset" | "email_verify" | "email_change">().notNull(),
+    tokenHash: text("token_hash").notNull(),
+    email: text("email").notNull(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    usedAt: timestamp("used_at", { withTimezone: true }),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [
+    uniqueIndex("email_tokens_hash_key").on(table.tokenHash),
+    index("email_tokens_user_idx").on(table.userId),
+    check("email_tokens_purpose_check", sql`${table.purpose} in ('password_reset', 'email_verify', 'email_change')`),
+  ],
+);
+
+/**
+ * The durable outbox of mails: written in the transaction of what causes the mail, sent by the
+ * outbox worker with backoff until SMTP takes it. `user_id` has no foreign key on purpose: the
+ * confirmation of an account's deletion is sent after the user row is gone. A sent mail's
+ * payload is emptied, so no address or link outlives its sending.
+ */
+export const mailOutbox = authSchema.table(
+  "mail_outbox",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    userId: uuid("user_id"),
+    toAddress: text("to_address").notNull(),
+    template: text("template").notNull(),
+    locale: text("locale").notNull(),
+    payload: jsonb("payload").notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }).notNull().defaultNow(),
+    sentAt: timestamp("sent_at", { withTimezone: true }),
+    lastError: text("last_error"),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [index("mail_outbox_due_idx").on(table.nextAttemptAt).where(sql`${table.sentAt} is null`)],
+);
+
+/** Accounts erased: only the id and when, for audit. Nothing else of the user survives. */
+export const deletedUsers = authSchema.table("deleted_users", {
+  userId: uuid("user_id").primaryKey(),
+  deletedAt: timestamp("deleted_at", { withTimezone: true }).notNull().defaultNow(),
+});
+
+/**
+ * Which services have erased a deleted user's data; the row set is removed once every service
+ * has (and with it the last row keyed by the user besides `deleted_users`).
+ */
+export const erasures = authSchema.table(
+  "erasures",
+  {
+    userId: uuid("user_id").notNull(),
+    service: text("service").notNull(),
+    erasedAt: timestamp("erased_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [primaryKey({ columns: [table.userId, table.service] })],
+);
+
+/** Data exports: requested by the owner, assembled from every service's part, kept 24 h once ready. */
+export const dataExports = authSchema.table(
+  "exports",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    userId: uuid("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    /** pending (parts arriving), ready (archive kept until expires_at), failed, expired. */
+    status: text("status").$type<"pending" | "ready" | "failed" | "expired">().notNull().default("pending"),
+    archive: bytea("archive"),
+    archiveSha256: text("archive_sha256"),
+    requestedAt: timestamp("requested_at", { withTimezone: true }).notNull().defaultNow(),
+    readyAt: timestamp("ready_at", { withTimezone: true }),
+    expiresAt: timestamp("expires_at", { withTimezone: true }),
+  },
+  (table) => [index("exports_user_idx").on(table.userId)],
+);
+
+/** One service's part of an export, as it arrived (JSON), until the archive is assembled. */
+export const exportParts = authSchema.table(
+  "export_parts",
+  {
+    exportId: uuid("export_id")
+      .notNull()
+      .references(() => dataExports.id, { onDelete: "cascade" }),
+    service: text("service").notNull(),
+    data: jsonb("data").notNull(),
+    receivedAt: timestamp("received_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [primaryKey({ columns: [table.exportId, table.service] })],
 );
