@@ -1,9 +1,9 @@
 import { Elysia } from "elysia";
 import type { ServiceModule } from "../shared/app";
-import { migrate } from "../shared/db";
 import type { DevicePush, DeviceRpc } from "../shared/device-rpc";
 import { type JobQueue, openJobQueue } from "../shared/jobs";
 import { type JourneyQueue, openJourneyQueue } from "../shared/journey-relay";
+import { migrateService } from "../shared/migrate-service";
 import type { Platform } from "../shared/platform";
 import type { RateLimiter } from "../shared/rate-limit";
 import type { AgentContext, AgentModels } from "./context";
@@ -84,7 +84,7 @@ export async function createAgentService(
     prefix: AGENT_PREFIX,
     plugin: new Elysia({ name: "agent" }).use(agentRoutes(ctx)),
     async start() {
-      await migrate(platform.db, "agent", migrations);
+      await migrateService(platform, "agent", migrations);
       await deps.start();
       if (env.AGENT_WORKER) {
         await runner.start();

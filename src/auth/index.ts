@@ -4,10 +4,10 @@ import { fileList, loadKeyRing } from "../shared/auth/key-ring";
 import { withLegacyTokens } from "../shared/auth/legacy-tokens";
 import { withRevocations } from "../shared/auth/revocations";
 import { createTokenVerifier, tokenPolicy } from "../shared/auth/verifier";
-import { migrate } from "../shared/db";
 import { ConfigError } from "../shared/env";
 import type { EventConsumer } from "../shared/events/event-log";
 import { eventLogFor } from "../shared/events/for-platform";
+import { migrateService } from "../shared/migrate-service";
 import type { Platform } from "../shared/platform";
 import { rateLimiterFor } from "../shared/rate-limit";
 import { startTierConsumer } from "./consumer";
@@ -68,7 +68,7 @@ export async function createAuthService(platform: Platform): Promise<ServiceModu
     prefix: AUTH_PREFIX,
     plugin: new Elysia().use(authRoutes(ctx)),
     async start() {
-      await migrate(platform.db, "auth", migrations);
+      await migrateService(platform, "auth", migrations);
       const started = await startTierConsumer(ctx, eventLogFor(platform));
       consumer = started;
       // A tier change that keeps failing stays pending (and is retried): this is what to alert on.

@@ -14,9 +14,10 @@ import {
   uuid,
 } from "drizzle-orm/pg-core";
 
+import type { Tier } from "../shared/tiers";
+
 /** bytea, which drizzle's pg-core has no builder for: the archive of an export. */
 const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({ dataType: () => "bytea" });
-import type { Tier } from "../shared/tiers";
 
 export const authSchema = pgSchema("auth");
 

@@ -1,6 +1,6 @@
 import { Elysia } from "elysia";
 import type { ServiceModule } from "../shared/app";
-import { migrate } from "../shared/db";
+import { migrateService } from "../shared/migrate-service";
 import type { Platform } from "../shared/platform";
 import { rateLimiterFor } from "../shared/rate-limit";
 import { billingConfig } from "./config";
@@ -34,7 +34,7 @@ export async function createBillingService(platform: Platform): Promise<ServiceM
     // The API, and beside it the pages Stripe sends the browser back to (docs/pages.md).
     plugin: new Elysia({ name: "billing-service" }).use(billingRoutes(ctx)).use(billingPages(ctx)),
     async start() {
-      await migrate(platform.db, "billing", migrations);
+      await migrateService(platform, "billing", migrations);
       if (!config.stripe || !config.webhookSecret) {
         logger.warn("STRIPE_SECRET_KEY or STRIPE_WEBHOOK_SECRET unset: checkout and webhooks answer 503");
       }

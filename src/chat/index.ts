@@ -1,9 +1,9 @@
 import { Elysia } from "elysia";
 import type { ServiceModule } from "../shared/app";
-import { migrate } from "../shared/db";
 import type { DeviceRpc } from "../shared/device-rpc";
 import { type JourneyQueue, openJourneyQueue } from "../shared/journey-relay";
 import { createLlm, type Llm } from "../shared/llm";
+import { migrateService } from "../shared/migrate-service";
 import type { Platform } from "../shared/platform";
 import type { RateLimiter } from "../shared/rate-limit";
 import { withTimeout } from "../shared/timeout";
@@ -154,7 +154,7 @@ export async function createChatService(
     frames,
     turns,
     async start() {
-      await migrate(platform.db, "chat", migrations);
+      await migrateService(platform, "chat", migrations);
       // Memory is best-effort: a store that is down at start is retried on first use.
       await memory.store
         .init()

@@ -35,6 +35,12 @@ export interface DatabaseOptions {
   connectionWaitMs?: number;
   /** Server-side limit of one statement (PostgreSQL's `statement_timeout`); 0 is none. */
   statementTimeoutMs?: number;
+  /**
+   * `transaction`: the URL is a pooler in transaction mode, where consecutive statements of a
+   * session may run on different server connections: no named prepared statements, no session
+   * parameters (statement_timeout is then set on the role).
+   */
+  poolMode?: "session" | "transaction";
 }
 
 /** Opens PostgreSQL when a URL is given, otherwise embedded PGlite on disk (development only). */
@@ -51,10 +57,14 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
       idle_timeout: 30,
       connect_timeout: Math.max(1, Math.ceil(waitMs / 1000)),
       onnotice: () => {},
-      connection: {
-        application_name: options.applicationName ?? "adiuva",
-        statement_timeout: options.statementTimeoutMs ?? 0,
-      },
+      ...(options.poolMode === "transaction"
+        ? { prepare: false, connection: { application_name: options.applicationName ?? "adiuva" } }
+        : {
+            connection: {
+              application_name: options.applicationName ?? "adiuva",
+              statement_timeout: options.statementTimeoutMs ?? 0,
+            },
+          }),
     });
     const db = drizzlePostgres(withConnectionDeadline(client, waitMs)) as unknown as Database;
     return {

@@ -62,6 +62,20 @@ export const Env = z.object({
   DATABASE_PASSWORD_FILE: optionalString,
   /** PostgreSQL connections this process opens at most; replicas x this must stay under max_connections. */
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(1000).default(10),
+  /**
+   * `transaction` when DATABASE_URL points at a pooler in transaction mode (PgBouncer): no prepared
+   * statements and no session settings are used, so any server connection may run any
+   * transaction; the statement timeout is then the role's (`ALTER ROLE … SET statement_timeout`).
+   */
+  DATABASE_POOL_MODE: z.enum(["session", "transaction"]).default("session"),
+  /**
+   * A direct connection for migrations (behind a transaction pooler, DDL and its advisory lock go to
+   * PostgreSQL itself); unset: DATABASE_URL. DATABASE_PASSWORD_FILE applies to it too.
+   */
+  MIGRATION_DATABASE_URL: optionalUrl.refine(
+    (value) => value === undefined || /^postgres(ql)?:\/\//i.test(value),
+    "must be a postgres:// or postgresql:// URL",
+  ),
   /** Unset: in-process adapters for bus, presence, rate limiting and jobs (development only). */
   REDIS_URL: optionalUrl,
   /** Namespaces every Redis key and channel, so deployments (or tests) can share one Redis. */

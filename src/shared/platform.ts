@@ -69,6 +69,7 @@ export function createPlatform(options: PlatformOptions): Platform {
       applicationName: `adiuva-${env.SERVICE_NAME}`,
       connectionWaitMs: env.DATABASE_WAIT_MS,
       statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
+      poolMode: env.DATABASE_POOL_MODE,
     });
   const cleanups: Platform["cleanups"] = [];
   let redis: Redis | undefined;

@@ -90,6 +90,9 @@ describe("agent runs through the device gateway", () => {
         NODE_ENV: "test",
         LOG_LEVEL: "silent",
         DATABASE_URL: env.DATABASE_URL,
+        // Behind a transaction pooler (test/infra/pgbouncer.test.ts), the replica uses it as the others do.
+        DATABASE_POOL_MODE: env.DATABASE_POOL_MODE,
+        ...(env.MIGRATION_DATABASE_URL && { MIGRATION_DATABASE_URL: env.MIGRATION_DATABASE_URL }),
         REDIS_URL: env.REDIS_URL,
         JWT_PUBLIC_KEY_FILE: env.JWT_PUBLIC_KEY_FILE,
       },

@@ -37,6 +37,19 @@ export interface TestContext extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/**
+ * With TEST_POOLER_PORT set (test/infra/pgbouncer.test.ts runs the end-to-end tests so), services
+ * reach the test database through the transaction pooler on that port and migrate over the direct
+ * connection, as a deployment behind PgBouncer does.
+ */
+function throughPooler(directUrl: string): Record<string, string> {
+  const port = process.env.TEST_POOLER_PORT;
+  if (!port) return {};
+  const pooled = new URL(directUrl);
+  pooled.port = port;
+  return { DATABASE_URL: pooled.toString(), MIGRATION_DATABASE_URL: directUrl, DATABASE_POOL_MODE: "transaction" };
+}
+
 export async function createTestContext(): Promise<TestContext> {
   const database = await createTestDatabase();
   const keyPrefix = `t:${randomSuffix()}`;
@@ -54,6 +67,7 @@ export async function createTestContext(): Promise<TestContext> {
       PORT: "0",
       HOST: "127.0.0.1",
       DATABASE_URL: database.url,
+      ...throughPooler(database.url),
       REDIS_URL: overrides.redis === false ? undefined : TEST_REDIS_URL,
       JWT_PRIVATE_KEY_FILE: keys.privateKeyFile,
       JWT_PUBLIC_KEY_FILE: keys.publicKeyFile,
