@@ -21,6 +21,8 @@ type TurnRedis = Redis & {
 
 /** Keys, a running turn and a dead instance's set outlive their turn this long at most. */
 const SAFETY_TTL_MS = 24 * 3600 * 1000;
+/** Turns whose key names are kept made; past it the cache starts over (a bound, not an eviction policy). */
+const KEY_CACHE_SIZE = 10_000;
 /** Entries read per XRANGE page. */
 const PAGE = 500;
 
@@ -70,7 +72,21 @@ export class RedisTurnLog implements TurnLog {
     this.redis = redis as TurnRedis;
   }
 
-  private turnKeys({ userId, requestId }: TurnRef) {
+  /** A running turn's keys are asked for at every chunk: made once, kept while the turn may run. */
+  private readonly keyCache = new Map<string, ReturnType<RedisTurnLog["makeTurnKeys"]>>();
+
+  private turnKeys(ref: TurnRef) {
+    const cacheKey = `${ref.userId}\n${ref.requestId}`;
+    let keys = this.keyCache.get(cacheKey);
+    if (!keys) {
+      if (this.keyCache.size >= KEY_CACHE_SIZE) this.keyCache.clear();
+      keys = this.makeTurnKeys(ref);
+      this.keyCache.set(cacheKey, keys);
+    }
+    return keys;
+  }
+
+  private makeTurnKeys({ userId, requestId }: TurnRef) {
     const turn = turnDigest(requestId);
     return {
       turn,
@@ -93,8 +109,9 @@ export class RedisTurnLog implements TurnLog {
     });
     const admission = await this.redis.chatTurnAdmit(keys.running, keys.turn, running, maxRunning, SAFETY_TTL_MS);
     if (admission !== "admitted") return admission;
-    // Every key of the turn shares its slot: one MULTI resets a reused request id's log.
-    await this.redis
+    // Every key of the turn shares its slot: one MULTI resets a reused request id's log. The
+    // instance's set and the conversation's pointer go out with it, one round trip for both.
+    const turnReset = this.redis
       .multi()
       .del(keys.log, keys.ended, keys.meta)
       .hset(keys.meta, {
@@ -107,12 +124,13 @@ export class RedisTurnLog implements TurnLog {
       .pexpire(keys.meta, SAFETY_TTL_MS)
       .exec();
     const instanceTurns = this.keys.chatInstanceTurns(record.instanceId);
-    await this.redis
+    const bookkeeping = this.redis
       .pipeline()
       .sadd(instanceTurns, RedisTurnLog.member(record))
       .pexpire(instanceTurns, SAFETY_TTL_MS)
       .set(this.keys.chatLatestTurn(record.userId, record.chatId), record.requestId, "PX", SAFETY_TTL_MS)
       .exec();
+    await Promise.all([turnReset, bookkeeping]);
     return "admitted";
   }
 

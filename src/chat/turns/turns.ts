@@ -98,18 +98,24 @@ export class ChatTurns {
       ...input,
       newChatId: chatId,
       signal: controller.signal,
-      onAccepted: async (turn) => {
+      onAccepted: (turn) => {
         accepted = true;
-        if (logged) await this.describe(ref, turn);
+        // Not awaited: the log applies its writes in order, so the description lands before the chunks.
+        if (logged) this.describe(ref, turn);
       },
       onChunk: async (chunk, seq) => {
-        if (logged) this.log.append(ref, seq, chunk);
-        if (!sink) return;
+        // The device that asked gets the chunk first; the log's write goes out right after, unawaited.
+        // A sink that throws (whoever asked went away) is dropped: the turn goes on.
+        let sent: void | Promise<void> | undefined;
         try {
-          await sink(chunk, seq);
+          sent = sink?.(chunk, seq);
         } catch {
-          sink = undefined; // whoever asked went away; the turn goes on
+          sink = undefined;
         }
+        if (logged) this.log.append(ref, seq, chunk);
+        await sent?.catch(() => {
+          sink = undefined;
+        });
       },
     });
     this.finished.add(task);
@@ -143,8 +149,8 @@ export class ChatTurns {
     return true;
   }
 
-  private async describe(ref: TurnRef, turn: AcceptedTurn): Promise<void> {
-    await this.log.describe(ref, JSON.stringify(turn)).catch((error: unknown) => {
+  private describe(ref: TurnRef, turn: AcceptedTurn): void {
+    this.log.describe(ref, JSON.stringify(turn)).catch((error: unknown) => {
       this.logger.warn({ err: error, request_id: ref.requestId }, "turn not described: an interruption stores nothing");
     });
   }
