@@ -4,6 +4,7 @@ import { createBillingService } from "./billing";
 import { createChatService } from "./chat";
 import type { ServiceName } from "./shared/env";
 import type { ServiceFactory } from "./shared/run";
+import { createStorageService } from "./storage";
 
 /** Every service of this codebase by SERVICE_NAME. */
 export const serviceFactories: Record<ServiceName, ServiceFactory> = {
@@ -11,4 +12,5 @@ export const serviceFactories: Record<ServiceName, ServiceFactory> = {
   chat: createChatService,
   agent: createAgentService,
   billing: createBillingService,
+  storage: createStorageService,
 };

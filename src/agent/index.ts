@@ -6,6 +6,7 @@ import { type JourneyQueue, openJourneyQueue } from "../shared/journey-relay";
 import { migrateService } from "../shared/migrate-service";
 import type { Platform } from "../shared/platform";
 import type { RateLimiter } from "../shared/rate-limit";
+import type { UserDataConsumers } from "../shared/user-data";
 import type { AgentContext, AgentModels } from "./context";
 import { defaultDependencies } from "./dependencies";
 import { createJourneyWorker } from "./journey-relay";
@@ -16,6 +17,7 @@ import { createReconciler } from "./reconciler";
 import { AGENT_PREFIX, agentRoutes } from "./routes";
 import { registerRunMetrics } from "./run-outcome";
 import { createRunner } from "./runner";
+import { startAgentUserData } from "./user-data";
 
 export { AGENT_PREFIX } from "./routes";
 
@@ -79,6 +81,7 @@ export async function createAgentService(
     concurrency: env.AGENT_JOURNEY_CONCURRENCY,
     limit: journeyTurnLimit(platform, ctx.limiter),
   });
+  let userData: UserDataConsumers | undefined;
   return {
     name: "agent",
     prefix: AGENT_PREFIX,
@@ -92,8 +95,11 @@ export async function createAgentService(
       }
       // Every replica, worker or not: it only puts lost jobs back, and one is enough to do it.
       await reconciler.start();
+      // Account deletions and data exports, on every replica (one of each group's consumers takes each event).
+      userData = await startAgentUserData(ctx);
     },
     async stop() {
+      await userData?.stop();
       reconciler.stop();
       await queue.close();
       await journeys.close();

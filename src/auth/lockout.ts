@@ -46,6 +46,8 @@ export interface LockoutStore {
   settle(subjects: LockoutSubject[], id: string, outcome: AttemptOutcome): Promise<number>;
   /** Milliseconds until the subject may try again; 0 when it is not locked. */
   lockedFor(key: string): Promise<number>;
+  /** Forgets the failures and lock of these subjects (a password reset proved the mailbox's owner). */
+  forget(keys: string[]): Promise<void>;
 }
 
 /** Longest a reservation holds its place when its attempt never settles (a crashed process). */
@@ -138,6 +140,11 @@ export class RedisLockoutStore implements LockoutStore {
     return Math.max(0, await this.redis.pttl(this.keys.loginLock(key)));
   }
 
+  async forget(keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.redis.del(...keys.flatMap((key) => [this.keys.loginFailures(key), this.keys.loginLock(key)]));
+  }
+
   private keysOf(subjects: LockoutSubject[]): string[] {
     return subjects.flatMap(({ key }) => [
       this.keys.loginFailures(key),
@@ -201,6 +208,16 @@ export class MemoryLockoutStore implements LockoutStore {
   async lockedFor(key: string): Promise<number> {
     const state = this.subjects.get(key);
     return state ? Math.max(0, state.lockedUntil - Date.now()) : 0;
+  }
+
+  async forget(keys: string[]): Promise<void> {
+    for (const key of keys) {
+      const state = this.subjects.get(key);
+      if (state) {
+        state.failures = 0;
+        state.lockedUntil = 0;
+      }
+    }
   }
 
   /** The subject's state with expired failures and reservations dropped. */

@@ -1,6 +1,7 @@
 import { and, eq, sql } from "drizzle-orm";
 import { tooManyRequests, unauthorized } from "../shared/errors";
 import type { ClientInfo, PublicVerbArgs } from "../shared/verb";
+import { deviceNameFrom } from "./client-hints";
 import { type AuthContext, ipGate, normalizeEmail, signInSubjects, toUser } from "./context";
 import { passwordHashFormat } from "./legacy-hashes";
 import type { AttemptOutcome } from "./lockout";
@@ -29,7 +30,7 @@ export async function login({
   const ok = await passwordAttempt(ctx, { email, ip }, () => ctx.passwords.verify(input.password, user?.passwordHash));
   if (!ok || !user) throw unauthorized("invalid_credentials", "invalid e-mail or password");
   await upgradePasswordHash(ctx, user, input.password);
-  return { user: toUser(user), ...(await startSession(ctx, user)) };
+  return { user: toUser(user), ...(await startSession(ctx, user, deviceNameFrom(input.device_name, client))) };
 }
 
 /**

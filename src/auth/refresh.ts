@@ -52,6 +52,8 @@ export async function refresh({ ctx, input }: PublicVerbArgs<AuthContext, Refres
         expiresAt: refreshExpiry(ctx),
       });
       await tx.update(refreshTokens).set({ usedAt: now }).where(eq(refreshTokens.id, row.id));
+      // Under the session row's lock taken above: no new lock, so the locking order is unchanged.
+      await tx.update(sessions).set({ lastUsedAt: now }).where(eq(sessions.id, row.familyId));
       return rotated(ctx, tx, row, successor);
     }
     if (now.getTime() - row.usedAt.getTime() <= ctx.env.AUTH_REFRESH_GRACE_S * 1000) {

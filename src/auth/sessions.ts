@@ -3,6 +3,7 @@ import { SignJWT } from "jose";
 import { ACCESS_TOKEN_ALG, DEFAULT_CLOCK_TOLERANCE_S } from "../shared/auth/verifier";
 import type { Database } from "../shared/db";
 import type { Tier } from "../shared/tiers";
+import { refuseDeletedAccount } from "./account-state";
 import type { AuthContext } from "./context";
 import { hashToken, newRefreshToken } from "./crypto";
 import type { TokenPair } from "./model";
@@ -27,12 +28,21 @@ export async function signAccessToken(
 
 export const refreshExpiry = (ctx: AuthContext): Date => new Date(Date.now() + ctx.env.REFRESH_TOKEN_TTL_S * 1000);
 
-/** Starts a session: a new refresh-token family whose id is the access token's `sid`. */
-export async function startSession(ctx: AuthContext, user: { id: string; tier: Tier }): Promise<TokenPair> {
+/**
+ * Starts a session: a new refresh-token family whose id is the access token's `sid`, named after
+ * the device (`deviceName`, see client-hints.ts) for the list of sessions.
+ */
+export async function startSession(
+  ctx: AuthContext,
+  user: { id: string; tier: Tier },
+  deviceName: string | null = null,
+): Promise<TokenPair> {
   const familyId = crypto.randomUUID();
   const refreshToken = newRefreshToken();
   await ctx.db.transaction(async (tx) => {
-    await tx.insert(sessions).values({ id: familyId, userId: user.id });
+    // A sign-in racing the account's deletion either commits first (and is ended by it) or is refused.
+    await refuseDeletedAccount(tx, user.id);
+    await tx.insert(sessions).values({ id: familyId, userId: user.id, deviceName, lastUsedAt: new Date() });
     await tx.insert(refreshTokens).values({
       familyId,
       userId: user.id,

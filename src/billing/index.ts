@@ -3,12 +3,14 @@ import type { ServiceModule } from "../shared/app";
 import { migrateService } from "../shared/migrate-service";
 import type { Platform } from "../shared/platform";
 import { rateLimiterFor } from "../shared/rate-limit";
+import type { UserDataConsumers } from "../shared/user-data";
 import { billingConfig } from "./config";
 import type { BillingContext } from "./context";
 import { migrations } from "./migrations";
 import { OutboxRelay } from "./outbox";
 import { billingPages } from "./pages";
 import { BILLING_PREFIX, billingRoutes } from "./routes";
+import { startBillingUserData } from "./user-data";
 
 export { BILLING_PREFIX } from "./routes";
 
@@ -28,6 +30,7 @@ export async function createBillingService(platform: Platform): Promise<ServiceM
     limiter: rateLimiterFor(platform),
     notifyOutbox: () => relay.notify(),
   };
+  let userData: UserDataConsumers | undefined;
   return {
     name: "billing",
     prefix: BILLING_PREFIX,
@@ -39,7 +42,12 @@ export async function createBillingService(platform: Platform): Promise<ServiceM
         logger.warn("STRIPE_SECRET_KEY or STRIPE_WEBHOOK_SECRET unset: checkout and webhooks answer 503");
       }
       relay.start();
+      // Account deletions (Stripe cancellation and customer deletion) and data exports.
+      userData = await startBillingUserData(ctx);
     },
-    stop: () => relay.stop(),
+    async stop() {
+      await userData?.stop();
+      await relay.stop();
+    },
   };
 }

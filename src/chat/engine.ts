@@ -3,6 +3,7 @@ import type { DeviceRpc } from "../shared/device-rpc";
 import type { Llm } from "../shared/llm";
 import type { Logger } from "../shared/logger";
 import type { Metrics } from "../shared/metrics";
+import type { DocumentSearch } from "./agent/documents";
 import type { MemoryService } from "./memory/memory";
 import type { QuotaCounter } from "./quota";
 import type { ReplyStore } from "./reply-store";
@@ -25,6 +26,8 @@ export interface ChatEngine {
   logger: Logger;
   metrics: ChatMetrics;
   config: ChatConfig;
+  /** The `documents_search` tool's way to the storage service; absent: the agent has no such tool. */
+  documents?: DocumentSearch;
   now(): Date;
 }
 

@@ -7,6 +7,8 @@ import { migrateService } from "../shared/migrate-service";
 import type { Platform } from "../shared/platform";
 import type { RateLimiter } from "../shared/rate-limit";
 import { withTimeout } from "../shared/timeout";
+import type { UserDataConsumers } from "../shared/user-data";
+import { createDocumentSearch } from "./agent/documents";
 import type { ChatServiceContext } from "./context";
 import { deviceToolsRoute } from "./device-tools-route";
 import { type ChatEngine, chatMetrics } from "./engine";
@@ -30,6 +32,7 @@ import { MemoryTurnLog } from "./turns/memory-turn-log";
 import { RedisTurnLog } from "./turns/redis-turn-log";
 import type { TurnLog } from "./turns/turn-log";
 import { ChatTurns } from "./turns/turns";
+import { startChatUserData } from "./user-data";
 import { type ChatFrameHandler, createChatFrameHandler, gatewayChatHandlers } from "./ws";
 
 export { CHAT_PREFIX } from "./routes";
@@ -107,6 +110,8 @@ export async function createChatService(
       historyMessages: env.CHAT_HISTORY_MESSAGES,
       toolDeadlineMs: env.CHAT_TOOL_DEADLINE_MS,
     },
+    // The storage service answers it over a Redis queue (src/shared/document-search.ts).
+    documents: createDocumentSearch(platform, logger, env.CHAT_TOOL_DEADLINE_MS),
     now: () => new Date(),
   };
   const appendFailures = platform.metrics.counter(
@@ -144,6 +149,7 @@ export async function createChatService(
     journeys: options.gateway?.journeys ?? journeys,
     rateLimiter: options.gateway?.rateLimiter ?? sharedChatLimiter(platform, options.limiter),
   });
+  let userData: UserDataConsumers | undefined;
   return {
     name: "chat",
     prefix: CHAT_PREFIX,
@@ -161,16 +167,20 @@ export async function createChatService(
         .catch((error) => logger.warn({ err: error, store: memory.store.kind }, "memory store not ready"));
       await gateway.start();
       await turns.start();
+      // Account deletions and data exports: after the turns, which an erasure stops.
+      userData = await startChatUserData(ctx);
     },
     async stop() {
       // One grace period for everything in flight: socket turns finish in it (as HTTP ones do), and
       // turns finished during a database outage get what is left of it to land.
       const deadline = Date.now() + env.SHUTDOWN_GRACE_MS;
+      await userData?.stop();
       await frames.stop(deadline);
       await engine.replies.drain(Math.max(0, deadline - Date.now()));
       journeys.stop();
       await gateway.stop();
       await journeyQueue.close();
+      await engine.documents?.close();
       await withTimeout(memory.idle(), Math.max(1000, deadline - Date.now()), "memory extraction").catch((error) =>
         logger.warn({ err: error }, "memory extraction still running at shutdown"),
       );

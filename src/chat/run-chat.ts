@@ -10,6 +10,7 @@ import {
 } from "ai";
 import { isDatabaseOutage, notFound } from "../shared/errors";
 import { limitsFor, type Tier } from "../shared/tiers";
+import { documentsToolset } from "./agent/documents";
 import { formatForSurface, SURFACE_FORMATS } from "./agent/formatter";
 import { backgroundBlock, systemPrompt } from "./agent/prompts";
 import { deviceToolset, targetDevice } from "./agent/toolset";
@@ -247,7 +248,7 @@ async function preparePrompt(
       role: "user",
       parts: [...(background ? [{ type: "text" as const, text: background }] : []), { type: "text", text: turn.text }],
     },
-    tools: deviceToolset(toolOptions, device),
+    tools: { ...deviceToolset(toolOptions, device), ...documentsToolset(engine.documents, input.userId, signal) },
   };
 }
 

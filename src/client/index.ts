@@ -3,6 +3,7 @@
 // test/client/package.test.ts holds them equal to the server's. The HTTP API's client is
 // openapi-fetch (the package's one dependency) typed by the generated ./api-types.
 export * from "./api-client";
+export * from "./backup";
 export * from "./chat-stream";
 export * from "./device-client";
 export * from "./protocol";

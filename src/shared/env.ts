@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 
-export const SERVICE_NAMES = ["auth", "chat", "agent", "billing"] as const;
+export const SERVICE_NAMES = ["auth", "chat", "agent", "billing", "storage"] as const;
 export const ServiceName = z.enum(SERVICE_NAMES);
 export type ServiceName = z.infer<typeof ServiceName>;
 
@@ -179,6 +179,83 @@ export const Env = z.object({
   AUTH_IP_LOCKOUT_THRESHOLD: z.coerce.number().int().positive().default(20),
   AUTH_LOCKOUT_BASE_S: z.coerce.number().int().positive().default(30),
   AUTH_LOCKOUT_MAX_S: z.coerce.number().int().positive().default(3600),
+  /**
+   * Largest part of a data export one service may contribute (its JSON, in bytes); a larger part
+   * fails the whole export with `part_too_large` rather than filling Redis and the database.
+   */
+  EXPORT_PART_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(50 * 1024 * 1024),
+  /**
+   * Where auth's mails go: `smtps://user:pass@host:465` (TLS from the start) or `smtp://host:587`
+   * (STARTTLS when offered); credentials URL-encoded. Unset outside production: each mail is written
+   * to DATA_DIR/mail/*.eml instead. Required by auth in production.
+   */
+  SMTP_URL: z
+    .string()
+    .trim()
+    .transform((value) => (value === "" ? undefined : value))
+    .pipe(
+      z
+        .string()
+        .regex(/^smtps?:\/\/[^\s/?#]+(?::\d+)?\/?(?:\?\S*)?$/i, "must be smtp://host[:port] or smtps://host[:port]")
+        .optional(),
+    )
+    .optional(),
+  /** The sender of auth's mails, `Adiuva <no-reply@example.com>`. Required by auth in production. */
+  MAIL_FROM: z
+    .string()
+    .trim()
+    .transform((value) => (value === "" ? undefined : value))
+    .pipe(
+      z
+        .string()
+        .regex(/^(?:[^<>\r\n]*<[^<>\s@]+@[^<>\s@]+>|[^<>\s@]+@[^<>\s@]+)$/, "must be an address or Name <address>")
+        .optional(),
+    )
+    .optional(),
+  /** The page a password-reset link opens (`?token=…` is appended; an app link such as `adiuva://reset` works). Unset: PUBLIC_URL + /account/reset. */
+  PASSWORD_RESET_URL: z
+    .string()
+    .trim()
+    .regex(/^[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]*$/i, "must be scheme://... with no spaces or quotes")
+    .optional(),
+  /** The page an address-confirmation link opens (`?token=…` appended). Unset: PUBLIC_URL + /account/verify. */
+  EMAIL_VERIFY_URL: z
+    .string()
+    .trim()
+    .regex(/^[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]*$/i, "must be scheme://... with no spaces or quotes")
+    .optional(),
+  /** How long a password-reset link works. */
+  PASSWORD_RESET_TTL_S: z.coerce.number().int().min(60).max(86_400).default(1800),
+  /** How long an address-confirmation link (sign-up or change of address) works. */
+  EMAIL_VERIFY_TTL_S: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 86_400)
+    .default(86_400),
+  /** Mails that a password reset or a confirmation resend may send per client IP per hour. */
+  AUTH_MAIL_IP_PER_HOUR: z.coerce.number().int().positive().default(20),
+  /** Mails of those kinds per address (reset) or per account (resend, change of address) per hour. */
+  AUTH_MAIL_ADDRESS_PER_HOUR: z.coerce.number().int().positive().default(5),
+  /** How often each auth replica looks for mails due in the outbox. */
+  MAIL_OUTBOX_INTERVAL_MS: z.coerce.number().int().min(20).default(2000),
+  /** The first retry of a mail SMTP did not take; each further one waits twice as long, up to MAIL_RETRY_MAX_MS. */
+  MAIL_RETRY_BASE_MS: z.coerce.number().int().min(10).default(5000),
+  MAIL_RETRY_MAX_MS: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .default(15 * 60_000),
+  /** A mail not sent this long after it was written is given up (marked failed, logged at error). */
+  MAIL_GIVE_UP_AFTER_S: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(48 * 3600),
   /** Proxies in front of the service that append to X-Forwarded-For (Traefik: 1); 0 trusts none. */
   TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).default(0),
   /** Password hashes computed at once; more wait in a bounded queue, beyond it 503. */
@@ -269,8 +346,9 @@ export const Env = z.object({
   /** Where the customer portal's "return" link goes; unset: PUBLIC_URL + /billing. */
   BILLING_PORTAL_RETURN_URL: optionalUrl,
   /**
-   * The desktop app's deep link, which the billing pages open (and offer as a button); each page
-   * appends its own path to it (`billing/success`). Any `scheme://`: `adiuva://`, or an https link.
+   * The desktop app's deep link, which the billing pages open (and offer as a button) and the
+   * account pages offer as buttons; each page appends its own path to it (`billing/success`,
+   * `account/password-changed`). Any `scheme://`: `adiuva://`, or an https link.
    */
   APP_DEEP_LINK: z
     .string()
@@ -282,6 +360,27 @@ export const Env = z.object({
    * success/cancel/return URL; the defaults' origins and PUBLIC_URL's are always allowed.
    */
   BILLING_REDIRECT_ORIGINS: optionalString,
+
+  /**
+   * The S3-compatible endpoint holding users' files and backups (AWS, MinIO, R2...). Unset (with
+   * the four below): embedded mode, files under DATA_DIR/storage, served by the storage service
+   * itself through signed URLs of the same shape.
+   */
+  S3_ENDPOINT: optionalUrl,
+  S3_BUCKET: optionalString,
+  S3_REGION: z.string().trim().min(1).default("us-east-1"),
+  S3_ACCESS_KEY_ID: optionalString,
+  S3_SECRET_ACCESS_KEY: optionalString,
+  /** Lifetime of every presigned upload and download URL; short, because a URL is a bearer credential. */
+  STORAGE_URL_TTL_S: z.coerce.number().int().min(10).max(3600).default(900),
+  /** How long an upload may stay incomplete before it is aborted and its quota reservation released. */
+  STORAGE_UPLOAD_TTL_S: z.coerce.number().int().min(60).default(86_400),
+  /** How often each storage replica aborts expired uploads and prunes backups past their tier's retention. */
+  STORAGE_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).default(300_000),
+  /** Objects whose SHA-256 one storage replica computes at once when uploads complete (each streams its object once). */
+  STORAGE_VERIFY_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /** The Qdrant collection of indexed document chunks (one for every user, tenant index on the user id). */
+  QDRANT_DOCUMENTS_COLLECTION: z.string().default("storage_documents"),
 });
 export type Env = z.infer<typeof Env>;
 
@@ -311,10 +410,19 @@ export function readConfigFile(variable: string, path: string): string {
 
 /** Variables a service cannot run without in production; development falls back to embedded defaults. */
 export const requiredInProduction: Record<ServiceName, (keyof Env)[]> = {
-  auth: ["DATABASE_URL", "REDIS_URL", "JWT_PRIVATE_KEY_FILE", "MASTER_KEY_FILE"],
+  auth: ["DATABASE_URL", "REDIS_URL", "JWT_PRIVATE_KEY_FILE", "MASTER_KEY_FILE", "SMTP_URL", "MAIL_FROM"],
   chat: ["DATABASE_URL", "REDIS_URL", "LLM_BASE_URL"],
   agent: ["DATABASE_URL", "REDIS_URL", "LLM_BASE_URL"],
   billing: ["DATABASE_URL", "REDIS_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"],
+  storage: [
+    "DATABASE_URL",
+    "REDIS_URL",
+    "LLM_BASE_URL",
+    "S3_ENDPOINT",
+    "S3_BUCKET",
+    "S3_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
+  ],
 };
 
 /** Parses the environment once; throws a ConfigError naming every offending variable. */

@@ -13,6 +13,9 @@ export function createKeys(prefix = "adiuva") {
     rateLimit: (service: string, subject: string) => `${p}:rl:${service}:${subject}`,
     quota: (name: string, subject: string, day: string) => `${p}:quota:${name}:${subject}:${day}`,
 
+    /** Where storage replicas answer a chat instance's document searches (`documents_search`). */
+    documentSearchReplies: (instanceId: string) => `${p}:document-search:replies:${instanceId}`,
+
     // Device presence and RPC (chat gateway)
     presence: (userId: string) => `${p}:presence:${userId}`,
     /** Hash: the user's device ids -> the connection holding each; its length is what the device cap counts. */
@@ -47,6 +50,14 @@ export function createKeys(prefix = "adiuva") {
     /** The real-time channel of tier changes, for listeners such as the chat gateway. */
     tierChanged: (userId: string) => `${p}:tier_changed:${userId}`,
     tierChangedPattern: `${p}:tier_changed:*`,
+    /** Accounts being deleted (auth produces, every other service erases the user's data). */
+    userDeletedStream: `${p}:events:user_deleted`,
+    /** One entry per service that has erased a deleted user's data (auth consumes). */
+    userErasedStream: `${p}:events:user_erased`,
+    /** Data exports asked for (auth produces, every service contributes its part). */
+    exportRequestedStream: `${p}:events:export_requested`,
+    /** Each service's part of an export (auth consumes and assembles the archive). */
+    exportPartsStream: `${p}:events:export_parts`,
 
     // Auth
     loginFailures: (subject: string) => `${p}:auth:fail:${subject}`,

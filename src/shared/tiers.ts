@@ -22,7 +22,20 @@ export interface TierLimits {
   maxToolSteps: number;
   /** Multiplies DEVICE_MAX_PER_USER: devices of one user connected at once (5/10/20/40 by default). */
   deviceScale: number;
+  /** Bytes of files and backups one user may store, uploads in progress included (reserved when they start). */
+  storageBytes: number;
+  /** Files and backups one user may store, uploads in progress included. */
+  storageObjects: number;
+  /** Largest single file or backup: the content length an upload may declare. */
+  maxObjectBytes: number;
+  /** Backups kept per device: the newest of each of the last `backupDaily` days that have one... */
+  backupDaily: number;
+  /** ...plus the newest of each of the last `backupWeekly` ISO weeks that have one; older ones are pruned. */
+  backupWeekly: number;
 }
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
 
 /** The single source of every per-tier limit. */
 export const TIER_LIMITS: Record<Tier, TierLimits> = {
@@ -36,6 +49,11 @@ export const TIER_LIMITS: Record<Tier, TierLimits> = {
     concurrentAgentRuns: 1,
     maxToolSteps: 4,
     deviceScale: 1,
+    storageBytes: 1 * GiB,
+    storageObjects: 1_000,
+    maxObjectBytes: 100 * MiB,
+    backupDaily: 7,
+    backupWeekly: 4,
   },
   pro: {
     requestsPerMinute: 60,
@@ -47,6 +65,11 @@ export const TIER_LIMITS: Record<Tier, TierLimits> = {
     concurrentAgentRuns: 2,
     maxToolSteps: 8,
     deviceScale: 2,
+    storageBytes: 20 * GiB,
+    storageObjects: 20_000,
+    maxObjectBytes: 2 * GiB,
+    backupDaily: 14,
+    backupWeekly: 8,
   },
   power: {
     requestsPerMinute: 120,
@@ -58,6 +81,11 @@ export const TIER_LIMITS: Record<Tier, TierLimits> = {
     concurrentAgentRuns: 4,
     maxToolSteps: 16,
     deviceScale: 4,
+    storageBytes: 100 * GiB,
+    storageObjects: 100_000,
+    maxObjectBytes: 5 * GiB,
+    backupDaily: 30,
+    backupWeekly: 12,
   },
   team: {
     requestsPerMinute: 200,
@@ -69,6 +97,11 @@ export const TIER_LIMITS: Record<Tier, TierLimits> = {
     concurrentAgentRuns: 8,
     maxToolSteps: 24,
     deviceScale: 8,
+    storageBytes: 500 * GiB,
+    storageObjects: 500_000,
+    maxObjectBytes: 5 * GiB,
+    backupDaily: 30,
+    backupWeekly: 26,
   },
 };
 

@@ -3,6 +3,10 @@ import type { AuthUser } from "./auth/verifier";
 /** What the transport knows of the caller beyond the token: the client address, for per-IP limits. */
 export interface ClientInfo {
   ip: string;
+  /** The User-Agent header (auth names a session after it when the client gives no device name). */
+  userAgent?: string;
+  /** The Accept-Language header (register picks the language of the account's mails from it). */
+  acceptLanguage?: string;
 }
 
 /**

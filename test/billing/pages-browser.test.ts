@@ -7,25 +7,12 @@
 // checks keyboard focus and runs axe, failing on any serious or critical violation. Without a
 // Chromium that launches, the tests are skipped and the reason printed.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync } from "node:fs";
-import type { AxeResults } from "axe-core";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import type { Browser, Page } from "playwright-core";
 import { eventually } from "../../src/shared/testing";
+import { axeViolations, axeViolationsOverCdp, launchChromium, SCREENSHOTS, watchedPage } from "../shared/pages-browser";
 import { type BillingHarness, startBilling } from "./harness";
 import { type PaidCheckout, payCheckout, privateDetails } from "./pages-support";
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const SCREENSHOTS = "test-artifacts/pages";
-const AXE_SOURCE = readFileSync(Bun.resolveSync("axe-core/axe.min.js", import.meta.dir), "utf8");
-
-/** Launches Chromium once for the file; the reason it cannot, otherwise. */
-async function launchChromium(): Promise<Browser | string> {
-  try {
-    return await chromium.launch({ executablePath: CHROMIUM, timeout: 30_000 });
-  } catch (error) {
-    return `Chromium at ${CHROMIUM} could not be launched (apt-get install chromium, or set CHROMIUM_PATH): ${(error as Error).message.split("\n")[0]}`;
-  }
-}
 
 const launched = await launchChromium();
 const browser = typeof launched === "string" ? undefined : launched;
@@ -59,41 +46,6 @@ async function newContext(language: Language, options: { bypassCSP?: boolean; co
   });
 }
 
-interface Watched {
-  page: Page;
-  /** CSP violations the page reported, console errors, uncaught exceptions. */
-  problems: string[];
-}
-
-/** A page whose CSP violations, console errors and uncaught exceptions are all recorded. */
-async function watchedPage(context: BrowserContext): Promise<Watched> {
-  const page = await context.newPage();
-  const problems: string[] = [];
-  await page.exposeFunction("reportViolation", (text: string) => problems.push(`csp: ${text}`));
-  // Runs before the page's own scripts, outside its CSP (the browser injects it, not the page).
-  await page.addInitScript(() => {
-    document.addEventListener("securitypolicyviolation", (event) => {
-      const report = (window as unknown as { reportViolation(text: string): void }).reportViolation;
-      report(`${event.effectiveDirective} blocked ${event.blockedURI}`);
-    });
-  });
-  page.on("console", (message) => {
-    if (message.type() === "error" || /content security policy/i.test(message.text())) {
-      problems.push(`console ${message.type()}: ${message.text()}`);
-    }
-  });
-  page.on("pageerror", (error) => problems.push(`uncaught: ${error.message}`));
-  return { page, problems };
-}
-
-const serious = (results: AxeResults) =>
-  results.violations
-    .filter((violation) => violation.impact === "serious" || violation.impact === "critical")
-    .map(
-      (violation) =>
-        `${violation.id}: ${violation.help} (${violation.nodes.map((node) => node.target.join(" ")).join(", ")})`,
-    );
-
 /**
  * The page's markup and style, without its script: keyboard focus (Tab order and the visible
  * outline), then axe-core, whose source goes in through this CSP-bypassing context. The script is
@@ -109,13 +61,7 @@ async function inspectMarkup(path: string, language: Language, colorScheme: "lig
     );
     const response = await page.goto(`${h.server.url}${path}`);
     await expectVisibleFocus(page, (response?.status() ?? 0) < 400);
-    await page.addScriptTag({ content: AXE_SOURCE });
-    const results = (await page.evaluate(() =>
-      (window as unknown as { axe: { run(options: unknown): Promise<unknown> } }).axe.run({
-        runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] },
-      }),
-    )) as AxeResults;
-    return serious(results);
+    return await axeViolations(page);
   } finally {
     await context.close();
   }
@@ -267,7 +213,7 @@ describe(skipReason ? `billing pages in Chromium (skipped: ${skipReason})` : "bi
         await visit("success-pending", language, paid.successPath, success("Team"), async (page) => {
           expect(await page.textContent("[role=status]")).toContain(texts.pending);
           await page.screenshot({ path: `${SCREENSHOTS}/success-pending-before-${language}.png`, fullPage: true });
-          expect(await axeViolationsOf(page)).toEqual([]);
+          expect(await axeViolationsOverCdp(page)).toEqual([]);
           await paid.deliverWebhook();
           await page.waitForSelector("[data-poll-done='active']", { timeout: 15_000 });
         });
@@ -396,19 +342,3 @@ describe(skipReason ? `billing pages in Chromium (skipped: ${skipReason})` : "bi
     60_000,
   );
 });
-
-/** axe-core on an already open strict page: its source goes in through CDP, which the CSP does not govern. */
-async function axeViolationsOf(page: Page) {
-  const session = await page.context().newCDPSession(page);
-  try {
-    await session.send("Runtime.evaluate", { expression: AXE_SOURCE });
-    const results = (await page.evaluate(() =>
-      (window as unknown as { axe: { run(options: unknown): Promise<unknown> } }).axe.run({
-        runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] },
-      }),
-    )) as AxeResults;
-    return serious(results);
-  } finally {
-    await session.detach();
-  }
-}

@@ -110,6 +110,7 @@ function slowStore(inner: MemoryStore, mode: "block" | "fail") {
     list: (...args) => inner.list(...args),
     delete: (...args) => inner.delete(...args),
     deleteAll: (userId) => inner.deleteAll(userId),
+    deleteUser: (userId) => inner.deleteUser(userId),
   };
   return { store, release: () => gate.resolve(), searches: () => searches };
 }

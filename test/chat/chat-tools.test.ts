@@ -67,19 +67,24 @@ describe("device tools", () => {
     await h.chatJson(await h.token(userId), { text: "hi" });
     const request = h.llm.chatRequests().filter((each) => each.stream)[index]!;
     const offered = request.body.tools ?? [];
-    expect(offered.map((tool) => tool.function.name).sort()).toEqual(["note_search", "timeline_list"]);
+    // Besides the device's: documents_search, which the storage service answers (test/storage/documents-tool.test.ts).
+    expect(offered.map((tool) => tool.function.name).sort()).toEqual([
+      "documents_search",
+      "note_search",
+      "timeline_list",
+    ]);
     expect(offered.find((tool) => tool.function.name === "note_search")?.function.parameters).toMatchObject({
       type: "object",
       required: ["query"],
     });
   });
 
-  test("with no device online the model is offered no tools and still answers", async () => {
+  test("with no device online the model is offered no device tools and still answers", async () => {
     h.llm.script({ text: "I cannot reach your device, but here is an answer." });
     const index = turns(h);
     const response = await h.chatJson(await h.token(user()), { text: "hi" });
     expect(response.status).toBe(200);
-    expect(promptOf(h.llm, index).tools).toEqual([]);
+    expect(promptOf(h.llm, index).tools).toEqual(["documents_search"]);
   });
 
   test("a device error reaches the model as a tool error and the turn completes", async () => {

@@ -111,6 +111,19 @@ for (const name of ["postgres", "qdrant"]) {
       expect((await store.list(other, 10)).items.map((item) => item.text)).toEqual(["c"]);
       expect(await store.deleteAll(user)).toBe(0);
     });
+
+    test("deleteUser erases a deleted account's memories, leaves others, and may run again", async () => {
+      const store = await open();
+      const [user, other] = [ada(), ada()];
+      await store.add(user, [memory("a"), memory("b")]);
+      await store.add(other, [memory("c")]);
+      await store.deleteUser(user);
+      expect((await store.list(user, 10)).items).toEqual([]);
+      expect(await store.search(user, vec("a"), 5, -1)).toEqual([]);
+      expect((await store.list(other, 10)).items.map((item) => item.text)).toEqual(["c"]);
+      await store.deleteUser(user);
+      await store.deleteUser(ada());
+    });
   });
 }
 

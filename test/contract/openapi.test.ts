@@ -24,6 +24,9 @@ const PUBLIC = new Set([
   "post /api/v1/auth/register",
   "post /api/v1/auth/login",
   "post /api/v1/auth/refresh",
+  "post /api/v1/auth/password/forgot",
+  "post /api/v1/auth/password/reset",
+  "post /api/v1/auth/email/verify",
   "post /api/v1/billing/webhook",
   "get /api/v1/ws/device/tools.json",
 ]);

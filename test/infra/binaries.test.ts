@@ -50,6 +50,14 @@ async function productionEnv(name: ServiceName): Promise<Record<string, string>>
     LLM_BASE_URL: "http://127.0.0.1:9/v1",
     STRIPE_SECRET_KEY: "sk_test_unused",
     STRIPE_WEBHOOK_SECRET: "whsec_unused",
+    // Nothing listens there either: mails wait in the outbox, start-up does not.
+    SMTP_URL: "smtp://127.0.0.1:9",
+    MAIL_FROM: "Adiuva <no-reply@example.com>",
+    // Nothing listens there either: storage starts without reaching its bucket.
+    S3_ENDPOINT: "http://127.0.0.1:9",
+    S3_BUCKET: "adiuva-test",
+    S3_ACCESS_KEY_ID: "unused",
+    S3_SECRET_ACCESS_KEY: "unused",
   };
   const missing = requiredInProduction[name].filter((key) => !(key in values));
   if (missing.length > 0) throw new Error(`give ${missing.join(", ")} a test value in binaries.test.ts`);
@@ -74,6 +82,7 @@ const DOCS_PATHS: Record<ServiceName, string> = {
   chat: "/api/v1/chat/docs",
   agent: "/api/v1/agents/docs",
   billing: "/api/v1/billing/docs",
+  storage: "/api/v1/storage/docs",
 };
 const SCALAR_BUNDLE = "node_modules/@scalar/api-reference/dist/browser/standalone.js";
 

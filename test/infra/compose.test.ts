@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { basename } from "node:path";
 import { parse } from "yaml";
+import { ACCOUNT_PAGES_PREFIX } from "../../src/auth/pages";
 import { BILLING_PAGES_PREFIX } from "../../src/billing/pages";
 import { serviceFactories } from "../../src/services";
 import { Env, loadEnv, requiredInProduction, SERVICE_NAMES, type ServiceName } from "../../src/shared/env";
@@ -117,9 +118,9 @@ describe("compose.yaml services", () => {
     }
   });
 
-  test("replicas as planned: auth 2, chat 2, agent 2, billing 1", () => {
+  test("replicas as planned: auth 2, chat 2, agent 2, billing 1, storage 1", () => {
     const replicas = Object.fromEntries(appServices.map(([, s]) => [serviceNameOf(s), s.deploy?.replicas]));
-    expect(replicas).toEqual({ auth: 2, chat: 2, agent: 2, billing: 1 });
+    expect(replicas).toEqual({ auth: 2, chat: 2, agent: 2, billing: 1, storage: 1 });
   });
 
   for (const [composeName, service] of appServices) {
@@ -226,9 +227,10 @@ describe("traefik", () => {
     ),
   );
 
-  // Besides the API, only the billing pages (the prefix itself and what is under it) reach a service.
-  const pagePaths = [BILLING_PAGES_PREFIX, `${BILLING_PAGES_PREFIX}/`];
-  test("routers serve only /api/v1 and the billing pages on the TLS entry point; health, ready and metrics stay private", () => {
+  // Besides the API, only the billing and account pages (each prefix itself and what is under it) reach a service.
+  const pagePrefixes = { "billing-pages": BILLING_PAGES_PREFIX, "account-pages": ACCOUNT_PAGES_PREFIX };
+  const pagePaths = Object.values(pagePrefixes).flatMap((prefix) => [prefix, `${prefix}/`]);
+  test("routers serve only /api/v1 and the billing and account pages on the TLS entry point; health, ready and metrics stay private", () => {
     for (const router of routers) {
       expect({ router: router.name, entrypoints: router.entrypoints }).toEqual({
         router: router.name,
@@ -241,14 +243,27 @@ describe("traefik", () => {
         });
       }
     }
-    const pages = routers.find((router) => router.name === "billing-pages");
-    expect(pathMatchers(pages?.rule ?? "")).toEqual([
-      { kind: "Path", path: BILLING_PAGES_PREFIX },
-      { kind: "PathPrefix", path: `${BILLING_PAGES_PREFIX}/` },
-    ]);
-    expect(pages?.service).toBe("billing");
+    for (const [name, prefix] of Object.entries(pagePrefixes)) {
+      const pages = routers.find((router) => router.name === name);
+      expect({ name, matchers: pathMatchers(pages?.rule ?? "") }).toEqual({
+        name,
+        matchers: [
+          { kind: "Path", path: prefix },
+          { kind: "PathPrefix", path: `${prefix}/` },
+        ],
+      });
+    }
+    expect(routers.find((router) => router.name === "billing-pages")?.service).toBe("billing");
+    expect(routers.find((router) => router.name === "account-pages")?.service).toBe("auth");
     expect(routers.map((router) => pathMatchers(router.rule)[0]?.path).sort()).toEqual(
-      expect.arrayContaining(["/api/v1/agents", "/api/v1/auth", "/api/v1/billing", "/api/v1/chat", "/api/v1/ws/"]),
+      expect.arrayContaining([
+        "/api/v1/agents",
+        "/api/v1/auth",
+        "/api/v1/billing",
+        "/api/v1/chat",
+        "/api/v1/storage",
+        "/api/v1/ws/",
+      ]),
     );
   });
 
@@ -764,7 +779,8 @@ describe("resources and logs", () => {
 
   // The sizing plan for an 8 vCPU / 16 GB host: Traefik 0.25/128M, auth 2 x 0.25/128M, chat
   // 2 x 1.0/1G, agent 2 x 0.75/512M, billing 0.25/128M, PostgreSQL 1.0/1G, Redis 0.25/256M,
-  // Qdrant 0.5/512M. Shares move between services (auth got more CPU for logins), the total may not grow.
+  // Qdrant 0.5/512M. Shares move between services (auth got more CPU for logins, storage came out
+  // of agent's), the total may not grow.
   test("the MVP set (edge, services x replicas, data stores) stays within the sizing plan's total", () => {
     const mvp = [
       "traefik",
@@ -772,6 +788,7 @@ describe("resources and logs", () => {
       "chat-service",
       "agent-service",
       "billing-service",
+      "storage-service",
       "db",
       "redis",
       "qdrant",

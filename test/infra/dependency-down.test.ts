@@ -47,6 +47,7 @@ const realRequest: Record<ServiceName, { request: (base: string) => Promise<Resp
   chat: { request: (base) => authorized(`${base}/api/v1/chat/conversations`), status: 200 },
   agent: { request: (base) => authorized(`${base}/api/v1/agents/configs`), status: 200 },
   billing: { request: (base) => authorized(`${base}/api/v1/billing/subscription`), status: 200 },
+  storage: { request: (base) => authorized(`${base}/api/v1/storage/objects`), status: 200 },
 };
 
 async function authorized(url: string): Promise<Response> {

@@ -207,6 +207,23 @@ describe("edge rate limits", () => {
     expect(routerFor("/api/v1/billing/checkout")?.name).toBe("billing");
   });
 
+  test("the account pages router takes /account and /account/… to auth, and leaves the auth API and /accountx alone", () => {
+    for (const path of ["/account", "/account/", "/account/reset", "/account/verify", "/account/assets/pages.js"]) {
+      expect({ path, router: routerFor(path)?.name }).toEqual({ path, router: "account-pages" });
+    }
+    expect(routerFor("/accountx")).toBeUndefined();
+    expect(routerFor("/api/v1/auth/password/reset")?.name).toBe("auth");
+    expect(routerFor("/account/reset")?.service).toBe("auth");
+  });
+
+  // The reset and confirmation links carry their single-use token in the query, and Traefik's
+  // access log records the query: the router that serves them writes no access log at all.
+  test("the account pages router writes no Traefik access log; every other router does", () => {
+    const accessLogs = (router: object) => (router as Record<string, string | undefined>)["observability.accessLogs"];
+    const silent = routers.filter((router) => accessLogs(router) === "false").map((router) => router.name);
+    expect(silent).toEqual(["account-pages"]);
+  });
+
   test("the billing pages see the client's address, as auth does: the same proxy hops", () => {
     const hops = (name: string) => compose.services[name]?.environment?.TRUSTED_PROXY_HOPS;
     expect(hops("billing-service")).toBeDefined();

@@ -14,12 +14,13 @@ const BINARY = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"].find((path) => exis
 const reason = "pgbouncer is not installed (Debian's pgbouncer package)";
 if (!BINARY) console.log(`skipped: ${reason}`);
 
-/** The end-to-end tests of the services: auth, billing and chat together, chat, agent and auth alone. */
+/** The end-to-end tests of the services: auth, billing and chat together, chat, agent, auth and storage alone. */
 const END_TO_END = [
   "test/e2e/tier-change.test.ts",
   "test/chat/chat-rest.test.ts",
   "test/agent/e2e.test.ts",
   "test/auth/routes.test.ts",
+  "test/storage/uploads.test.ts",
 ];
 
 let pooler: ReturnType<typeof Bun.spawn> | undefined;

@@ -3,6 +3,7 @@
 // control characters, invalid UTF-8, deep nesting, wrong content types and junk path and query
 // parameters. Stripe is the fake API behind the real SDK, so billing runs its real code paths.
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { ACCOUNT_PAGES_PREFIX } from "../../src/auth/pages";
 import { BILLING_PAGES_PREFIX } from "../../src/billing/pages";
 import { serviceFactories } from "../../src/services";
 import { createTestContext, type TestContext } from "../../src/shared/testing";
@@ -61,9 +62,11 @@ test("no route answers bad input with a 5xx, and every refusal is in the error s
   const violations: string[] = [];
   const check = async (label: string, response: Response) => {
     const text = await response.text();
-    // The billing pages answer people, not clients: their refusals are pages (test/billing/pages.test.ts).
+    // The billing and account pages answer people, not clients: their refusals are pages
+    // (test/billing/pages.test.ts, test/auth/pages.test.ts).
     const page =
-      label.includes(` ${BILLING_PAGES_PREFIX}`) && response.headers.get("content-type")?.startsWith("text/html");
+      [BILLING_PAGES_PREFIX, ACCOUNT_PAGES_PREFIX].some((prefix) => label.includes(` ${prefix}`)) &&
+      response.headers.get("content-type")?.startsWith("text/html");
     if (response.status >= 500) violations.push(`${label} -> ${response.status} ${text.slice(0, 160)}`);
     else if (response.status >= 400 && !page) {
       const code = (() => {

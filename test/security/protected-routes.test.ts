@@ -19,6 +19,9 @@ const PUBLIC_ROUTES: Record<string, string> = {
   "POST /api/v1/auth/register": "creates the credentials",
   "POST /api/v1/auth/login": "exchanges credentials for tokens",
   "POST /api/v1/auth/refresh": "authenticated by the refresh token in its body",
+  "POST /api/v1/auth/password/forgot": "the reset link goes to the address's mailbox; same answer for any address",
+  "POST /api/v1/auth/password/reset": "authenticated by the mailed reset token in its body",
+  "POST /api/v1/auth/email/verify": "authenticated by the mailed confirmation token in its body",
   "POST /api/v1/billing/webhook": "authenticated by Stripe's signature",
   "WS /api/v1/ws/device": "authenticated by the hello frame or header (close 4401; see the gateway tests)",
   "GET /api/v1/ws/device/tools.json": "the device tool contract: protocol, not data",
@@ -31,6 +34,22 @@ const PUBLIC_ROUTES: Record<string, string> = {
   "GET /billing/assets/pages.css": "the pages' stylesheet",
   "GET /billing/assets/pages.js": "the pages' script",
   "GET /billing/*": "the pages' 404 page",
+  // The pages the mailed links open (docs/pages.md): the token in the link or the form is the only
+  // credential there is. A GET never spends it; the forms call the API's verbs; all rate limited per IP.
+  "GET /account": "the account pages' landing page",
+  "GET /account/reset": "the password-reset link's form",
+  "POST /account/reset": "the reset form, authenticated by the mailed token in it",
+  "GET /account/reset/done": "the reset's outcome page",
+  "GET /account/verify": "the confirmation link's page (a GET spends nothing)",
+  "POST /account/verify": "the confirmation button, authenticated by the mailed token in it",
+  "GET /account/verify/done": "the confirmation's outcome page",
+  "GET /account/assets/pages.css": "the account pages' stylesheet",
+  "GET /account/assets/pages.js": "the account pages' script",
+  "GET /account/*": "the account pages' 404 page",
+  // Embedded mode's stand-in for S3 (src/storage/local-store.ts): the token in the path is an
+  // HMAC-signed, short-lived grant for one object key (and part), as a presigned S3 URL is.
+  "PUT /storage/local/:token": "authenticated by the HMAC-signed grant in its path",
+  "GET /storage/local/:token": "authenticated by the HMAC-signed grant in its path",
 };
 
 let ctx: TestContext;

@@ -1,3 +1,4 @@
+import { appLink } from "../../shared/pages/app-link";
 import { html, type SafeHtml } from "../../shared/pages/html";
 import type { PageLanguage } from "../../shared/pages/i18n";
 import { type PageDefinition, type PageEndpoint, type PageView, pagesPlugin } from "../../shared/pages/plugin";
@@ -21,10 +22,8 @@ const PAGES_PER_MINUTE = 60;
 const POLL_INTERVAL_MS = 1500;
 const POLL_ATTEMPTS = 20;
 
-/** The app's deep link for one page: APP_DEEP_LINK with the page's path appended. */
-export function appLink(base: string, path: string): string {
-  return `${base}${base.endsWith("/") ? "" : "/"}${path}`;
-}
+/** The app's deep link for one page (shared with auth's account pages). */
+export { appLink };
 
 /** When the page opens the app by itself: at once, once the poll has an answer, or never. */
 type OpenApp = "now" | "when-done" | "never";

@@ -83,4 +83,8 @@ export class PgMemoryStore implements MemoryStore {
     const deleted = await this.db.delete(memories).where(eq(memories.userId, userId)).returning({ id: memories.id });
     return deleted.length;
   }
+
+  async deleteUser(userId: string): Promise<void> {
+    await this.db.delete(memories).where(eq(memories.userId, userId));
+  }
 }

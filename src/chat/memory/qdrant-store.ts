@@ -126,6 +126,12 @@ export class QdrantMemoryStore implements MemoryStore {
     return count;
   }
 
+  /** Delete by the tenant filter, waiting until Qdrant has applied it; nothing to do without a collection. */
+  async deleteUser(userId: string): Promise<void> {
+    if (!(await this.exists())) return;
+    await this.client.delete(this.options.collection, { wait: true, filter: this.userFilter(userId) });
+  }
+
   private async exists(): Promise<boolean> {
     if (this.ready) {
       await this.ready;

@@ -36,6 +36,8 @@ export interface MemoryStore {
   /** False when the user has no memory with that id. */
   delete(userId: string, id: string): Promise<boolean>;
   deleteAll(userId: string): Promise<number>;
+  /** Erases every memory of a deleted account, unconditionally (no count first); idempotent. */
+  deleteUser(userId: string): Promise<void>;
 }
 
 export function cosine(a: number[], b: number[]): number {

@@ -2,11 +2,12 @@ import { createHash } from "node:crypto";
 import type { Server } from "bun";
 import { type AnyElysia, Elysia } from "elysia";
 import { clientIp } from "../client-ip";
-import { errorBody, tooManyRequests } from "../errors";
+import { errorBody, ServiceError, tooManyRequests } from "../errors";
 import { requestIdOf } from "../http";
 import type { Logger } from "../logger";
 import type { Platform } from "../platform";
 import { type RateCheck, type RateLimiter, rateLimitHeaders } from "../rate-limit";
+import type { ClientInfo } from "../verb";
 import { pageSecurityHeaders } from "./headers";
 import { html, type SafeHtml } from "./html";
 import { type PageLanguage, pickLanguage, type Translations } from "./i18n";
@@ -19,6 +20,8 @@ export interface PageRequest {
   request: Request;
   url: URL;
   lang: PageLanguage;
+  /** The client address, as the rate limit counts it (for a verb's own per-address limits). */
+  client: ClientInfo;
 }
 
 /** A rendered page: what goes in `<main>` (the heading first) and the document's title. */
@@ -40,6 +43,22 @@ export interface PageEndpoint {
   answer(page: PageRequest): Promise<Record<string, unknown>>;
 }
 
+/** Where a form sends the browser once it is done: a `303 See Other` to a page (path and query). */
+export interface SeeOther {
+  seeOther: string;
+}
+
+/**
+ * A form of the registry, posted by the browser itself (`application/x-www-form-urlencoded`), so
+ * it works without the script; under the same limit and headers as the pages. It answers with a
+ * page (an error, with its status), or sends the browser to another page so that a reload does not
+ * post again. A ServiceError it throws with status 429 or 503 becomes the 429 or 503 page.
+ */
+export interface PageForm {
+  path: string;
+  submit(page: PageRequest & { fields: URLSearchParams }): Promise<PageView | SeeOther> | PageView | SeeOther;
+}
+
 export interface PagesOptions {
   /** Names the plugin and the per-IP rate-limit policy (`billing-pages`). */
   name: string;
@@ -48,6 +67,7 @@ export interface PagesOptions {
   /** The registry: every page this service serves under `prefix`. */
   pages: PageDefinition[];
   endpoints?: PageEndpoint[];
+  forms?: PageForm[];
   platform: Platform;
   limiter: RateLimiter;
   logger: Logger;
@@ -55,8 +75,14 @@ export interface PagesOptions {
   requestsPerMinute: number;
 }
 
-const FRAME_PAGES: Translations<Record<"notFound" | "tooMany" | "unavailable", { title: string; text: string }>> = {
+type FramePage = "notFound" | "tooMany" | "unavailable" | "badForm";
+
+const FRAME_PAGES: Translations<Record<FramePage, { title: string; text: string }>> = {
   en: {
+    badForm: {
+      title: "Form not understood",
+      text: "This form could not be read. Go back, reload the page and send it again.",
+    },
     notFound: { title: "Page not found", text: "There is no page at this address. Go back to the app and try again." },
     tooMany: {
       title: "Too many requests",
@@ -68,6 +94,10 @@ const FRAME_PAGES: Translations<Record<"notFound" | "tooMany" | "unavailable", {
     },
   },
   it: {
+    badForm: {
+      title: "Modulo non leggibile",
+      text: "Non è stato possibile leggere il modulo. Torna indietro, ricarica la pagina e invialo di nuovo.",
+    },
     notFound: {
       title: "Pagina non trovata",
       text: "A questo indirizzo non c'è nessuna pagina. Torna all'app e riprova.",
@@ -88,6 +118,9 @@ const frameView = (lang: PageLanguage, which: keyof (typeof FRAME_PAGES)["en"], 
   return { status, title, main: html`<h1>${title}</h1>\n<p>${text}</p>` };
 };
 
+/** Far more than any form of the pages needs (a token and two passwords of at most 256 characters). */
+const FORM_MAX_BYTES = 8192;
+
 /** Static assets change only with a deploy; an hour keeps repeat visits fast without pinning old ones for long. */
 const ASSET_CACHE = "public, max-age=3600";
 
@@ -101,8 +134,8 @@ interface HandlerContext {
  * Server-rendered pages for browsers: public (no token), HTML with a stylesheet and one script of
  * their own, strict security headers on every answer, a per-IP rate limit on every page and poll,
  * and a 404 page for any other path under the prefix. Left out of the OpenAPI document: they are
- * pages for people, not part of the API. A service lists its pages in `pages`; another service
- * (auth's account pages, when they exist) mounts its own registry under its own prefix.
+ * pages for people, not part of the API. A service lists its pages in `pages` (and the forms they
+ * post, in `forms`); another service (auth's account pages) mounts its own registry under its own prefix.
  */
 export function pagesPlugin(options: PagesOptions): AnyElysia {
   const { prefix, platform, logger } = options;
@@ -126,10 +159,11 @@ export function pagesPlugin(options: PagesOptions): AnyElysia {
     Object.assign(context.set.headers, pageSecurityHeaders(context.request, hops), { "cache-control": cacheControl });
   };
 
-  const pageRequest = (request: Request): PageRequest => ({
+  const pageRequest = ({ request, server }: HandlerContext): PageRequest => ({
     request,
     url: new URL(request.url),
     lang: pickLanguage(request.headers.get("accept-language")),
+    client: { ip: clientIp(request, server, hops) },
   });
 
   const sendPage = (context: HandlerContext, page: PageRequest, view: PageView) => {
@@ -142,16 +176,65 @@ export function pagesPlugin(options: PagesOptions): AnyElysia {
   const servePage = (render: PageDefinition["render"]) => async (context: HandlerContext) => {
     baseHeaders(context, "no-store");
     context.set.headers.vary = "Accept-Language";
-    const page = pageRequest(context.request);
+    const page = pageRequest(context);
     const check = await checkClient(context);
     Object.assign(context.set.headers, check.headers);
     if (!check.allowed) return sendPage(context, page, frameView(page.lang, "tooMany", 429));
     try {
       return sendPage(context, page, await render(page));
     } catch (error) {
-      logger.error({ err: error, path: page.url.pathname }, "page failed");
-      context.set.headers["retry-after"] = "5";
-      return sendPage(context, page, frameView(page.lang, "unavailable", 503));
+      return sendFailure(context, page, error);
+    }
+  };
+
+  /**
+   * A renderer's or form's failure: a refusal it was given (429, 503 with their headers) becomes
+   * that page; anything else is logged (the path only: a query may hold a token) and is the 503 page.
+   */
+  const sendFailure = (context: HandlerContext, page: PageRequest, error: unknown) => {
+    if (error instanceof ServiceError && (error.status === 429 || error.status === 503)) {
+      if (error.status === 503) logger.warn({ code: error.code, path: page.url.pathname }, "page unavailable");
+      Object.assign(context.set.headers, error.headers);
+      return sendPage(
+        context,
+        page,
+        frameView(page.lang, error.status === 429 ? "tooMany" : "unavailable", error.status),
+      );
+    }
+    logger.error({ err: error, path: page.url.pathname }, "page failed");
+    context.set.headers["retry-after"] = "5";
+    return sendPage(context, page, frameView(page.lang, "unavailable", 503));
+  };
+
+  /** The submitted fields, or undefined for anything but a form of reasonable size. */
+  const formFields = async (request: Request): Promise<URLSearchParams | undefined> => {
+    const type = (request.headers.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
+    if (type !== "application/x-www-form-urlencoded") return undefined;
+    // A declared length says it at once; a chunked body is read (Bun bounds it) and then measured.
+    if (Number(request.headers.get("content-length") ?? 0) > FORM_MAX_BYTES) return undefined;
+    const text = await request.text().catch(() => undefined);
+    if (text === undefined || Buffer.byteLength(text) > FORM_MAX_BYTES) return undefined;
+    return new URLSearchParams(text);
+  };
+
+  /** Headers and limit as for a page; then the form's answer: a page, or a 303 to one. */
+  const serveForm = (form: PageForm) => async (context: HandlerContext) => {
+    baseHeaders(context, "no-store");
+    context.set.headers.vary = "Accept-Language";
+    const page = pageRequest(context);
+    const check = await checkClient(context);
+    Object.assign(context.set.headers, check.headers);
+    if (!check.allowed) return sendPage(context, page, frameView(page.lang, "tooMany", 429));
+    const fields = await formFields(context.request);
+    if (!fields) return sendPage(context, page, frameView(page.lang, "badForm", 400));
+    try {
+      const outcome = await form.submit({ ...page, fields });
+      if (!("seeOther" in outcome)) return sendPage(context, page, outcome);
+      context.set.status = 303;
+      context.set.headers.location = outcome.seeOther;
+      return "";
+    } catch (error) {
+      return sendFailure(context, page, error);
     }
   };
 
@@ -166,7 +249,7 @@ export function pagesPlugin(options: PagesOptions): AnyElysia {
         requestIdOf(context.request),
       );
     }
-    return endpoint.answer(pageRequest(context.request));
+    return endpoint.answer(pageRequest(context));
   };
 
   const serveAsset = (body: string, contentType: string) => (context: HandlerContext) => {
@@ -181,10 +264,16 @@ export function pagesPlugin(options: PagesOptions): AnyElysia {
   const get = (path: string, serve: (context: HandlerContext) => unknown) => {
     app = app.get(path, (context: object) => serve(context as HandlerContext), hidden);
   };
+  // The form reads its own body: Elysia parses nothing, so no content type is refused before the
+  // page can answer in its own style.
+  const post = (path: string, serve: (context: HandlerContext) => unknown) => {
+    app = app.post(path, (context: object) => serve(context as HandlerContext), { ...hidden, parse: "none" });
+  };
   get(`${assetsPath}/pages.css`, serveAsset(PAGE_STYLES, "text/css; charset=utf-8"));
   get(`${assetsPath}/pages.js`, serveAsset(PAGE_SCRIPT, "text/javascript; charset=utf-8"));
   for (const page of options.pages) get(`${prefix}${page.path}`, servePage(page.render));
   for (const endpoint of options.endpoints ?? []) get(`${prefix}${endpoint.path}`, serveEndpoint(endpoint));
+  for (const form of options.forms ?? []) post(`${prefix}${form.path}`, serveForm(form));
   get(
     `${prefix}/*`,
     servePage(({ lang }) => frameView(lang, "notFound", 404)),

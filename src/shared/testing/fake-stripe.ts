@@ -23,8 +23,8 @@ export interface FakeStripeOptions {
 }
 
 /**
- * A small in-memory Stripe API on a free port: customers, Checkout Sessions (create, retrieve), subscriptions
- * (retrieve/update/cancel) and billing portal sessions, speaking Stripe's form-encoded requests and
+ * A small in-memory Stripe API on a free port: customers (create, retrieve, delete), Checkout Sessions
+ * (create, retrieve), subscriptions (retrieve/update/cancel), invoices (list by customer) and billing portal sessions, speaking Stripe's form-encoded requests and
  * JSON error shape, honouring Idempotency-Key like Stripe does (same key and body: the stored
  * response; same key, other body: 400). The real SDK talks to it through host/port/protocol.
  */
@@ -35,6 +35,8 @@ export class FakeStripe {
   readonly sessions = new Map<string, StripeObject>();
   readonly subscriptions = new Map<string, StripeObject>();
   readonly portalSessions = new Map<string, StripeObject>();
+  /** Invoices by id; `completeCheckout` adds the paid first invoice of the subscription. */
+  readonly invoices = new Map<string, StripeObject>();
   /** While true every API call answers 503, as during a Stripe incident. */
   unavailable = false;
   private readonly idempotency = new Map<string, StoredIdempotency>();
@@ -87,6 +89,8 @@ export class FakeStripe {
       amount_total: 1900,
       currency: "eur",
     });
+    const invoice = { ...this.invoice(subscription.id, "paid"), amount_due: 1900, amount_paid: 1900, currency: "eur" };
+    this.invoices.set(invoice.id, { ...invoice, number: `FAKE-${this.invoices.size + 1}`, created: this.tick() });
     return { session, subscription };
   }
 
@@ -255,6 +259,20 @@ export class FakeStripe {
     if (first === "customers" && method === "GET" && second) {
       const customer = this.customers.get(second);
       return customer ? ok(customer) : missing("customer", second);
+    }
+    if (first === "customers" && method === "DELETE" && second) {
+      if (!this.customers.delete(second)) return missing("customer", second);
+      // Stripe cancels the customer's subscriptions with it.
+      for (const subscription of this.subscriptions.values()) {
+        if (subscription.customer === second && subscription.status !== "canceled") {
+          this.updateSubscription(subscription.id, { status: "canceled" });
+        }
+      }
+      return ok({ id: second, object: "customer", deleted: true });
+    }
+    if (first === "invoices" && method === "GET" && !second) {
+      const data = [...this.invoices.values()].filter((invoice) => invoice.customer === params.customer);
+      return ok({ object: "list", data, has_more: false, url: "/v1/invoices" });
     }
     if (first === "checkout" && second === "sessions" && method === "POST" && !third) {
       if (!params.customer || !this.customers.has(String(params.customer))) {
