@@ -188,25 +188,33 @@ async function streamReply(
   const sse = new SseWriter(keepAliveMs, request);
   const requestId = crypto.randomUUID();
   const started = Promise.withResolvers<{ chatId: string }>();
+  let didStart = false;
   turns
     .run({
       ...input,
       requestId,
       transport: "sse",
-      onStart: started.resolve,
+      onStart: (turn) => {
+        didStart = true;
+        started.resolve(turn);
+      },
       onChunk: (chunk, seq) => sse.chunk(seq, chunk),
     })
     .then(
       () => sse.end(),
       (error: unknown) => {
         started.reject(error);
-        if (!sse.gone.aborted) {
-          logger.warn({ err: error }, "chat stream failed after it started");
-          sse.end("the reply failed");
-        }
+        // A turn refused before it started answers with its HTTP status instead (thrown below).
+        if (didStart && !sse.gone.aborted) logger.warn({ err: error }, "chat stream failed after it started");
+        sse.end(didStart ? "the reply failed" : undefined);
       },
     );
   const { chatId } = await started.promise;
+  return sseResponse(sse, chatId, requestId, request);
+}
+
+/** The turn's SSE response, naming its conversation and its turn (for `chat_resume`). */
+function sseResponse(sse: SseWriter, chatId: string, requestId: string, request: Request): Response {
   return new Response(sse.body, {
     headers: {
       ...UI_MESSAGE_STREAM_HEADERS,
@@ -237,14 +245,8 @@ async function resumeReply(
   const sse = new SseWriter(ctx.platform.env.CHAT_SSE_KEEPALIVE_MS, request);
   const found = Promise.withResolvers<boolean>();
   const sink = {
-    chunk: (seq: number, chunk: unknown) => {
-      found.resolve(true);
-      sse.chunk(seq, chunk);
-    },
-    end: (end: TurnEnd) => {
-      found.resolve(true);
-      sse.end(end.outcome === "error" ? end.message : undefined);
-    },
+    chunk: (seq: number, chunk: unknown) => sse.chunk(seq, chunk),
+    end: (end: TurnEnd) => sse.end(end.outcome === "error" ? end.message : undefined),
   };
   turns
     .follow({ userId: user.userId, requestId }, afterSeq, sink, sse.gone, () => found.resolve(true))
@@ -256,15 +258,11 @@ async function resumeReply(
         sse.end("the reply failed");
       },
     );
-  if (!(await found.promise)) return noTurn(ctx, user, chatId);
-  return new Response(sse.body, {
-    headers: {
-      ...UI_MESSAGE_STREAM_HEADERS,
-      "x-chat-id": chatId,
-      "x-turn-id": requestId,
-      "x-request-id": requestIdOf(request),
-    },
-  });
+  if (!(await found.promise)) {
+    sse.end(); // nobody reads it: its keep-alive timer stops here
+    return noTurn(ctx, user, chatId);
+  }
+  return sseResponse(sse, chatId, requestId, request);
 }
 
 /** No turn to resume: 204 for the caller's conversation, 404 for anyone else's or none. */
