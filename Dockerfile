@@ -6,7 +6,7 @@
 
 FROM oven/bun:1.4.4 AS build
 WORKDIR /src
-# Everything up to the build step is the same for the four images, so they share these layers and
+# Everything up to the build step is the same for the five images, so they share these layers and
 # their cache: SERVICE is declared only after them (a build arg in scope changes every RUN's key).
 COPY package.json bun.lock bunfig.toml ./
 RUN bun install --frozen-lockfile
