@@ -212,3 +212,18 @@ export const exportParts = authSchema.table(
   },
   (table) => [primaryKey({ columns: [table.exportId, table.service] })],
 );
+
+/**
+ * Sessions of erased accounts whose access tokens may still be valid: the user's `sessions` rows
+ * go with the account, and this keeps their revocation (by session id only, nothing of the user)
+ * until the last token they issued has expired, for a process that starts while Redis has lost its
+ * copy (see revocation-ledger.ts). Rows past `until` are removed as the ledger is read.
+ */
+export const endedSessions = authSchema.table(
+  "ended_sessions",
+  {
+    sessionId: uuid("session_id").primaryKey(),
+    until: timestamp("until", { withTimezone: true }).notNull(),
+  },
+  (table) => [index("ended_sessions_until_idx").on(table.until)],
+);

@@ -1,4 +1,6 @@
-import { and, asc, eq, isNotNull, or } from "drizzle-orm";
+import { and, asc, eq, isNotNull, or, sql } from "drizzle-orm";
+import { DEFAULT_CLOCK_TOLERANCE_S } from "../shared/auth/verifier";
+import type { Database } from "../shared/db";
 import { ERASING_SERVICES } from "../shared/events/user-deleted";
 import type { AuthContext } from "./context";
 import { deletedUsers, erasures, mailOutbox, sessions, users } from "./tables";
@@ -23,6 +25,7 @@ export async function eraseUser(ctx: AuthContext, userId: string): Promise<Erase
     const [row] = await tx.select({ id: users.id }).from(users).where(eq(users.id, userId));
     if (!row) return "erased_before";
     if (!ERASING_SERVICES.every((service) => done.has(service))) return "waiting";
+    await keepEndedSessions(tx, userId, accessTokenLifetimeMs(ctx));
     await tx.delete(users).where(eq(users.id, userId));
     await tx.delete(erasures).where(eq(erasures.userId, userId));
     await tx
@@ -32,6 +35,25 @@ export async function eraseUser(ctx: AuthContext, userId: string): Promise<Erase
     return "erased";
   });
 }
+
+/**
+ * The user's sessions go with the account, and with them the durable record that they were ended:
+ * their ids (nothing of the user) are kept in `auth.ended_sessions` until the last access token
+ * they issued has expired, so a process starting while Redis has lost its copy still refuses them.
+ */
+async function keepEndedSessions(tx: Database, userId: string, lifetimeMs: number): Promise<void> {
+  await tx.execute(sql`
+    insert into auth.ended_sessions (session_id, until)
+    select id, revoked_at + ${`${lifetimeMs} milliseconds`}::interval
+    from auth.sessions
+    where user_id = ${userId}::uuid and revoked_at is not null
+      and revoked_at + ${`${lifetimeMs} milliseconds`}::interval > now()
+    on conflict (session_id) do nothing`);
+}
+
+/** How long an access token may be accepted after it was issued, as the verifier counts it. */
+const accessTokenLifetimeMs = (ctx: AuthContext): number =>
+  (ctx.env.ACCESS_TOKEN_TTL_S + DEFAULT_CLOCK_TOLERANCE_S) * 1000;
 
 /** The profile and the sessions (devices) of the account, as auth holds them. */
 export async function exportUser(ctx: AuthContext, userId: string) {

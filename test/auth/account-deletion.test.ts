@@ -5,9 +5,16 @@
 // `DELETE /auth/me`. Erasure is checked in the database itself (every table with a user_id),
 // in the Qdrant fake and in the requests the Stripe fake received.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { decodeJwt } from "jose";
 import { billingConfig } from "../../src/billing/config";
 import type { BillingContext } from "../../src/billing/context";
 import { eraseUser } from "../../src/billing/user-data";
+import { databaseLedger } from "../../src/shared/auth/revocation-ledger";
+import { SessionRevocations } from "../../src/shared/auth/revocations";
+import { DEFAULT_CLOCK_TOLERANCE_S } from "../../src/shared/auth/verifier";
+import { MemoryBus } from "../../src/shared/bus/memory-bus";
+import { createKeys } from "../../src/shared/keys";
+import { silentLogger } from "../../src/shared/logger";
 import { rateLimiterFor } from "../../src/shared/rate-limit";
 import { eventually } from "../../src/shared/testing";
 import { connectDevice } from "../chat/gateway/helpers";
@@ -28,6 +35,27 @@ const refresh = (token: string) =>
 const me = (token: string) => world.call(world.auth, "GET", "/auth/me", token);
 
 describe("DELETE /auth/me", () => {
+  test("an erased account's ended sessions stay refused by a process that starts after Redis lost its copy", async () => {
+    const user = await world.signUp();
+    const other = await world.login(user.email);
+    expect((await world.deleteAccount(user)).status).toBe(202);
+    expect(await world.erased(user.userId)).toEqual({ "auth.deleted_users": 1 });
+    // The user's sessions rows are gone with the account; a process starting now with an empty
+    // Redis (a fresh key prefix, a bus of its own) learns of revocations from the ledger alone.
+    const sessionIds = [user.accessToken, other.accessToken].map((token) => decodeJwt(token).sid as string);
+    const platform = world.auth.platform;
+    const ledger = databaseLedger(platform.db, (platform.env.ACCESS_TOKEN_TTL_S + DEFAULT_CLOCK_TOLERANCE_S) * 1000);
+    const fresh = new SessionRevocations({
+      bus: new MemoryBus(),
+      keys: createKeys(`t:fresh-${crypto.randomUUID()}`),
+      logger: silentLogger(),
+      ledger,
+    });
+    await fresh.start();
+    expect(await Promise.all(sessionIds.map((id) => fresh.isRevoked(id)))).toEqual([true, true]);
+    await fresh.close();
+  });
+
   test("ends every session at once and erases the user in every service; only deleted_users keeps the id", async () => {
     const user = await world.signUp();
     const other = await world.login(user.email);

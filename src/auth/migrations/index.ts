@@ -4,10 +4,12 @@ import m0 from "./0000_wide_sauron.sql" with { type: "text" };
 import m1 from "./0001_sessions.sql" with { type: "text" };
 import m2 from "./0002_account_lifecycle.sql" with { type: "text" };
 import m3 from "./0003_mail_outbox_failed.sql" with { type: "text" };
+import m4 from "./0004_ended_sessions.sql" with { type: "text" };
 
 export const migrations: Migration[] = [
   { tag: "0000_wide_sauron", sql: m0 },
   { tag: "0001_sessions", sql: m1 },
   { tag: "0002_account_lifecycle", sql: m2 },
   { tag: "0003_mail_outbox_failed", sql: m3 },
+  { tag: "0004_ended_sessions", sql: m4 },
 ];
