@@ -110,7 +110,8 @@ export class RedisTurnLog implements TurnLog {
     const admission = await this.redis.chatTurnAdmit(keys.running, keys.turn, running, maxRunning, SAFETY_TTL_MS);
     if (admission !== "admitted") return admission;
     // Every key of the turn shares its slot: one MULTI resets a reused request id's log. The
-    // instance's set and the conversation's pointer go out with it, one round trip for both.
+    // instance's set and the conversation's pointer (other slots: commands of their own, never one
+    // pipeline across slots, which Redis Cluster refuses) go out with it, one round trip for all.
     const turnReset = this.redis
       .multi()
       .del(keys.log, keys.ended, keys.meta)
@@ -124,13 +125,15 @@ export class RedisTurnLog implements TurnLog {
       .pexpire(keys.meta, SAFETY_TTL_MS)
       .exec();
     const instanceTurns = this.keys.chatInstanceTurns(record.instanceId);
-    const bookkeeping = this.redis
-      .pipeline()
-      .sadd(instanceTurns, RedisTurnLog.member(record))
-      .pexpire(instanceTurns, SAFETY_TTL_MS)
-      .set(this.keys.chatLatestTurn(record.userId, record.chatId), record.requestId, "PX", SAFETY_TTL_MS)
-      .exec();
-    await Promise.all([turnReset, bookkeeping]);
+    await Promise.all([
+      turnReset,
+      this.redis
+        .pipeline()
+        .sadd(instanceTurns, RedisTurnLog.member(record))
+        .pexpire(instanceTurns, SAFETY_TTL_MS)
+        .exec(),
+      this.redis.set(this.keys.chatLatestTurn(record.userId, record.chatId), record.requestId, "PX", SAFETY_TTL_MS),
+    ]);
     return "admitted";
   }
 
@@ -168,20 +171,24 @@ export class RedisTurnLog implements TurnLog {
   private async forgetRunning(ref: TurnRef, ttlMs: number): Promise<void> {
     const keys = this.turnKeys(ref);
     const instanceId = await this.redis.hget(keys.meta, "instance");
-    const pipeline = this.redis.pipeline().hdel(keys.running, keys.turn);
-    if (instanceId) pipeline.srem(this.keys.chatInstanceTurns(instanceId), RedisTurnLog.member(ref));
     const chatId = await this.redis.hget(keys.meta, "chat_id");
-    if (chatId) pipeline.pexpire(this.keys.chatLatestTurn(ref.userId, chatId), ttlMs);
-    await pipeline.exec();
+    // The user's keys share a slot; the instance's set is in another (one command each, no pipeline across slots).
+    const userKeys = this.redis.pipeline().hdel(keys.running, keys.turn);
+    if (chatId) userKeys.pexpire(this.keys.chatLatestTurn(ref.userId, chatId), ttlMs);
+    await Promise.all([
+      userKeys.exec(),
+      instanceId ? this.redis.srem(this.keys.chatInstanceTurns(instanceId), RedisTurnLog.member(ref)) : undefined,
+    ]);
   }
 
   async release(ref: TurnRef): Promise<void> {
     const keys = this.turnKeys(ref);
     const [instanceId, chatId] = await this.redis.hmget(keys.meta, "instance", "chat_id");
     await this.redis.del(keys.log, keys.meta, keys.ended);
-    const pipeline = this.redis.pipeline().hdel(keys.running, keys.turn);
-    if (instanceId) pipeline.srem(this.keys.chatInstanceTurns(instanceId), RedisTurnLog.member(ref));
-    await pipeline.exec();
+    await Promise.all([
+      this.redis.hdel(keys.running, keys.turn),
+      instanceId ? this.redis.srem(this.keys.chatInstanceTurns(instanceId), RedisTurnLog.member(ref)) : undefined,
+    ]);
     if (chatId) {
       // The conversation's latest turn is this one only if no newer turn took the pointer meanwhile.
       const latest = this.keys.chatLatestTurn(ref.userId, chatId);
@@ -246,11 +253,10 @@ export class RedisTurnLog implements TurnLog {
   }
 
   async renewLease(instanceId: string, ttlMs: number): Promise<void> {
-    await this.redis
-      .pipeline()
-      .set(this.keys.chatInstanceLease(instanceId), "1", "PX", ttlMs)
-      .sadd(this.keys.chatGenerators, instanceId)
-      .exec();
+    await Promise.all([
+      this.redis.set(this.keys.chatInstanceLease(instanceId), "1", "PX", ttlMs),
+      this.redis.sadd(this.keys.chatGenerators, instanceId),
+    ]);
   }
 
   async dropLease(instanceId: string): Promise<void> {
