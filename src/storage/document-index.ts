@@ -1,6 +1,7 @@
 import { QdrantClient } from "@qdrant/js-client-rest";
 import { and, eq } from "drizzle-orm";
 import type { Database } from "../shared/db";
+import { ensureTenantCollection } from "../shared/qdrant";
 import { documentChunks } from "./tables";
 
 export interface NewChunk {
@@ -96,26 +97,12 @@ export class QdrantDocumentIndex implements DocumentIndex {
   }
 
   private ensureCollection(dimensions: number): Promise<void> {
-    this.ready ??= (async () => {
-      const { collection } = this.options;
-      const { exists } = await this.client.collectionExists(collection);
-      if (!exists) {
-        await this.client.createCollection(collection, { vectors: { size: dimensions, distance: "Cosine" } });
-      }
-      await this.client.createPayloadIndex(collection, {
-        field_name: "user_id",
-        field_schema: { type: "keyword", is_tenant: true },
-        wait: true,
-      });
-      await this.client.createPayloadIndex(collection, {
-        field_name: "object_id",
-        field_schema: "keyword",
-        wait: true,
-      });
-    })().catch((error) => {
-      this.ready = undefined;
-      throw error;
-    });
+    this.ready ??= ensureTenantCollection(this.client, this.options.collection, dimensions, ["object_id"]).catch(
+      (error) => {
+        this.ready = undefined;
+        throw error;
+      },
+    );
     return this.ready;
   }
 

@@ -1,4 +1,5 @@
 import { QdrantClient } from "@qdrant/js-client-rest";
+import { ensureTenantCollection } from "../../shared/qdrant";
 import { invalidCursor, UUID } from "../cursor";
 import type { Memory, MemoryPage, MemoryStore, NewMemory, ScoredMemory } from "./store";
 
@@ -36,19 +37,7 @@ export class QdrantMemoryStore implements MemoryStore {
   }
 
   private ensureCollection(dimensions: number): Promise<void> {
-    this.ready ??= (async () => {
-      const { collection } = this.options;
-      const { exists } = await this.client.collectionExists(collection);
-      if (!exists) {
-        await this.client.createCollection(collection, { vectors: { size: dimensions, distance: "Cosine" } });
-      }
-      // Idempotent: Qdrant accepts re-creating an identical index.
-      await this.client.createPayloadIndex(collection, {
-        field_name: "user_id",
-        field_schema: { type: "keyword", is_tenant: true },
-        wait: true,
-      });
-    })().catch((error) => {
+    this.ready ??= ensureTenantCollection(this.client, this.options.collection, dimensions).catch((error) => {
       this.ready = undefined;
       throw error;
     });
