@@ -1,6 +1,7 @@
 // The monolith's HS256 access tokens during the bounded window (LEGACY_JWT_SECRET_FILE and
 // LEGACY_JWT_UNTIL): the verifier's rules with an injectable clock, the configuration checks, and
 // real services (auth's /me, a chat route, the device socket's hello, logout) on both sides of it.
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,6 +10,7 @@ import { base64url, importPKCS8, SignJWT } from "jose";
 import { legacyTokenId, legacyTokenWindowFromEnv, withLegacyTokens } from "../../src/shared/auth/legacy-tokens";
 import { createTokenVerifier, TokenError, type TokenVerifier } from "../../src/shared/auth/verifier";
 import { ConfigError, loadEnv } from "../../src/shared/env";
+import { userIdFor } from "../../src/shared/legacy-ids";
 import { Metrics } from "../../src/shared/metrics";
 import {
   captureLogger,
@@ -173,10 +175,24 @@ describe("legacy tokens: the verifier", () => {
       const token = await signLegacy(legacyClaims(userId, INSIDE_S, extra));
       expect(await rejection(verifierAt(INSIDE_MS), token)).toBe("token_claims_invalid");
     }
-    const notUuid = await signLegacy(legacyClaims("42", INSIDE_S));
-    expect(await rejection(verifierAt(INSIDE_MS), notUuid)).toBe("token_claims_invalid");
+    for (const sub of ["", "   ", { id: 42 }, -1, "x".repeat(129)]) {
+      const token = await signLegacy(legacyClaims(sub as string, INSIDE_S));
+      expect(await rejection(verifierAt(INSIDE_MS), token)).toBe("token_claims_invalid");
+    }
     const { tier: _, ...noTier } = legacyClaims(userId, INSIDE_S);
     expect(await rejection(verifierAt(INSIDE_MS), await signLegacy(noTier))).toBe("token_claims_invalid");
+  });
+
+  test('a monolith user id that is not a UUID ("42", or the integer 42) names the user the import made of it', async () => {
+    const imported = userIdFor("42");
+    expect(imported).not.toBe("42");
+    for (const sub of ["42", 42]) {
+      const token = await signLegacy(legacyClaims(sub as string, INSIDE_S));
+      expect((await verifierAt(INSIDE_MS).verify(token)).userId).toBe(imported);
+    }
+    // A UUID is kept as it is, as the import keeps it.
+    const token = await signLegacy(legacyClaims(userId, INSIDE_S));
+    expect((await verifierAt(INSIDE_MS).verify(token)).userId).toBe(userId);
   });
 
   test("expired, issued in the future, or with no `exp`: refused", async () => {

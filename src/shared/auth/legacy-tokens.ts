@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { decodeProtectedHeader, type JWTPayload, jwtVerify, type ProtectedHeaderParameters } from "jose";
 import { z } from "zod";
 import { ConfigError, type Env, readConfigFile } from "../env";
+import { userIdFor } from "../legacy-ids";
 import type { Logger } from "../logger";
 import type { Metrics } from "../metrics";
 import { Tier } from "../tiers";
@@ -22,12 +23,13 @@ const LEGACY_HEADER_FIELDS = new Set(["alg", "typ"]);
 
 /**
  * The monolith's claims, exactly: anything more (`iss`, `aud`, `jti`, `sid`, `nbf`) is not a token
- * it issued. `sub` must be a UUID because auth keys users by UUID and the import keeps their ids:
- * any other subject names no account here.
+ * it issued. `sub` is the monolith's user id (a string, or the integer some JWT libraries write),
+ * mapped to the user's id here as the import maps it (`userIdFor`: a UUID is kept, any other id
+ * derived), so a token names the same account its user was imported as.
  */
 export const LegacyClaims = z
   .object({
-    sub: z.uuid(),
+    sub: z.union([z.string().trim().min(1).max(128), z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)]),
     tier: Tier,
     exp: z.number(),
     iat: z.number().optional(),
@@ -129,7 +131,7 @@ function parseLegacyClaims(payload: JWTPayload, window: LegacyTokenWindow): Lega
  */
 function legacyUser(token: string, claims: LegacyClaims, window: LegacyTokenWindow): AuthUser {
   return {
-    userId: claims.sub,
+    userId: userIdFor(String(claims.sub)),
     tier: claims.tier,
     tokenId: legacyTokenId(token),
     expiresAt: Math.min(claims.exp, Math.floor(window.until.getTime() / 1000)),
