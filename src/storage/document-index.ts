@@ -1,6 +1,7 @@
 import { QdrantClient } from "@qdrant/js-client-rest";
 import { and, eq } from "drizzle-orm";
 import type { Database } from "../shared/db";
+import { cosine } from "../shared/llm/cosine";
 import { ensureTenantCollection } from "../shared/qdrant";
 import { documentChunks } from "./tables";
 
@@ -166,18 +167,4 @@ export class QdrantDocumentIndex implements DocumentIndex {
     }
     return (await this.client.collectionExists(this.options.collection)).exists;
   }
-}
-
-export function cosine(a: number[], b: number[]): number {
-  let dot = 0;
-  let normA = 0;
-  let normB = 0;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i] ?? 0;
-    const y = b[i] ?? 0;
-    dot += x * y;
-    normA += x * x;
-    normB += y * y;
-  }
-  return normA === 0 || normB === 0 ? 0 : dot / Math.sqrt(normA * normB);
 }

@@ -1,4 +1,4 @@
-import { cosine } from "../../src/chat/memory/store";
+import { cosine } from "../../src/shared/llm/cosine";
 
 // A small in-memory Qdrant REST server for tests: the endpoints the memory store uses, with
 // Qdrant's request and response shapes, and every request recorded so tests can check the

@@ -1,9 +1,10 @@
 import { embed, embedMany, generateText, Output } from "ai";
 import { z } from "zod";
 import type { Llm } from "../../shared/llm";
+import { cosine } from "../../shared/llm/cosine";
 import type { Logger } from "../../shared/logger";
 import type { Metrics } from "../../shared/metrics";
-import { cosine, type MemoryStore, type ScoredMemory } from "./store";
+import type { MemoryStore, ScoredMemory } from "./store";
 
 export interface MemoryOptions {
   budgetMs: number;

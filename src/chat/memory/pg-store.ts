@@ -1,8 +1,9 @@
 import { and, desc, eq, lt, or } from "drizzle-orm";
 import type { Database } from "../../shared/db";
+import { cosine } from "../../shared/llm/cosine";
 import { decodeTimeCursor, encodeCursor } from "../cursor";
 import { memories } from "../tables";
-import { cosine, type MemoryPage, type MemoryStore, type NewMemory, type ScoredMemory } from "./store";
+import type { MemoryPage, MemoryStore, NewMemory, ScoredMemory } from "./store";
 
 /** Memories scanned per search; a user's memory is small, and this bounds the worst case. */
 const SCAN_LIMIT = 5000;
