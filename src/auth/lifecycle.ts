@@ -4,6 +4,7 @@ import type { EventConsumer } from "../shared/events/event-log";
 import { eventLogFor } from "../shared/events/for-platform";
 import { ERASING_SERVICES, publishUserDeleted, UserErasedEvent } from "../shared/events/user-deleted";
 import { EXPORTING_SERVICES, ExportPartEvent, publishExportRequested } from "../shared/events/user-export";
+import { RelayPause } from "../shared/relay-pause";
 import { startUserDataConsumers, type UserDataConsumers } from "../shared/user-data";
 import { tarGz } from "./archive";
 import type { AuthContext } from "./context";
@@ -40,8 +41,7 @@ export class AccountLifecycle {
   private readonly published = new Map<string, number>();
   private stopped = true;
   private running?: Promise<void>;
-  private wake?: () => void;
-  private woken = false;
+  private readonly pause = new RelayPause();
   private failures = 0;
   private consumers: EventConsumer[] = [];
   private userData?: UserDataConsumers;
@@ -117,13 +117,12 @@ export class AccountLifecycle {
   }
 
   notify(): void {
-    this.woken = true;
-    this.wake?.();
+    this.pause.wake();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.wake?.();
+    this.pause.interrupt();
     await this.running;
     await this.userData?.stop();
     await Promise.all(this.consumers.map((consumer) => consumer.stop()));
@@ -317,20 +316,7 @@ export class AccountLifecycle {
 
   private sleep(ms: number): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    if (this.woken && this.failures === 0) {
-      this.woken = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wake = undefined;
-        this.woken = false;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wake = done;
-    });
+    return this.pause.wait(ms, this.failures > 0);
   }
 }
 

@@ -3,6 +3,7 @@ import { rowsOf } from "../shared/db";
 import { publishTierChanged } from "../shared/events/tier-changed";
 import type { Logger } from "../shared/logger";
 import type { Platform } from "../shared/platform";
+import { RelayPause } from "../shared/relay-pause";
 import { outbox } from "./tables";
 
 export interface OutboxRelayOptions {
@@ -27,8 +28,7 @@ export class OutboxRelay {
   private readonly options: Required<OutboxRelayOptions>;
   private stopped = true;
   private running?: Promise<void>;
-  private wake?: () => void;
-  private woken = false;
+  private readonly pause = new RelayPause();
   private failures = 0;
   private lastWarnAt = 0;
   private readonly published;
@@ -55,13 +55,12 @@ export class OutboxRelay {
   /** Drains soon; ignored while backing off, so a burst of writes does not hammer a down Redis. */
   notify(): void {
     if (this.failures > 0) return;
-    this.woken = true;
-    this.wake?.();
+    this.pause.wake();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.wake?.();
+    this.pause.interrupt();
     await this.running;
   }
 
@@ -128,20 +127,7 @@ export class OutboxRelay {
 
   private sleep(ms: number): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    if (this.woken && this.failures === 0) {
-      this.woken = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wake = undefined;
-        this.woken = false;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wake = done;
-    });
+    return this.pause.wait(ms, this.failures > 0);
   }
 
   /** A down Redis fails every retry; one line every few seconds is enough. */
