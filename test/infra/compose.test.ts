@@ -23,6 +23,7 @@ import {
 } from "./compose-check";
 import { exporters, prometheusMetrics } from "./exporter-metrics";
 import { histogramBase, metricsIn } from "./promql";
+import { servedRoutes as servedRoutesOf } from "./served-routes";
 
 interface ComposeService {
   image?: string;
@@ -61,14 +62,7 @@ const environmentOf = (service: ComposeService) =>
 // Routes each service really serves, read from its module built on a real platform.
 const ctx = await createTestContext();
 afterAll(() => ctx.close());
-const servedRoutes = new Map<ServiceName, Route[]>();
-for (const name of SERVICE_NAMES) {
-  const module = await serviceFactories[name](await ctx.platform({ service: name }));
-  servedRoutes.set(
-    name,
-    module.plugin.routes.map((route: Route) => ({ method: route.method, path: route.path })),
-  );
-}
+const servedRoutes = await servedRoutesOf(ctx);
 
 describe("route checker", () => {
   const routes: Route[] = [

@@ -16,10 +16,10 @@ import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { ConfigMap, Namespace, Service } from "kubernetes-models/v1";
 import { parse, parseAllDocuments } from "yaml";
 import { createAuthService } from "../../src/auth";
-import { serviceFactories } from "../../src/services";
 import { Env, loadEnv, requiredInProduction, SERVICE_NAMES, type ServiceName } from "../../src/shared/env";
 import { createTestContext } from "../../src/shared/testing";
-import { type Route, type Router, routersOf, unservedMatchers } from "./compose-check";
+import { type Router, routersOf, unservedMatchers } from "./compose-check";
+import { servedRoutes as servedRoutesOf } from "./served-routes";
 
 const DIR = "deploy/kubernetes";
 const NAMESPACE = "adiuva";
@@ -223,14 +223,7 @@ function resolve(name: ServiceName) {
 // Routes each service really serves, read from its module built on a real platform.
 const ctx = await createTestContext();
 afterAll(() => ctx.close());
-const servedRoutes = new Map<ServiceName, Route[]>();
-for (const name of SERVICE_NAMES) {
-  const module = await serviceFactories[name](await ctx.platform({ service: name }));
-  servedRoutes.set(
-    name,
-    module.plugin.routes.map((route: Route) => ({ method: route.method, path: route.path })),
-  );
-}
+const servedRoutes = await servedRoutesOf(ctx);
 
 describe("the kustomization", () => {
   test("lists files that exist, and every manifest of the folder", () => {

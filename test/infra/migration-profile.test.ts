@@ -5,10 +5,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
-import { serviceFactories } from "../../src/services";
-import { SERVICE_NAMES } from "../../src/shared/env";
 import { createTestContext } from "../../src/shared/testing";
 import { pathMatchers, type Router, routersOf } from "./compose-check";
+import { servedRoutes } from "./served-routes";
 
 interface ComposeService {
   image?: string;
@@ -47,13 +46,9 @@ const routerFor = (path: string) =>
 // Every path the services serve, parameters filled in.
 const ctx = await createTestContext();
 afterAll(() => ctx.close());
-const servedPaths: string[] = [];
-for (const name of SERVICE_NAMES) {
-  const module = await serviceFactories[name](await ctx.platform({ service: name }));
-  for (const route of module.plugin.routes as Array<{ path: string }>) {
-    servedPaths.push(route.path.replace(/:[^/]+/g, "x").replace(/\*$/, "x"));
-  }
-}
+const servedPaths = [...(await servedRoutes(ctx)).values()]
+  .flat()
+  .map((route) => route.path.replace(/:[^/]+/g, "x").replace(/\*$/, "x"));
 
 describe("migration profile", () => {
   test("one service, only under the profile, with one router: /api/ at priority 1 on the TLS entry point", () => {
