@@ -9,7 +9,8 @@ import { Redis } from "ioredis";
 import { Server } from "socket.io";
 import { createDeviceRpcClient } from "../../src/shared/device-rpc/client";
 import { deleteKeysWithPrefix, randomSuffix, signTestToken, testKeys } from "../../src/shared/testing";
-import { benchPlatform, percentile, REDIS_URL, readLine } from "./shared";
+import { countCommands, measure, type Result } from "./measure";
+import { benchPlatform, REDIS_URL, readLine } from "./shared";
 
 const SEQUENTIAL = Number(process.argv[2] ?? 5000);
 const TOTAL = Number(process.argv[3] ?? 60_000);
@@ -17,79 +18,12 @@ const IN_FLIGHT = 2000;
 const ORDER = process.argv[4] === "peer-first" ? "peer-first" : "adiuva-first";
 const WARMUP = 500;
 
-type Call = () => Promise<unknown>;
-interface Result {
-  p50: number;
-  p99: number;
-  throughput: number;
-  commandsPerCall: number;
-  subscribes: number;
-  /** CPU time per call during the throughput phase, in µs: the calling process and node A. */
-  callerCpuUs: number;
-  ownerCpuUs: number;
-}
-
-/** CPU time (user + system) of a process so far, in µs, from /proc (Linux). */
-async function processCpuUs(pid: number): Promise<number> {
-  const fields = (await Bun.file(`/proc/${pid}/stat`).text()).split(") ")[1]!.split(" ");
-  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
-}
-
-async function commandStats(redis: Redis): Promise<{ total: number; subscribes: number }> {
-  const info = await redis.info("commandstats");
-  let total = 0;
-  let subscribes = 0;
-  for (const line of info.split("\n")) {
-    const match = /^cmdstat_([a-z|]+):calls=(\d+)/.exec(line);
-    if (!match) continue;
-    if (match[1] !== "info") total += Number(match[2]);
-    if (match[1]?.includes("subscribe")) subscribes += Number(match[2]);
-  }
-  return { total, subscribes };
-}
-
-async function measure(name: string, call: Call, admin: Redis, ownerPid: number): Promise<Result> {
-  console.error(`${name}: warming up`);
-  for (let i = 0; i < WARMUP; i++) await call();
-  console.error(`${name}: sequential`);
-  const before = await commandStats(admin);
-  const latencies: number[] = [];
-  for (let i = 0; i < SEQUENTIAL; i++) {
-    const started = performance.now();
-    await call();
-    latencies.push(performance.now() - started);
-  }
-  const after = await commandStats(admin);
-  latencies.sort((x, y) => x - y);
-  console.error(`${name}: throughput`);
-  let started = 0;
-  const cpuBefore = await Promise.all([processCpuUs(process.pid), processCpuUs(ownerPid)]);
-  const begin = performance.now();
-  const worker = async () => {
-    while (started < TOTAL) {
-      started += 1;
-      await call();
-    }
-  };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
-  const seconds = (performance.now() - begin) / 1000;
-  const cpuAfter = await Promise.all([processCpuUs(process.pid), processCpuUs(ownerPid)]);
-  return {
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    throughput: TOTAL / seconds,
-    // Minus the one INFO call that ends the window (INFO itself is not counted).
-    commandsPerCall: (after.total - before.total) / SEQUENTIAL,
-    subscribes: after.subscribes - before.subscribes,
-    callerCpuUs: (cpuAfter[0]! - cpuBefore[0]!) / TOTAL,
-    ownerCpuUs: (cpuAfter[1]! - cpuBefore[1]!) / TOTAL,
-  };
-}
+const WORKLOAD = { sequential: SEQUENTIAL, total: TOTAL, inFlight: IN_FLIGHT, warmup: WARMUP };
+const counter = (redis: Redis) => async () => countCommands(await redis.info("commandstats"));
 
 async function startNodeA(system: string, keyPrefix: string, env: Record<string, string>) {
   const child = Bun.spawn(["bun", `${import.meta.dir}/node-a.ts`, system, keyPrefix], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, REDIS_URL, ...env },
     stdout: "pipe",
     stderr: "inherit",
   });
@@ -111,7 +45,7 @@ async function runAdiuva(): Promise<void> {
   const rpc = createDeviceRpcClient(platform);
   await rpc.start();
   const call = () => rpc.call({ userId, name: "task_list", args: { n: 1 } });
-  results.adiuva = await measure("adiuva", call, admin, nodeA.pid);
+  results.adiuva = await measure("adiuva", call, nodeA.pid, WORKLOAD, counter(admin));
   await rpc.stop();
   nodeA.kill();
   await nodeA.exited;
@@ -130,14 +64,16 @@ async function runSocketIo(): Promise<void> {
   results["socket.io (device hop)"] = await measure(
     "socket.io (device hop)",
     () => io.serverSideEmitWithAck("tool_call", { userId, name: "task_list", args: { n: 1 } }),
-    admin,
     nodeA.pid,
+    WORKLOAD,
+    counter(admin),
   );
   results["socket.io (bare serverSideEmitWithAck)"] = await measure(
     "socket.io (bare)",
     () => io.serverSideEmitWithAck("ping_bare", { n: 1 }),
-    admin,
     nodeA.pid,
+    WORKLOAD,
+    counter(admin),
   );
   // No io.close(): this Server was never attached to an HTTP server (close() would throw on its
   // missing engine); dropping the adapter's Redis connections is all there is to release.

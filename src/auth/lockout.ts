@@ -1,6 +1,6 @@
-import type { Redis } from "ioredis";
 import type { Keys } from "../shared/keys";
 import { RedisScript } from "../shared/rate-limit";
+import type { Redis } from "../shared/redis";
 
 export interface LockoutPolicy {
   /** Failures (remembered for `windowMs` after the last one) before the first lock. */

@@ -1,6 +1,6 @@
-import type { Redis } from "ioredis";
 import type { Keys } from "../shared/keys";
 import type { Logger } from "../shared/logger";
+import type { Redis } from "../shared/redis";
 import { withTimeout } from "../shared/timeout";
 import { type QuotaCounter, type QuotaDecision, secondsToMidnight, utcDay } from "./quota";
 

@@ -1,6 +1,6 @@
-import type { Redis } from "ioredis";
 import { tooManyRequests } from "../shared/errors";
 import type { Keys } from "../shared/keys";
+import type { Redis } from "../shared/redis";
 
 export interface QuotaDecision {
   allowed: boolean;

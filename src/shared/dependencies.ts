@@ -33,8 +33,8 @@ export function dependenciesOf(platform: Platform): Dependency[] {
       },
     },
   ];
-  if (redis && env.REDIS_URL) {
-    const target = redisTarget(env.REDIS_URL);
+  if (redis && platform.redisTopology) {
+    const target = redisTarget(platform.redisTopology);
     const clients = subscriber ? [redis, subscriber] : [redis];
     dependencies.push({
       name: "redis",

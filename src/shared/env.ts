@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { redisTopology } from "./redis";
 
 export const SERVICE_NAMES = ["auth", "chat", "agent", "billing", "storage"] as const;
 export const ServiceName = z.enum(SERVICE_NAMES);
@@ -76,8 +77,25 @@ export const Env = z.object({
     (value) => value === undefined || /^postgres(ql)?:\/\//i.test(value),
     "must be a postgres:// or postgresql:// URL",
   ),
-  /** Unset: in-process adapters for bus, presence, rate limiting and jobs (development only). */
+  /**
+   * One Redis node. Or, instead, REDIS_SENTINELS + REDIS_SENTINEL_NAME, or REDIS_CLUSTER_NODES.
+   * None of the three: in-process adapters for bus, presence, rate limiting and jobs (development only).
+   */
   REDIS_URL: optionalUrl,
+  /** Sentinels watching the master, `host:port,host:port` (port 26379 when left out). */
+  REDIS_SENTINELS: optionalString,
+  /** The master's name in the sentinels' configuration (`sentinel monitor <name> …`). */
+  REDIS_SENTINEL_NAME: optionalString,
+  /** Some nodes of a Redis Cluster, `host:port,host:port`; the client discovers the others. */
+  REDIS_CLUSTER_NODES: optionalString,
+  /** An ACL user for the Redis nodes (REDIS_URL may carry its own). */
+  REDIS_USERNAME: optionalString,
+  /** A file holding the Redis nodes' password (a Docker secret); it replaces any in REDIS_URL. */
+  REDIS_PASSWORD_FILE: optionalString,
+  /** A file holding the sentinels' own password, when they have one. */
+  REDIS_SENTINEL_PASSWORD_FILE: optionalString,
+  /** TLS to the Sentinel-managed or Cluster nodes (REDIS_URL says it with `rediss://`). */
+  REDIS_TLS: z.stringbool().default(false),
   /** Namespaces every Redis key and channel, so deployments (or tests) can share one Redis. */
   REDIS_KEY_PREFIX: z
     .string()
@@ -446,11 +464,17 @@ export function loadEnv(source: Record<string, string | undefined> = process.env
     // Half a window is a mistake either way: a secret with no end, or an end with nothing to accept.
     throw new ConfigError("invalid configuration: LEGACY_JWT_SECRET_FILE and LEGACY_JWT_UNTIL must be set together");
   }
+  // A wrong topology (two at once, a sentinel list without the master's name) fails here, at start.
+  redisTopology(env);
   if (env.NODE_ENV === "production") {
     const services = env.SERVICE_NAME === "all" ? SERVICE_NAMES : [env.SERVICE_NAME];
     const missing = new Set<string>();
     for (const service of services) {
-      for (const name of requiredInProduction[service]) if (env[name] === undefined) missing.add(name);
+      for (const name of requiredInProduction[service]) {
+        if (name === "REDIS_URL") {
+          if (!redisTopology(env)) missing.add("REDIS_URL (or REDIS_SENTINELS or REDIS_CLUSTER_NODES)");
+        } else if (env[name] === undefined) missing.add(name);
+      }
     }
     if (env.SERVICE_NAME !== "auth" && !env.JWT_PUBLIC_KEY_FILE && !env.JWKS_URL && !env.JWT_PRIVATE_KEY_FILE) {
       missing.add("JWT_PUBLIC_KEY_FILE or JWKS_URL");

@@ -1,13 +1,22 @@
 /**
  * Every Redis key, channel and stream name, in one place. Nothing else builds a name inline.
  * `prefix` namespaces a deployment (and each test); ids are our own UUIDs, never raw user input.
+ *
+ * On a Redis Cluster a script, MULTI or multi-key command must keep its keys in one slot: keys
+ * that travel together share a hash tag (`{…}`, the part Redis hashes). Everything else hashes
+ * on its whole name, so users, turns and instance inboxes spread over the shards.
  */
 export function createKeys(prefix = "adiuva") {
   const p = prefix;
   return {
     prefix: p,
-    /** BullMQ's own prefix for the agent queues. */
+    /**
+     * BullMQ's own prefix for the queues. BullMQ's scripts touch several keys of a queue at once, so
+     * on a Cluster the prefix carries a hash tag (every queue in one slot; a queue's traffic is a few
+     * commands per job). One node keeps the untagged name so jobs queued before an upgrade stay found.
+     */
     queuePrefix: `${p}:bull`,
+    clusterQueuePrefix: `${p}:{bull}`,
 
     // Rate limiting and quotas
     rateLimit: (service: string, subject: string) => `${p}:rl:${service}:${subject}`,
@@ -16,11 +25,13 @@ export function createKeys(prefix = "adiuva") {
     /** Where storage replicas answer a chat instance's document searches (`documents_search`). */
     documentSearchReplies: (instanceId: string) => `${p}:document-search:replies:${instanceId}`,
 
-    // Device presence and RPC (chat gateway)
-    presence: (userId: string) => `${p}:presence:${userId}`,
+    // Device presence and RPC (chat gateway). A user's two presence keys share the user's hash tag:
+    // the presence scripts read and write both.
+    presence: (userId: string) => `${p}:presence:{${userId}}`,
     /** Hash: the user's device ids -> the connection holding each; its length is what the device cap counts. */
-    presenceSlots: (userId: string) => `${p}:presence:${userId}:devices`,
-    instanceAlive: (instanceId: string) => `${p}:instance:${instanceId}`,
+    presenceSlots: (userId: string) => `${p}:presence:{${userId}}:devices`,
+    /** Sorted set: the instances holding devices -> until when (Redis clock, ms) their liveness mark lasts. */
+    liveInstances: `${p}:presence:instances`,
     instanceInbox: (instanceId: string) => `${p}:inbox:${instanceId}`,
     deviceStream: (userId: string) => `${p}:stream:${userId}`,
     /** A device lease appeared for the user id published here: callers drop the routes they remember. */
@@ -59,18 +70,19 @@ export function createKeys(prefix = "adiuva") {
     /** Each service's part of an export (auth consumes and assembles the archive). */
     exportPartsStream: `${p}:events:export_parts`,
 
-    // Auth
-    loginFailures: (subject: string) => `${p}:auth:fail:${subject}`,
-    loginLock: (subject: string) => `${p}:auth:lock:${subject}`,
+    // Auth. A sign-in reserves and settles the counters of several subjects (the account, the
+    // client address) in one script, so every lockout key shares one hash tag: sign-ins are rare
+    // next to device traffic, one slot carries them.
+    loginFailures: (subject: string) => `${p}:auth:{lockout}:fail:${subject}`,
+    loginLock: (subject: string) => `${p}:auth:{lockout}:lock:${subject}`,
     /** Sorted set: sign-in attempts reserved and not yet settled -> when each reservation expires (ms). */
-    loginInFlight: (subject: string) => `${p}:auth:inflight:${subject}`,
+    loginInFlight: (subject: string) => `${p}:auth:{lockout}:inflight:${subject}`,
     /** Sorted set: revoked session id -> until when (ms) its access tokens could still be valid. */
     revokedSessions: `${p}:auth:revoked-sessions`,
     /** Every process hears revocations here at once; the sorted set is for those that start later. */
     sessionsRevoked: `${p}:auth:sessions-revoked`,
 
     // Agent service
-    agentConcurrency: (userId: string) => `${p}:agent:running:${userId}`,
     agentRunCancel: (runId: string) => `${p}:agent:cancel:${runId}`,
     /** Every replica listens once for cancellations of whichever runs it is working on. */
     agentRunCancelPattern: `${p}:agent:cancel:*`,

@@ -1,4 +1,3 @@
-import type { Redis } from "ioredis";
 import { type LegacyTokenWindow, legacyTokenWindowFromEnv, withLegacyTokens } from "./auth/legacy-tokens";
 import { databaseLedger } from "./auth/revocation-ledger";
 import { SessionRevocations, withRevocations } from "./auth/revocations";
@@ -12,7 +11,7 @@ import type { Env } from "./env";
 import { createKeys, type Keys } from "./keys";
 import type { Logger } from "./logger";
 import { Metrics } from "./metrics";
-import { openRedis } from "./redis";
+import { openRedis, type Redis, type RedisTopology, redisTopologyOf } from "./redis";
 
 /**
  * Everything a service needs from the outside world, built once per process (or per test) and
@@ -27,6 +26,8 @@ export interface Platform {
   db: Database;
   /** Absent in embedded mode: ports fall back to their in-process adapters. */
   redis?: Redis;
+  /** Where `redis` connects; other Redis users of the process (jobs, the RPC lane) open theirs on it. */
+  redisTopology?: RedisTopology;
   /** A second connection for SUBSCRIBE, which cannot share one with commands. */
   subscriber?: Redis;
   bus: Bus;
@@ -57,8 +58,9 @@ export function createPlatform(options: PlatformOptions): Platform {
   const { env, logger } = options;
   const instanceId = options.instanceId ?? env.INSTANCE_ID ?? crypto.randomUUID();
   const metrics = options.metrics ?? new Metrics({ defaultMetrics: env.NODE_ENV !== "test" });
-  // Reads its secret file, which may fail: before any connection is opened, so nothing is left behind.
+  // Read their secret files, which may fail: before any connection is opened, so nothing is left behind.
   const legacyTokens = legacyTokenWindowFromEnv(env, { metrics, logger });
+  const redisTopology = redisTopologyOf(env);
   const database =
     options.database ??
     openDatabase({
@@ -75,9 +77,9 @@ export function createPlatform(options: PlatformOptions): Platform {
   let redis: Redis | undefined;
   let subscriber: Redis | undefined;
   let bus: Bus;
-  if (env.REDIS_URL) {
-    redis = openRedis({ url: env.REDIS_URL, logger, name: `${env.SERVICE_NAME}:${instanceId}:cmd` });
-    subscriber = openRedis({ url: env.REDIS_URL, logger, name: `${env.SERVICE_NAME}:${instanceId}:sub` });
+  if (redisTopology) {
+    redis = openRedis({ topology: redisTopology, logger, name: `${env.SERVICE_NAME}:${instanceId}:cmd` });
+    subscriber = openRedis({ topology: redisTopology, logger, name: `${env.SERVICE_NAME}:${instanceId}:sub` });
     bus = new RedisBus(redis, subscriber);
   } else {
     bus = new MemoryBus();
@@ -98,6 +100,7 @@ export function createPlatform(options: PlatformOptions): Platform {
     database,
     db: database.db,
     redis,
+    redisTopology,
     subscriber,
     bus,
     keys,

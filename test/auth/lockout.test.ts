@@ -20,12 +20,12 @@ import {
   createTestContext,
   eventually,
   randomSuffix,
-  TEST_REDIS_URL,
+  TEST_REDIS_TOPOLOGY,
   type TestContext,
 } from "../../src/shared/testing";
 import { errorCode, PASSWORD, post, randomIp, registerUser, startAuth, uniqueEmail } from "./helpers";
 
-const redis = openRedis({ url: TEST_REDIS_URL, logger: silentLogger(), name: "lockout-contract" });
+const redis = openRedis({ topology: TEST_REDIS_TOPOLOGY, logger: silentLogger(), name: "lockout-contract" });
 const keys = createKeys(`t:${randomSuffix()}`);
 const policy = { threshold: 3, baseMs: 1000, maxMs: 5000 };
 const subjectOf = (p: LockoutPolicy = policy, clearOnSuccess = false): LockoutSubject => ({

@@ -6,10 +6,10 @@ import { MemoryQuotaCounter, type QuotaCounter, RedisQuotaCounter } from "../../
 import { createKeys } from "../../src/shared/keys";
 import { silentLogger } from "../../src/shared/logger";
 import { openRedis } from "../../src/shared/redis";
-import { deleteKeysWithPrefix, randomSuffix, TEST_REDIS_URL } from "../../src/shared/testing";
+import { deleteKeysWithPrefix, randomSuffix, TEST_REDIS_TOPOLOGY } from "../../src/shared/testing";
 
 const prefix = `t:${randomSuffix()}`;
-const redis = openRedis({ url: TEST_REDIS_URL, logger: silentLogger(), name: "quota-test" });
+const redis = openRedis({ topology: TEST_REDIS_TOPOLOGY, logger: silentLogger(), name: "quota-test" });
 afterAll(async () => {
   redis.disconnect();
   await deleteKeysWithPrefix(prefix);

@@ -11,12 +11,19 @@ import { RedisBus } from "../../src/shared/bus/redis-bus";
 import { createKeys } from "../../src/shared/keys";
 import { silentLogger } from "../../src/shared/logger";
 import { openRedis } from "../../src/shared/redis";
-import { deleteKeysWithPrefix, eventually, randomSuffix, TEST_REDIS_URL } from "../../src/shared/testing";
+import { hashTag, keySlot } from "../../src/shared/redis-slot";
+import {
+  deleteKeysWithPrefix,
+  eventually,
+  randomSuffix,
+  scanTestKeys,
+  TEST_REDIS_TOPOLOGY,
+} from "../../src/shared/testing";
 
 const prefix = `t:${randomSuffix()}`;
 const keys = createKeys(prefix);
-const redis = openRedis({ url: TEST_REDIS_URL, logger: silentLogger(), name: "turn-log-test" });
-const subscriber = openRedis({ url: TEST_REDIS_URL, logger: silentLogger(), name: "turn-log-test-sub" });
+const redis = openRedis({ topology: TEST_REDIS_TOPOLOGY, logger: silentLogger(), name: "turn-log-test" });
+const subscriber = openRedis({ topology: TEST_REDIS_TOPOLOGY, logger: silentLogger(), name: "turn-log-test-sub" });
 // As the platform builds it: the bus publishes on the command connection.
 const bus = new RedisBus(redis, subscriber);
 const appendFailures: unknown[] = [];
@@ -449,7 +456,12 @@ describe("turn log: Redis only", () => {
   });
 
   test("every key of one turn is in one Cluster slot; the running hash, in the user's", async () => {
-    expect(crc16("123456789")).toBe(0x31c3);
+    expect(keySlot("123456789")).toBe(0x31c3); // CRC16-XMODEM's check value, under 16384
+    if (TEST_REDIS_TOPOLOGY.kind === "cluster") {
+      for (const key of ["foo", "{user1000}.following", keys.chatTurnsRunning("u1")]) {
+        expect(await redis.call("CLUSTER", "KEYSLOT", key)).toBe(keySlot(key));
+      }
+    }
     expect(keySlot("foo")).toBe(12182);
     expect(keySlot("{user1000}.following")).toBe(keySlot("{user1000}.followers"));
     const userId = `u-${id()}`;
@@ -458,7 +470,7 @@ describe("turn log: Redis only", () => {
     await log.describe(ref, "{}");
     appendAll(log, ref, 3);
     expect(await log.claim(ref, TTL_S)).toBe(true);
-    const written = await scanKeys(`${prefix}:chat:turn:*${userId}*`);
+    const written = await scanTestKeys(`${prefix}:chat:turn:*${userId}*`);
     // Its log, its metadata and its end marker, all written under the turn's hash tag.
     expect(written).toHaveLength(3);
     expect(new Set(written.map(hashTag)).size).toBe(1);
@@ -483,9 +495,9 @@ describe("turn log: Redis only", () => {
     appendAll(log, ref, 20);
     expect(await log.claim(ref, 1)).toBe(true);
     await log.end(ref, done(record.chatId), 1);
-    expect(await scanKeys(`${prefix}:*${userId}*`)).not.toEqual([]);
+    expect(await scanTestKeys(`${prefix}:*${userId}*`)).not.toEqual([]);
     await Bun.sleep(1500);
-    expect(await scanKeys(`${prefix}:*${userId}*`)).toEqual([]);
+    expect(await scanTestKeys(`${prefix}:*${userId}*`)).toEqual([]);
     expect(await redis.exists(keys.chatInstanceTurns(instanceId))).toBe(0);
   });
 
@@ -495,7 +507,7 @@ describe("turn log: Redis only", () => {
     const ref = await admitted(log, { ...recordFor(userId), instanceId });
     appendAll(log, ref, 2);
     await log.release(ref);
-    expect(await scanKeys(`${prefix}:*${userId}*`)).toEqual([]);
+    expect(await scanTestKeys(`${prefix}:*${userId}*`)).toEqual([]);
     expect(await redis.exists(keys.chatInstanceTurns(instanceId))).toBe(0);
   });
 
@@ -503,36 +515,3 @@ describe("turn log: Redis only", () => {
     expect(appendFailures).toEqual([]);
   });
 });
-
-async function scanKeys(pattern: string): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = "0";
-  do {
-    const [next, batch] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
-    cursor = next;
-    found.push(...batch);
-  } while (cursor !== "0");
-  return found.sort();
-}
-
-/** What Redis Cluster hashes: the first `{...}` with something inside, else the whole key. */
-function hashTag(key: string): string {
-  const open = key.indexOf("{");
-  if (open < 0) return key;
-  const close = key.indexOf("}", open + 1);
-  if (close < 0 || close === open + 1) return key;
-  return key.slice(open + 1, close);
-}
-
-/** CRC16-CCITT (XMODEM), as Redis Cluster's key slots use it. */
-function crc16(text: string): number {
-  let crc = 0;
-  for (const byte of new TextEncoder().encode(text)) {
-    crc ^= byte << 8;
-    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc;
-}
-
-/** CLUSTER KEYSLOT, computed here: the test Redis runs without cluster support and refuses the command. */
-const keySlot = (key: string) => crc16(hashTag(key)) % 16384;

@@ -1,15 +1,23 @@
-// One contract, two adapters for the device RPC's pub/sub lane: the in-process bus (embedded mode)
-// and Bun's built-in Redis client. The Redis lane also goes through a TcpProxy in front of the
+// One contract for the device RPC's pub/sub lane: the in-process bus (embedded mode) and the lane of
+// the test topology (Bun's built-in Redis client on one node; ioredis on Sentinel; sharded pub/sub
+// on a Cluster, when test/infra/redis-topologies.test.ts runs this file there). The Redis lane also goes through a TcpProxy in front of the
 // real Redis, to cut its connections and check that subscriptions come back exactly once.
 import { afterEach, describe, expect, test } from "bun:test";
 import { MemoryBus } from "../../src/shared/bus/memory-bus";
-import { RedisLane, type RpcLane } from "../../src/shared/device-rpc/lane";
+import { openLane, RedisLane, type RpcLane } from "../../src/shared/device-rpc/lane";
 import { silentLogger } from "../../src/shared/logger";
-import { eventually, randomSuffix, TcpProxy, TEST_REDIS_URL, viaProxy } from "../../src/shared/testing";
+import {
+  eventually,
+  randomSuffix,
+  TcpProxy,
+  TEST_REDIS_TOPOLOGY,
+  TEST_REDIS_URL,
+  viaProxy,
+} from "../../src/shared/testing";
 
 const adapters: Array<[string, () => RpcLane]> = [
   ["memory", () => new MemoryBus()],
-  ["redis", () => new RedisLane(TEST_REDIS_URL, silentLogger())],
+  [`redis (${TEST_REDIS_TOPOLOGY.kind})`, () => openLane(TEST_REDIS_TOPOLOGY, silentLogger())],
 ];
 
 for (const [name, open] of adapters) {

@@ -6,10 +6,10 @@ import { MemoryEventLog } from "../../src/shared/events/memory-event-log";
 import { RedisEventLog } from "../../src/shared/events/redis-event-log";
 import { silentLogger } from "../../src/shared/logger";
 import { openRedis } from "../../src/shared/redis";
-import { deleteKeysWithPrefix, eventually, randomSuffix, TEST_REDIS_URL } from "../../src/shared/testing";
+import { deleteKeysWithPrefix, eventually, randomSuffix, TEST_REDIS_TOPOLOGY } from "../../src/shared/testing";
 
 const prefix = `t:${randomSuffix()}`;
-const redis = openRedis({ url: TEST_REDIS_URL, logger: silentLogger(), name: "event-log-contract" });
+const redis = openRedis({ topology: TEST_REDIS_TOPOLOGY, logger: silentLogger(), name: "event-log-contract" });
 afterAll(async () => {
   await deleteKeysWithPrefix(prefix);
   redis.disconnect();

@@ -2,18 +2,19 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Bus } from "../../src/shared/bus/bus";
 import { MemoryBus } from "../../src/shared/bus/memory-bus";
-import { RedisBus } from "../../src/shared/bus/redis-bus";
+import { openLane } from "../../src/shared/device-rpc/lane";
 import { createKeys } from "../../src/shared/keys";
 import { silentLogger } from "../../src/shared/logger";
 import type { Lease, Presence } from "../../src/shared/presence";
 import { MemoryPresence } from "../../src/shared/presence/memory-presence";
 import { RedisPresence } from "../../src/shared/presence/redis-presence";
 import { openRedis } from "../../src/shared/redis";
-import { deleteKeysWithPrefix, eventually, randomSuffix, TEST_REDIS_URL } from "../../src/shared/testing";
+import { deleteKeysWithPrefix, eventually, randomSuffix, TEST_REDIS_TOPOLOGY } from "../../src/shared/testing";
 
 interface Handle {
   presence: Presence;
-  bus: Bus;
+  /** Where calls for another instance are handed over: the bus in embedded mode, the RPC lane on Redis. */
+  bus: Pick<Bus, "subscribe">;
   keys: ReturnType<typeof createKeys>;
   close(): Promise<void>;
 }
@@ -32,18 +33,16 @@ const adapters: Array<[string, () => Handle]> = [
     () => {
       const keys = createKeys(`t:${randomSuffix()}`);
       const logger = silentLogger();
-      const redis = openRedis({ url: TEST_REDIS_URL, logger, name: "presence-test" });
-      const subscriber = openRedis({ url: TEST_REDIS_URL, logger, name: "presence-test-sub" });
-      const bus = new RedisBus(redis, subscriber);
+      const redis = openRedis({ topology: TEST_REDIS_TOPOLOGY, logger, name: "presence-test" });
+      const lane = openLane(TEST_REDIS_TOPOLOGY, logger);
       return {
-        presence: new RedisPresence(redis, keys),
-        bus,
+        presence: new RedisPresence(redis, keys, lane),
+        bus: lane,
         keys,
         async close() {
-          await bus.close();
+          await lane.close();
           await deleteKeysWithPrefix(keys.prefix);
           redis.disconnect();
-          subscriber.disconnect();
         },
       };
     },

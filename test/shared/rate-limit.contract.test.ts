@@ -9,10 +9,10 @@ import {
   RedisRateLimiter,
 } from "../../src/shared/rate-limit";
 import { openRedis } from "../../src/shared/redis";
-import { deleteKeysWithPrefix, eventually, randomSuffix, TEST_REDIS_URL } from "../../src/shared/testing";
+import { deleteKeysWithPrefix, eventually, randomSuffix, TEST_REDIS_TOPOLOGY } from "../../src/shared/testing";
 
 const prefix = `t:${randomSuffix()}`;
-const redis = openRedis({ url: TEST_REDIS_URL, logger: silentLogger(), name: "rate-limit-contract" });
+const redis = openRedis({ topology: TEST_REDIS_TOPOLOGY, logger: silentLogger(), name: "rate-limit-contract" });
 afterAll(async () => {
   await deleteKeysWithPrefix(prefix);
   redis.disconnect();

@@ -1,6 +1,6 @@
-import type { Redis } from "ioredis";
 import type { Bus } from "../../shared/bus/bus";
 import type { Keys } from "../../shared/keys";
+import type { Redis } from "../../shared/redis";
 import type { Admission, RunningTurn, TurnEnd, TurnEntry, TurnFacts, TurnLog, TurnRecord, TurnRef } from "./turn-log";
 
 /**

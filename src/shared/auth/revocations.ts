@@ -1,7 +1,7 @@
-import type { Redis } from "ioredis";
 import type { Bus, Unsubscribe } from "../bus/bus";
 import type { Keys } from "../keys";
 import type { Logger } from "../logger";
+import type { Redis } from "../redis";
 import { withTimeout } from "../timeout";
 import type { RevocationLedger } from "./revocation-ledger";
 import { type AuthUser, TokenError, type TokenVerifier } from "./verifier";

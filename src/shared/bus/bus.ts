@@ -7,7 +7,12 @@ export type Unsubscribe = () => Promise<void>;
  * both pass `test/shared/bus.contract.test.ts`.
  */
 export interface Bus {
-  /** Resolves with how many subscribers received the message (0 means nobody listens). */
+  /**
+   * Resolves with how many subscribers received the message (0 means nobody listens). On a Redis
+   * Cluster only the subscribers of the node that took the publish are counted: a lower bound,
+   * good for logs and metrics, never for deciding that nobody listens (the device RPC, which must
+   * know, uses sharded pub/sub, whose count is exact).
+   */
   publish(channel: string, message: string): Promise<number>;
   subscribe(channel: string, handler: BusHandler): Promise<Unsubscribe>;
   /** Glob pattern (`*`), as Redis PSUBSCRIBE. */

@@ -1,4 +1,6 @@
-import type { Redis } from "ioredis";
+import { Command } from "ioredis";
+import { isCluster, type Redis } from "../redis";
+import { keySlot } from "../redis-slot";
 import type { Bus, BusHandler, Unsubscribe } from "./bus";
 
 /**
@@ -22,7 +24,14 @@ export class RedisBus implements Bus {
   }
 
   publish(channel: string, message: string): Promise<number> {
-    return this.publisher.publish(channel, message);
+    if (!isCluster(this.publisher)) return this.publisher.publish(channel, message);
+    // PUBLISH names no key, so a Cluster client would send each one to any node, and two messages
+    // of one channel could overtake each other on their way to the subscribers. Sent to the master
+    // of the channel's slot, a channel's messages leave from one node, in order, on the same
+    // connection as the commands for keys of that slot (a turn's XADD, then its live chunk).
+    const command = new Command("publish", [channel, message], { replyEncoding: "utf8" });
+    this.publisher.sendCommand(command, undefined, { slot: keySlot(channel) });
+    return command.promise as Promise<number>;
   }
 
   async subscribe(channel: string, handler: BusHandler): Promise<Unsubscribe> {

@@ -1,14 +1,17 @@
 import { RedisClient } from "bun";
 import type { Bus, BusHandler, Unsubscribe } from "../bus/bus";
+import { RedisBus } from "../bus/redis-bus";
 import type { Logger } from "../logger";
 import type { Platform } from "../platform";
+import { openRedis, type Redis, type RedisTopology } from "../redis";
 
 /**
  * The pub/sub the device RPC's hot path runs on: call hand-over to an owner's inbox, results and
- * cancels back. With Redis it is Bun's built-in client (native RESP parsing, pipelining of
+ * cancels back. On one Redis node it is Bun's built-in client (native RESP parsing, pipelining of
  * everything sent in one tick), which measured a far shorter latency tail than ioredis on the
- * same Redis; in embedded mode it is the platform's in-process bus.
- * Both pass `test/shared/device-rpc-lane.contract.test.ts`.
+ * same Redis; Bun's client knows neither Sentinel nor Cluster, so those run on ioredis, a Cluster
+ * with sharded pub/sub (`ShardedLane`). In embedded mode it is the platform's in-process bus.
+ * All pass `test/shared/device-rpc-lane.contract.test.ts`.
  */
 export type RpcLane = Pick<Bus, "publish" | "subscribe" | "close">;
 
@@ -16,16 +19,113 @@ const lanes = new WeakMap<Platform, RpcLane>();
 
 /** The platform's lane, shared by every RPC endpoint of the process and closed with the platform. */
 export function laneFor(platform: Platform): RpcLane {
-  const { env, logger } = platform;
-  if (!env.REDIS_URL) return platform.bus;
+  const { redisTopology, logger, env, instanceId } = platform;
+  if (!redisTopology) return platform.bus;
   let lane = lanes.get(platform);
   if (!lane) {
-    const opened = new RedisLane(env.REDIS_URL, logger);
+    const opened = openLane(redisTopology, logger, `${env.SERVICE_NAME}:${instanceId}:rpc`);
     platform.cleanups.push(() => opened.close());
     lanes.set(platform, opened);
     lane = opened;
   }
   return lane;
+}
+
+/** The lane for a topology: Bun's client on one node, ioredis on Sentinel, sharded pub/sub on a Cluster. */
+export function openLane(topology: RedisTopology, logger: Logger, name = "rpc"): RpcLane {
+  switch (topology.kind) {
+    case "single":
+      return new RedisLane(topology.url, logger);
+    case "sentinel":
+      return new FollowingLane(topology, logger, name);
+    case "cluster":
+      return new ShardedLane(topology, logger, name);
+  }
+}
+
+/**
+ * Sentinel: ioredis follows the master Sentinel names and re-subscribes after every switch; the
+ * instance bus's code does the rest. Calls in flight at a switch fail at their deadline or with
+ * `rpc_unavailable` (a publish refused while reconnecting), never silently twice.
+ */
+class FollowingLane implements RpcLane {
+  private readonly commands: Redis;
+  private readonly subscriber: Redis;
+  private readonly bus: RedisBus;
+
+  constructor(topology: RedisTopology, logger: Logger, name: string) {
+    this.commands = openRedis({ topology, logger, name: `${name}:cmd` });
+    this.subscriber = openRedis({ topology, logger, name: `${name}:sub` });
+    this.bus = new RedisBus(this.commands, this.subscriber);
+  }
+
+  publish(channel: string, message: string): Promise<number> {
+    return this.bus.publish(channel, message);
+  }
+
+  subscribe(channel: string, handler: BusHandler): Promise<Unsubscribe> {
+    return this.bus.subscribe(channel, handler);
+  }
+
+  async close(): Promise<void> {
+    await this.bus.close();
+    this.subscriber.disconnect();
+    this.commands.disconnect();
+  }
+}
+
+/**
+ * Cluster: sharded pub/sub. SPUBLISH goes to the master owning the channel's slot and reaches only
+ * the subscribers connected to that shard, so each instance's inbox (a channel of its own, hashed
+ * on its whole name) loads one shard rather than every node of the cluster as plain PUBLISH does.
+ * ioredis keeps one SSUBSCRIBE connection per master and moves subscriptions when slots move.
+ */
+class ShardedLane implements RpcLane {
+  private readonly commands: Redis;
+  private readonly subscriber: Redis;
+  private readonly channels = new Map<string, Set<BusHandler>>();
+
+  constructor(topology: RedisTopology, logger: Logger, name: string) {
+    this.commands = openRedis({ topology, logger, name: `${name}:cmd`, autoPipelining: true });
+    this.subscriber = openRedis({ topology, logger, name: `${name}:sub`, shardedSubscribers: true });
+    this.subscriber.on("smessage", (channel: string, message: string) => {
+      const handlers = this.channels.get(channel);
+      if (handlers) for (const handler of handlers) handler(message, channel);
+    });
+  }
+
+  publish(channel: string, message: string): Promise<number> {
+    return this.commands.spublish(channel, message) as Promise<number>;
+  }
+
+  async subscribe(channel: string, handler: BusHandler): Promise<Unsubscribe> {
+    let handlers = this.channels.get(channel);
+    if (!handlers) {
+      handlers = new Set();
+      this.channels.set(channel, handlers);
+      try {
+        await this.subscriber.ssubscribe(channel);
+      } catch (error) {
+        this.channels.delete(channel);
+        throw error;
+      }
+    }
+    handlers.add(handler);
+    const set = handlers;
+    return async () => {
+      set.delete(handler);
+      if (set.size === 0 && this.channels.get(channel) === set) {
+        this.channels.delete(channel);
+        await this.subscriber.sunsubscribe(channel).catch(() => {});
+      }
+    };
+  }
+
+  async close(): Promise<void> {
+    this.channels.clear();
+    this.subscriber.disconnect();
+    this.commands.disconnect();
+  }
 }
 
 /**

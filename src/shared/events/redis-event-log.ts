@@ -1,5 +1,5 @@
-import type { Redis } from "ioredis";
 import type { Logger } from "../logger";
+import type { Redis } from "../redis";
 import { CONSUME_DEFAULTS, type ConsumeOptions, type EventConsumer, type EventEntry, type EventLog } from "./event-log";
 
 type RawEntry = [id: string, fields: string[] | null];

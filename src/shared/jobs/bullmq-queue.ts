@@ -1,6 +1,6 @@
 import { type Job as BullJob, Queue, WaitingError, Worker } from "bullmq";
-import { Redis } from "ioredis";
 import type { Logger } from "../logger";
+import { openRedis, type Redis, type RedisTopology } from "../redis";
 import { withTimeout } from "../timeout";
 import {
   type Job,
@@ -13,8 +13,8 @@ import {
 
 export interface BullJobQueueConfig {
   name: string;
-  url: string;
-  /** `platform.keys.queuePrefix`: isolates deployments and tests. */
+  topology: RedisTopology;
+  /** `platform.keys.queuePrefix` (hash-tagged on a Cluster): isolates deployments and tests. */
   prefix: string;
   logger: Logger;
   instanceId: string;
@@ -24,19 +24,6 @@ export interface BullJobQueueConfig {
 }
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
-
-/**
- * BullMQ needs connections of its own. A worker blocks on its connection and waits out an outage
- * (no per-command retry limit, as BullMQ requires); the producer side fails at once while Redis
- * is unreachable, so an `add` is an error its caller can report rather than an open-ended wait.
- */
-const connect = (url: string, name: string, role: "queue" | "worker") =>
-  new Redis(url, {
-    connectionName: name,
-    ...(role === "worker"
-      ? { maxRetriesPerRequest: null, enableOfflineQueue: true }
-      : { maxRetriesPerRequest: 1, enableOfflineQueue: false }),
-  });
 
 /**
  * The queue on Redis. A job's lock is renewed while its handler runs; when an instance dies the
@@ -174,9 +161,18 @@ export class BullJobQueue<T> implements JobQueue<T> {
     }
   }
 
+  /**
+   * BullMQ needs connections of its own. A worker blocks on its connection and waits out an outage
+   * (no per-command retry limit, as BullMQ requires); the producer side fails at once while Redis
+   * is unreachable, so an `add` is an error its caller can report rather than an open-ended wait.
+   */
   private connection(role: "queue" | "worker"): Redis {
-    const connection = connect(this.config.url, `${this.name}:${this.config.instanceId}:${role}`, role);
-    connection.on("error", () => {});
+    const connection = openRedis({
+      topology: this.config.topology,
+      logger: this.config.logger,
+      name: `${this.name}:${this.config.instanceId}:${role}`,
+      policy: role === "worker" ? "blocking" : "producer",
+    });
     this.connections.push(connection);
     return connection;
   }

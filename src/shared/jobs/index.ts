@@ -1,4 +1,5 @@
 import type { Platform } from "../platform";
+import { isCluster } from "../redis";
 import { BullJobQueue } from "./bullmq-queue";
 import { DEFAULT_JOB_QUEUE_OPTIONS, type JobQueue, type JobQueueOptions } from "./job-queue";
 import { MemoryJobQueue } from "./memory-queue";
@@ -10,12 +11,12 @@ export { MemoryJobQueue } from "./memory-queue";
 /** BullMQ when the platform has Redis, the in-process queue in embedded mode. */
 export function openJobQueue<T>(platform: Platform, name: string, options: Partial<JobQueueOptions> = {}): JobQueue<T> {
   const merged = { ...DEFAULT_JOB_QUEUE_OPTIONS, ...options };
-  const url = platform.env.REDIS_URL;
-  if (platform.redis && url) {
+  const { redis, redisTopology: topology, keys } = platform;
+  if (redis && topology) {
     return new BullJobQueue<T>({
       name,
-      url,
-      prefix: platform.keys.queuePrefix,
+      topology,
+      prefix: isCluster(redis) ? keys.clusterQueuePrefix : keys.queuePrefix,
       logger: platform.logger,
       instanceId: platform.instanceId,
       options: merged,

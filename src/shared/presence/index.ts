@@ -1,3 +1,4 @@
+import { laneFor } from "../device-rpc/lane";
 import type { Platform } from "../platform";
 import { MemoryPresence } from "./memory-presence";
 import type { Presence } from "./presence";
@@ -12,7 +13,7 @@ const embedded = new WeakMap<Platform, Presence>();
  * leases, so the in-process store is shared per platform.
  */
 export function presenceFor(platform: Platform): Presence {
-  if (platform.redis) return new RedisPresence(platform.redis, platform.keys);
+  if (platform.redis) return new RedisPresence(platform.redis, platform.keys, laneFor(platform));
   let presence = embedded.get(platform);
   if (!presence) {
     presence = new MemoryPresence(platform.bus, platform.keys);

@@ -11,7 +11,7 @@ export interface Lease extends DeviceInfo {
   userId: string;
 }
 
-/** Where a call should go, decided (and, for another instance, handed over) in one step. */
+/** Where a call should go, decided and, for another instance, handed over. */
 export type Dispatch =
   | { status: "offline" }
   /** The lease belongs to the asking instance: deliver on the local socket. */
@@ -37,7 +37,8 @@ export type Admission =
 export interface Presence {
   /**
    * Admits a new connection: checks the cap and leases it in one atomic step, reading only the
-   * device's own slot and the slot count, never the user's other leases (one Redis round trip).
+   * device's own slot and the slot count, never the user's other leases (two Redis round trips:
+   * the live instances, then the admission).
    */
   admit(lease: Lease, ttlMs: number, maxDevices: number): Promise<Admission>;
   /** Creates or renews a lease for `ttlMs` (and its device slot), with no cap. */
@@ -51,7 +52,8 @@ export interface Presence {
   /**
    * Picks the target lease (the device, or the user's most recent one) and, when it lives on another
    * instance, publishes `message` (a JSON object text) to that instance's inbox with `"c": connectionId`
-   * added. One Redis round trip in the Redis adapter.
+   * added. Three Redis round trips in the Redis adapter (live instances, the user's leases, the
+   * publish); callers remember the route, so only a call to a device not recently called pays them.
    */
   dispatch(userId: string, deviceId: string | undefined, fromInstance: string, message: string): Promise<Dispatch>;
   /** Marks an instance alive for `ttlMs`; leases of instances not alive are ignored. */

@@ -1,20 +1,34 @@
-import type { Redis } from "ioredis";
+import type { Bus } from "../bus/bus";
 import type { Keys } from "../keys";
-import type { Admission, Dispatch, Lease, Presence } from "./presence";
+import { isCluster, type Redis } from "../redis";
+import { type Admission, type Dispatch, type Lease, type Presence, withConnection } from "./presence";
 
 /*
  * One hash per user: field = connection id, value = "<expires at ms>|<lease JSON>". Expiry is read
  * against the Redis clock inside the scripts, so instances never compare their own clocks. A lease
- * also needs its instance's liveness key, so a crashed instance's devices vanish as soon as that
- * short key expires. Removal is HDEL on the connection's own field: a compare-and-delete by
+ * also needs its instance to be alive, so a crashed instance's devices vanish as soon as its short
+ * liveness mark lapses. Removal is HDEL on the connection's own field: a compare-and-delete by
  * construction, which can never touch a newer connection of the same device.
  *
  * Beside it, the user's device slots: field = device id, value = "<expires at ms>|{c, i, at}" of the
  * device's most recent connection. Admission reads one slot and the slot count (HGET, HLEN), so its
  * cost does not grow with the user's devices; the slots are scanned only when the cap is reached,
  * to forget expired ones, and there are never more than about the cap of them.
+ *
+ * Both hashes share the user's hash tag; the instances' liveness marks are one sorted set of their
+ * own (instance -> mark expiry). A script touches only the keys it is given, which on a Redis
+ * Cluster must sit in one slot, so the live instances are read first and passed to the user's
+ * script as arguments, and a call for another instance is published by the caller (SPUBLISH to the
+ * owner's inbox on a Cluster) rather than from inside the script.
  */
 const NOW = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+/** `alive` from the live instance ids passed as the arguments from `first` on. */
+const LIVE_SET = (first: number) => `
+local alive_set = {}
+for i = ${first}, #ARGV do alive_set[ARGV[i]] = true end
+local function alive(instance) return alive_set[instance] == true end
+`;
 
 const SLOTS = `
 local function older(at1, c1, at2, c2) return at1 < at2 or (at1 == at2 and c1 < c2) end
@@ -40,18 +54,18 @@ if not held or held.c == ARGV[1] or older(held.at, held.c, at, ARGV[1]) then
 end
 return 1`;
 
-// As PUT, plus ARGV: max devices, liveness prefix. Returns {1, replaced connection?, its instance?},
-// {0} at the cap, {2} when a newer connection holds the device's slot.
-const ADMIT = `${NOW}${SLOTS}
+// As PUT, plus ARGV: max devices, then the live instance ids. Returns {1, replaced connection?, its
+// instance?}, {0} at the cap, {2} when a newer connection holds the device's slot.
+const ADMIT = `${NOW}${SLOTS}${LIVE_SET(8)}
 local ttl, at, max = tonumber(ARGV[3]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local held = slot(KEYS[2], ARGV[4])
-if held and held.c ~= ARGV[1] and redis.call('EXISTS', ARGV[8] .. held.i) == 0 then held = nil end
+if held and held.c ~= ARGV[1] and not alive(held.i) then held = nil end
 if held and held.c ~= ARGV[1] and older(at, ARGV[1], held.at, held.c) then return {2} end
 if not held and redis.call('HLEN', KEYS[2]) >= max then
   local entries = redis.call('HGETALL', KEYS[2])
   for i = 1, #entries, 2 do
     local value = entries[i + 1]
-    if expired(value) or redis.call('EXISTS', ARGV[8] .. cjson.decode(after_bar(value)).i) == 0 then
+    if expired(value) or not alive(cjson.decode(after_bar(value)).i) then
       redis.call('HDEL', KEYS[2], entries[i])
     end
   end
@@ -77,7 +91,7 @@ return 1`;
 
 // Every live lease of a user as {connection id, decoded lease, lease JSON}; expired ones are deleted on the way.
 const LIVE = `${NOW}
-local function live(key, alive_prefix)
+local function live(key)
   local entries = redis.call('HGETALL', key)
   local out = {}
   for i = 1, #entries, 2 do
@@ -88,25 +102,26 @@ local function live(key, alive_prefix)
     else
       local json = string.sub(value, sep + 1)
       local lease = cjson.decode(json)
-      if redis.call('EXISTS', alive_prefix .. lease.i) == 1 then out[#out + 1] = {entries[i], lease, json} end
+      if alive(lease.i) then out[#out + 1] = {entries[i], lease, json} end
     end
   end
   return out
 end`;
 
-// KEYS[1] user hash; ARGV: liveness key prefix
-const LIST = `${LIVE}
+// KEYS[1] user hash; ARGV: the live instance ids
+const LIST = `${LIVE_SET(1)}${LIVE}
 local out = {}
-for _, entry in ipairs(live(KEYS[1], ARGV[1])) do
+for _, entry in ipairs(live(KEYS[1])) do
   out[#out + 1] = entry[1]
   out[#out + 1] = entry[3]
 end
 return out`;
 
-// KEYS[1] user hash; ARGV: device id ('' = any), asking instance, inbox prefix, liveness prefix, message
-const DISPATCH = `${LIVE}
+// KEYS[1] user hash; ARGV: device id ('' = any), asking instance, then the live instance ids.
+// Returns {0} offline, {1, connection, instance} on the asking instance, {2, …} on another one.
+const PICK = `${LIVE_SET(3)}${LIVE}
 local best, bestConn, bestAt = nil, nil, -1
-for _, entry in ipairs(live(KEYS[1], ARGV[4])) do
+for _, entry in ipairs(live(KEYS[1])) do
   local lease = entry[2]
   if (ARGV[1] == '' or lease.d == ARGV[1]) and lease.at > bestAt then
     best, bestConn, bestAt = lease, entry[1], lease.at
@@ -114,10 +129,18 @@ for _, entry in ipairs(live(KEYS[1], ARGV[4])) do
 end
 if not best then return {0} end
 if best.i == ARGV[2] then return {1, bestConn, best.i} end
-local message = '{"c":' .. cjson.encode(bestConn) .. ',' .. string.sub(ARGV[5], 2)
-local receivers = redis.call('PUBLISH', ARGV[3] .. best.i, message)
-if receivers > 0 then return {2, bestConn, best.i} end
-return {3, bestConn, best.i}`;
+return {2, bestConn, best.i}`;
+
+// KEYS[1] the live-instance set; ARGV: instance id, mark ttl ms. Lapsed marks are dropped on the way.
+const MARK = `${NOW}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 10)
+return 1`;
+
+// KEYS[1] the live-instance set. Returns the instances whose mark has not lapsed.
+const ALIVE = `${NOW}
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')`;
 
 interface LeaseJson {
   d: string;
@@ -140,48 +163,43 @@ type PutArgs = [
 
 type PresenceRedis = Redis & {
   presencePut(...args: PutArgs): Promise<number>;
-  presenceAdmit(...args: [...PutArgs, maxDevices: number, alivePrefix: string]): Promise<[number, string?, string?]>;
+  presenceAdmit(...args: [...PutArgs, maxDevices: number, ...alive: string[]]): Promise<[number, string?, string?]>;
   presenceRemove(leases: string, slots: string, connectionId: string): Promise<number>;
-  presenceList(key: string, alivePrefix: string): Promise<string[]>;
-  presenceDispatch(
-    key: string,
-    deviceId: string,
-    from: string,
-    inboxPrefix: string,
-    alivePrefix: string,
-    message: string,
-  ): Promise<[number, string?, string?]>;
+  presenceList(key: string, ...alive: string[]): Promise<string[]>;
+  presencePick(key: string, deviceId: string, from: string, ...alive: string[]): Promise<[number, string?, string?]>;
+  presenceMark(key: string, instanceId: string, ttlMs: number): Promise<number>;
+  presenceAlive(key: string): Promise<string[]>;
 };
 
-const STATUS: Dispatch["status"][] = ["offline", "local", "sent", "unreachable"];
+/** Where a call for another instance is handed over: the device RPC's lane (its inbox channels). */
+export type InboxPublisher = Pick<Bus, "publish">;
 
 export class RedisPresence implements Presence {
   private readonly redis: PresenceRedis;
-  private readonly alivePrefix: string;
-  private readonly inboxPrefix: string;
 
   constructor(
     redis: Redis,
     private readonly keys: Keys,
+    private readonly inboxes: InboxPublisher,
   ) {
     // defineCommand sends EVALSHA and falls back to EVAL after a Redis restart forgets the scripts.
-    if (!("presenceDispatch" in redis)) {
+    if (!("presencePick" in redis)) {
       redis.defineCommand("presencePut", { numberOfKeys: 2, lua: PUT });
       redis.defineCommand("presenceAdmit", { numberOfKeys: 2, lua: ADMIT });
       redis.defineCommand("presenceRemove", { numberOfKeys: 2, lua: REMOVE });
       redis.defineCommand("presenceList", { numberOfKeys: 1, lua: LIST });
-      redis.defineCommand("presenceDispatch", { numberOfKeys: 1, lua: DISPATCH });
+      redis.defineCommand("presencePick", { numberOfKeys: 1, lua: PICK });
+      redis.defineCommand("presenceMark", { numberOfKeys: 1, lua: MARK });
+      redis.defineCommand("presenceAlive", { numberOfKeys: 1, lua: ALIVE });
     }
     this.redis = redis as PresenceRedis;
-    this.alivePrefix = keys.instanceAlive("");
-    this.inboxPrefix = keys.instanceInbox("");
   }
 
   async admit(lease: Lease, ttlMs: number, maxDevices: number): Promise<Admission> {
     const [code, connectionId, instanceId] = await this.redis.presenceAdmit(
       ...this.putArgs(lease, ttlMs),
       maxDevices,
-      this.alivePrefix,
+      ...(await this.liveInstances()),
     );
     if (code === 0) return { status: "full" };
     if (code === 2) return { status: "superseded" };
@@ -196,6 +214,12 @@ export class RedisPresence implements Presence {
 
   async refresh(leases: Lease[], ttlMs: number): Promise<void> {
     if (leases.length === 0) return;
+    if (isCluster(this.redis)) {
+      // Users hash to different slots, which one pipeline cannot span: one command each, all
+      // sent at once (a heartbeat's leases, every few seconds).
+      await Promise.all(leases.map((lease) => this.redis.presencePut(...this.putArgs(lease, ttlMs))));
+      return;
+    }
     const pipeline = this.redis.pipeline() as unknown as PresenceRedis & { exec(): Promise<unknown> };
     for (const lease of leases) pipeline.presencePut(...this.putArgs(lease, ttlMs));
     const results = (await pipeline.exec()) as Array<[Error | null, unknown]> | null;
@@ -210,38 +234,45 @@ export class RedisPresence implements Presence {
   }
 
   async list(userId: string): Promise<Lease[]> {
-    const flat = await this.redis.presenceList(this.keys.presence(userId), this.alivePrefix);
+    const flat = await this.redis.presenceList(this.keys.presence(userId), ...(await this.liveInstances()));
     const leases: Lease[] = [];
     for (let i = 0; i < flat.length; i += 2) leases.push(decode(userId, flat[i]!, flat[i + 1]!));
     return leases.sort((a, b) => b.connectedAt - a.connectedAt);
   }
 
   async dispatch(userId: string, deviceId: string | undefined, fromInstance: string, message: string) {
-    const [code, connectionId, instanceId] = await this.redis.presenceDispatch(
+    const [code, connectionId, instanceId] = await this.redis.presencePick(
       this.keys.presence(userId),
       deviceId ?? "",
       fromInstance,
-      this.inboxPrefix,
-      this.alivePrefix,
-      message,
+      ...(await this.liveInstances()),
     );
-    const status = STATUS[code] ?? "offline";
-    if (status === "offline" || !connectionId || !instanceId) return { status: "offline" } as Dispatch;
-    return { status, connectionId, instanceId } as Dispatch;
+    if (code === 0 || !connectionId || !instanceId) return { status: "offline" } as Dispatch;
+    if (code === 1) return { status: "local", connectionId, instanceId } as Dispatch;
+    const receivers = await this.inboxes.publish(
+      this.keys.instanceInbox(instanceId),
+      withConnection(message, connectionId),
+    );
+    return { status: receivers > 0 ? "sent" : "unreachable", connectionId, instanceId } as Dispatch;
   }
 
   async markInstance(instanceId: string, ttlMs: number): Promise<void> {
-    await this.redis.set(this.keys.instanceAlive(instanceId), "1", "PX", ttlMs);
+    await this.redis.presenceMark(this.keys.liveInstances, instanceId, ttlMs);
   }
 
   async dropInstance(instanceId: string): Promise<void> {
-    await this.redis.del(this.keys.instanceAlive(instanceId));
+    await this.redis.zrem(this.keys.liveInstances, instanceId);
   }
 
   async instancesAlive(instanceIds: string[]): Promise<boolean[]> {
     if (instanceIds.length === 0) return [];
-    const values = await this.redis.mget(...instanceIds.map((id) => this.keys.instanceAlive(id)));
-    return values.map((value) => value !== null);
+    const alive = new Set(await this.liveInstances());
+    return instanceIds.map((id) => alive.has(id));
+  }
+
+  /** Read at every decision that needs it (one small command), so a dropped instance counts as gone at once. */
+  private liveInstances(): Promise<string[]> {
+    return this.redis.presenceAlive(this.keys.liveInstances);
   }
 
   private putArgs(lease: Lease, ttlMs: number): PutArgs {
@@ -258,7 +289,6 @@ export class RedisPresence implements Presence {
   }
 }
 
-/** The user's device slots live next to the user's leases, named after them. */
 function encode(lease: Lease): string {
   const json: LeaseJson = { d: lease.deviceId, i: lease.instanceId, t: lease.tools, at: lease.connectedAt };
   if (lease.deviceName !== undefined) json.n = lease.deviceName;

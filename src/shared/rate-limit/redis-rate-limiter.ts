@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { Redis } from "../redis";
 import type { RateDecision, RateLimiter, RateRule } from "./rate-limiter";
 import { RedisScript } from "./script";
 

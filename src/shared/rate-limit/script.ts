@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { Redis } from "../redis";
 
 /** A Lua script run by SHA (EVALSHA), loaded on first use and again after a Redis restart (NOSCRIPT). */
 export class RedisScript {

@@ -5,7 +5,7 @@ import { silentLogger } from "../logger";
 import { closePlatform, createPlatform, type Platform } from "../platform";
 import { type RunningServer, startServer } from "../server";
 import type { Tier } from "../tiers";
-import { createTestDatabase, deleteKeysWithPrefix, randomSuffix, TEST_REDIS_URL } from "./infra";
+import { createTestDatabase, deleteKeysWithPrefix, randomSuffix, TEST_REDIS_URL, testRedisEnv } from "./infra";
 import { type SignOptions, signTestToken, testKeys } from "./tokens";
 
 export interface PlatformOverrides {
@@ -68,7 +68,7 @@ export async function createTestContext(): Promise<TestContext> {
       HOST: "127.0.0.1",
       DATABASE_URL: database.url,
       ...throughPooler(database.url),
-      REDIS_URL: overrides.redis === false ? undefined : TEST_REDIS_URL,
+      ...(overrides.redis === false ? {} : testRedisEnv()),
       JWT_PRIVATE_KEY_FILE: keys.privateKeyFile,
       JWT_PUBLIC_KEY_FILE: keys.publicKeyFile,
       MASTER_KEY_FILE: keys.masterKeyFile,

@@ -1,9 +1,40 @@
 import { Redis } from "ioredis";
 import postgres from "postgres";
+import { silentLogger } from "../logger";
+import { masterNodes, openRedis, type RedisTopology, redisTopology } from "../redis";
 
 /** Where tests find PostgreSQL and Redis; CI and the README's test command use these defaults. */
 export const TEST_DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 export const TEST_REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+
+/**
+ * The Redis the tests run on: one node by default; a Sentinel group or a Cluster when
+ * REDIS_SENTINELS + REDIS_SENTINEL_NAME or REDIS_CLUSTER_NODES say so (test/infra/redis-topologies.test.ts
+ * runs the Redis users' tests that way).
+ */
+export const TEST_REDIS_TOPOLOGY: RedisTopology = redisTopology({
+  REDIS_SENTINELS: process.env.REDIS_SENTINELS,
+  REDIS_SENTINEL_NAME: process.env.REDIS_SENTINEL_NAME,
+  REDIS_CLUSTER_NODES: process.env.REDIS_CLUSTER_NODES,
+}) ?? { kind: "single", url: TEST_REDIS_URL };
+
+/** The variables that point a service at the test topology. */
+export function testRedisEnv(): Record<string, string> {
+  const topology = TEST_REDIS_TOPOLOGY;
+  const list = (nodes: Array<{ host: string; port: number }>) => nodes.map((n) => `${n.host}:${n.port}`).join(",");
+  switch (topology.kind) {
+    case "single":
+      return { REDIS_URL: topology.url };
+    case "sentinel":
+      return { REDIS_SENTINELS: list(topology.sentinels), REDIS_SENTINEL_NAME: topology.name };
+    case "cluster":
+      return { REDIS_CLUSTER_NODES: list(topology.nodes) };
+  }
+}
+
+/** A connection to the test topology, for tests that drive an adapter directly. */
+export const openTestRedis = (name: string) =>
+  openRedis({ topology: TEST_REDIS_TOPOLOGY, logger: silentLogger(), name });
 
 export const randomSuffix = (): string => crypto.randomUUID().replace(/-/g, "").slice(0, 12);
 
@@ -32,17 +63,33 @@ export async function createTestDatabase(): Promise<{ url: string; name: string;
   };
 }
 
-/** Deletes every key under a test's prefix (SCAN, never KEYS). */
-export async function deleteKeysWithPrefix(prefix: string): Promise<void> {
-  const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true });
+/** Every key matching `pattern` on the test topology (SCAN on every master, never KEYS). */
+export async function scanTestKeys(pattern: string): Promise<string[]> {
+  const redis = openTestRedis("test-scan");
   try {
-    await redis.connect();
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== "0");
+    await redis.ping();
+    const found: string[] = [];
+    for (const node of masterNodes(redis)) {
+      let cursor = "0";
+      do {
+        const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+        cursor = next;
+        found.push(...keys);
+      } while (cursor !== "0");
+    }
+    return found.sort();
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Deletes every key under a test's prefix (one key per UNLINK: on a Cluster they sit in different slots). */
+export async function deleteKeysWithPrefix(prefix: string): Promise<void> {
+  const keys = await scanTestKeys(`${prefix}:*`);
+  if (keys.length === 0) return;
+  const redis = openTestRedis("test-cleanup");
+  try {
+    await Promise.all(keys.map((key) => redis.unlink(key)));
   } finally {
     redis.disconnect();
   }

@@ -249,9 +249,13 @@ describe("a flood from one account", () => {
       "count" | "p50" | "p90" | "p99" | "max",
       number
     >;
-    const redis = openRedis({ url: ctx.redisUrl, logger: silentLogger(), name: "flood-test" });
+    const redis = openRedis({
+      topology: { kind: "single", url: ctx.redisUrl },
+      logger: silentLogger(),
+      name: "flood-test",
+    });
     const usage = async (key: string) => ((await redis.call("MEMORY", "USAGE", key)) as number | null) ?? 0;
-    const stored = (await usage(keys.presence(attacker))) + (await usage(`${keys.presence(attacker)}:devices`));
+    const stored = (await usage(keys.presence(attacker))) + (await usage(keys.presenceSlots(attacker)));
     // Redis's own record of commands that ran 10 ms or longer (its default slowlog threshold).
     const slowlog = (await redis.call("SLOWLOG", "GET", "128")) as Array<[number, number, number, string[]]>;
     const slow = slowlog.filter(

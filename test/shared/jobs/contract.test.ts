@@ -11,11 +11,13 @@ import {
   MemoryJobQueue,
 } from "../../../src/shared/jobs";
 import { silentLogger } from "../../../src/shared/logger";
+import type { RedisTopology } from "../../../src/shared/redis";
 import {
   deleteKeysWithPrefix,
   eventually,
   randomSuffix,
   TcpProxy,
+  TEST_REDIS_TOPOLOGY,
   TEST_REDIS_URL,
   viaProxy,
 } from "../../../src/shared/testing";
@@ -31,11 +33,20 @@ afterEach(async () => {
   await Promise.all(prefixes.splice(0).map((prefix) => deleteKeysWithPrefix(prefix)));
 });
 
-function bull(prefix: string, name = "q", instanceId = randomSuffix(), url = TEST_REDIS_URL): JobQueue<Data> {
+/** BullMQ's keys of a queue must share a slot on a Cluster: the prefix carries a hash tag there, as the services' does. */
+const queuePrefix = (prefix: string, topology: RedisTopology) =>
+  topology.kind === "cluster" ? `${prefix}:{bull}` : prefix;
+
+function bull(
+  prefix: string,
+  name = "q",
+  instanceId = randomSuffix(),
+  topology: RedisTopology = TEST_REDIS_TOPOLOGY,
+): JobQueue<Data> {
   const queue = new BullJobQueue<Data>({
     name,
-    url,
-    prefix,
+    topology,
+    prefix: queuePrefix(prefix, topology),
     logger: silentLogger(),
     instanceId,
     options: fast,
@@ -316,10 +327,19 @@ describe("job queue across instances: bullmq", () => {
     const prefix = fresh();
     const producer = bull(prefix);
     await producer.add("orphan", { n: 42 });
-    const child = Bun.spawn(["bun", `${import.meta.dir}/crash-worker.ts`, TEST_REDIS_URL, prefix, "q"], {
-      stdout: "pipe",
-      stderr: "inherit",
-    });
+    const child = Bun.spawn(
+      [
+        "bun",
+        `${import.meta.dir}/crash-worker.ts`,
+        JSON.stringify(TEST_REDIS_TOPOLOGY),
+        queuePrefix(prefix, TEST_REDIS_TOPOLOGY),
+        "q",
+      ],
+      {
+        stdout: "pipe",
+        stderr: "inherit",
+      },
+    );
     const reader = child.stdout.getReader();
     let output = "";
     while (!output.includes("started orphan")) {
@@ -340,7 +360,7 @@ describe("job queue across instances: bullmq", () => {
     const proxy = new TcpProxy("127.0.0.1", Number(new URL(TEST_REDIS_URL).port || 6379));
     proxy.start();
     try {
-      const queue = bull(fresh(), "q", randomSuffix(), viaProxy(TEST_REDIS_URL, proxy.port));
+      const queue = bull(fresh(), "q", randomSuffix(), { kind: "single", url: viaProxy(TEST_REDIS_URL, proxy.port) });
       queue.process(async () => {}, { concurrency: 1 });
       await queue.add("before", { n: 1 });
       proxy.cut();

@@ -4,10 +4,10 @@
 import { BullJobQueue } from "../../../src/shared/jobs";
 import { silentLogger } from "../../../src/shared/logger";
 
-const [url, prefix, name] = process.argv.slice(2) as [string, string, string];
+const [topology, prefix, name] = process.argv.slice(2) as [string, string, string];
 const queue = new BullJobQueue<{ n: number }>({
   name,
-  url,
+  topology: JSON.parse(topology),
   prefix,
   logger: silentLogger(),
   instanceId: "doomed",
