@@ -5,8 +5,7 @@
 // process of its own) has its turn ended as `interrupted` by the other, with the part streamed stored.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { DefaultChatTransport, type UIMessageChunk } from "ai";
-import { Redis } from "ioredis";
-import { eventually } from "../../src/shared/testing";
+import { eventually, openTestRedis } from "../../src/shared/testing";
 import { rawSocket, spawnChatInstance } from "./gateway/helpers";
 import { type ChatHarness, type ChatInstance, readSse, sseFields, startChat, upstreamFor } from "./harness";
 
@@ -304,7 +303,7 @@ describe("an instance that dies mid-turn", () => {
     socket.send({ type: "chat", request_id: "k2", text: "die before answering" });
     await upstreamFor(h, "die before answering");
     const day = new Date().toISOString().slice(0, 10);
-    const redis = new Redis(h.ctx.redisUrl);
+    const redis = openTestRedis("resume-test");
     const quotaKey = `${h.ctx.keyPrefix}:quota:chat_messages:${userId}:${day}`;
     expect(await redis.get(quotaKey)).toBe("1");
     const listed = (await (await h.get(token, "/conversations")).json()) as { items: Array<{ id: string }> };

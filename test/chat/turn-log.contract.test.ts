@@ -410,11 +410,27 @@ describe("turn log: Redis only", () => {
     const sortRefs = (refs: TurnRef[]) => refs.toSorted((x, y) => x.userId.localeCompare(y.userId));
     expect(sortRefs(orphans[0]!.turns)).toEqual(sortRefs([a, b]));
 
-    await log.forgetInstance(dead);
+    await log.forgetInstance(dead, orphans[0]!.turns);
     expect((await log.orphans(self)).map((orphan) => orphan.instanceId)).toEqual([]);
     expect(await redis.exists(keys.chatInstanceTurns(dead))).toBe(0);
     // The turns themselves are still there to be ended as interrupted.
     expect(await log.read(a, -1)).toBeDefined();
+  });
+
+  test("a turn admitted between a sweep's listing and its forgetting is found by the next sweep", async () => {
+    const self = `self-${id()}`;
+    const lapsed = `lapsed-${id()}`;
+    await log.renewLease(lapsed, 200);
+    const first = await admitted(log, { ...recordFor(`u-${id()}`), instanceId: lapsed });
+    await Bun.sleep(300);
+    const orphan = (await log.orphans(self)).find((next) => next.instanceId === lapsed);
+    expect(orphan?.turns).toEqual([first]);
+    // The instance lives on (its lease lapsed under load) and starts another turn meanwhile.
+    const second = await admitted(log, { ...recordFor(`u-${id()}`), instanceId: lapsed });
+    await log.forgetInstance(lapsed, orphan!.turns);
+    await log.renewLease(lapsed, 200);
+    await Bun.sleep(300);
+    expect((await log.orphans(self)).find((next) => next.instanceId === lapsed)?.turns).toEqual([second]);
   });
 
   test("renewing keeps an instance alive past its first lease; dropping the lease ends it", async () => {

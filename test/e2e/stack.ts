@@ -39,6 +39,10 @@ export async function startStack() {
   // Each client is seen from its own address, so per-IP login limits never couple tests.
   const startAuthInstance = () => startAuth(ctx, { env: { TRUSTED_PROXY_HOPS: "1" } });
   let auth: RunningServer | undefined = await startAuthInstance();
+  // A restarted auth applies and announces the changes waiting for it before its server is listening:
+  // a device told of one then refreshes as soon as the restart is done, as it would against a real
+  // address. A refresh while auth is simply stopped still fails at once.
+  let restarting: Promise<RunningServer> | undefined;
   const billing = await ctx.start([createBillingService], { service: "billing", env: billingEnv(stripe) });
   const chat = await startChat(ctx, { env: { LLM_BASE_URL: llm.url, LLM_API_KEY: "sk-test" } });
 
@@ -74,7 +78,12 @@ export async function startStack() {
       auth = undefined;
     },
     async restartAuth() {
-      auth = await startAuthInstance();
+      restarting = startAuthInstance();
+      try {
+        auth = await restarting;
+      } finally {
+        restarting = undefined;
+      }
     },
 
     /** Registers, then logs in: the session a freshly installed app would hold. */
@@ -101,7 +110,10 @@ export async function startStack() {
       };
     },
 
-    refresh: async (refreshToken: string) => post(authUrl(), "/refresh", { refresh_token: refreshToken }),
+    refresh: async (refreshToken: string) => {
+      await restarting;
+      return post(authUrl(), "/refresh", { refresh_token: refreshToken });
+    },
 
     async me(accessToken: string): Promise<{ status: number; tier?: Tier }> {
       const response = await get(authUrl(), "/me", accessToken);

@@ -1,6 +1,7 @@
 import { CloseCode, type ServerFrame, type ToolProgressFrame, type ToolResultFrame } from "../../protocol";
 import type { Unsubscribe } from "../../shared/bus/bus";
 import type { CallOwner, CallRequest } from "../../shared/device-rpc/caller";
+import { laneFor } from "../../shared/device-rpc/lane";
 import type { RpcMetrics } from "../../shared/device-rpc/metrics";
 import { failure, type RpcNode } from "../../shared/device-rpc/node";
 import { parseStream } from "../../shared/device-rpc/push";
@@ -262,8 +263,10 @@ export class DeviceHub implements CallOwner {
   private followStream(userId: string): Promise<unknown> {
     let subscription = this.streams.get(userId);
     if (!subscription) {
-      const { bus, keys, instanceId } = this.platform;
-      subscription = bus
+      const { keys, instanceId } = this.platform;
+      // On the device RPC's lane, as the pushes are: sharded pub/sub on a Cluster, where the
+      // publisher's count of receivers is exact (plain PUBLISH counts one node's subscribers only).
+      subscription = laneFor(this.platform)
         .subscribe(keys.deviceStream(userId), (text) => {
           const message = parseStream(text);
           if (!message || message.from === instanceId) return;

@@ -285,9 +285,13 @@ export class RedisTurnLog implements TurnLog {
     return found;
   }
 
-  async forgetInstance(instanceId: string): Promise<void> {
-    await this.redis.del(this.keys.chatInstanceTurns(instanceId));
-    await this.redis.srem(this.keys.chatGenerators, instanceId);
+  async forgetInstance(instanceId: string, swept: TurnRef[]): Promise<void> {
+    const turns = this.keys.chatInstanceTurns(instanceId);
+    // Only the turns the sweep ended: an instance whose lease lapsed under load but lives on may
+    // have admitted another since, which a later sweep must still find (its next renewal lists the
+    // instance among the generators again).
+    if (swept.length > 0) await this.redis.srem(turns, ...swept.map((ref) => RedisTurnLog.member(ref)));
+    if ((await this.redis.scard(turns)) === 0) await this.redis.srem(this.keys.chatGenerators, instanceId);
   }
 
   async requestStop(instanceId: string, ref: TurnRef): Promise<void> {

@@ -92,8 +92,8 @@ export interface TurnLog {
   dropLease(instanceId: string): Promise<void>;
   /** Instances whose lease is gone, with the turns they were generating. */
   orphans(selfId: string): Promise<Array<{ instanceId: string; turns: TurnRef[] }>>;
-  /** Forgets a swept instance. */
-  forgetInstance(instanceId: string): Promise<void>;
+  /** Forgets the turns a sweep ended, and the instance once none of its turns is left. */
+  forgetInstance(instanceId: string, swept: TurnRef[]): Promise<void>;
   /** Whether the instance still holds its lease. */
   alive(instanceId: string): Promise<boolean>;
 

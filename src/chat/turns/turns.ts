@@ -234,7 +234,7 @@ export class ChatTurns {
     try {
       for (const orphan of await this.log.orphans(this.config.instanceId)) {
         for (const ref of orphan.turns) await this.interrupt(ref);
-        await this.log.forgetInstance(orphan.instanceId);
+        await this.log.forgetInstance(orphan.instanceId, orphan.turns);
       }
     } catch (error) {
       this.logger.warn({ err: error }, "sweep of interrupted chat turns failed");

@@ -4,7 +4,7 @@ import { DeviceClient, type DeviceClientOptions, ToolFailure, type ToolHandler }
 import { DeviceCallError } from "../../../src/shared/device-rpc";
 import type { Platform } from "../../../src/shared/platform";
 import type { RunningServer } from "../../../src/shared/server";
-import { type PlatformOverrides, type TestContext, testKeys } from "../../../src/shared/testing";
+import { type PlatformOverrides, type TestContext, testKeys, testRedisEnv } from "../../../src/shared/testing";
 
 export type ChatInstance = RunningServer & { platform: Platform; gateway: ChatServiceModule["gateway"]; wsUrl: string };
 
@@ -109,8 +109,8 @@ export async function rawSocket(url: string, init?: { headers?: Record<string, s
 
 /**
  * A chat instance in a process of its own (fixtures/chat-instance.ts) on the context's database,
- * Redis and key prefix, so a test can SIGKILL it like a crashed container; `env` adds to its
- * configuration. Killed at the context's close if the test did not.
+ * Redis (whichever topology the tests run on) and key prefix, so a test can SIGKILL it like a
+ * crashed container; `env` adds to its configuration. Killed at the context's close if the test did not.
  */
 export async function spawnChatInstance(ctx: TestContext, env: Record<string, string> = {}) {
   const keys = await testKeys();
@@ -122,7 +122,7 @@ export async function spawnChatInstance(ctx: TestContext, env: Record<string, st
       LOG_LEVEL: "silent",
       HOST: "127.0.0.1",
       DATABASE_URL: ctx.databaseUrl,
-      REDIS_URL: ctx.redisUrl,
+      ...testRedisEnv(),
       JWT_PUBLIC_KEY_FILE: keys.publicKeyFile,
       ...env,
     },
