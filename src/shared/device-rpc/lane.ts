@@ -1,9 +1,11 @@
 import { RedisClient } from "bun";
+import type { Cluster } from "ioredis";
 import type { Bus, BusHandler, Unsubscribe } from "../bus/bus";
 import { RedisBus } from "../bus/redis-bus";
 import type { Logger } from "../logger";
 import type { Platform } from "../platform";
-import { openRedis, type Redis, type RedisTopology } from "../redis";
+import { openRedis, type Redis, type RedisCredentials, type RedisTopology } from "../redis";
+import { keySlot } from "../redis-slot";
 
 /**
  * The pub/sub the device RPC's hot path runs on: call hand-over to an owner's inbox, results and
@@ -84,8 +86,12 @@ class ShardedLane implements RpcLane {
   private readonly commands: Redis;
   private readonly subscriber: Redis;
   private readonly channels = new Map<string, Set<BusHandler>>();
+  private readonly publishers = new Map<string, RedisClient>();
+  private readonly credentials: RedisCredentials;
+  private closed = false;
 
-  constructor(topology: RedisTopology, logger: Logger, name: string) {
+  constructor(topology: RedisTopology & { kind: "cluster" }, logger: Logger, name: string) {
+    this.credentials = topology.credentials;
     this.commands = openRedis({ topology, logger, name: `${name}:cmd`, autoPipelining: true });
     this.subscriber = openRedis({ topology, logger, name: `${name}:sub`, shardedSubscribers: true });
     this.subscriber.on("smessage", (channel: string, message: string) => {
@@ -94,8 +100,53 @@ class ShardedLane implements RpcLane {
     });
   }
 
+  /**
+   * SPUBLISH straight to the master of the channel's slot on Bun's client, which costs about half
+   * of what ioredis does per publish (bench/RESULTS.md, the echo floors); the slot map is ioredis's
+   * own, kept current by its refreshes. Without a map entry or a connected client yet, or when the
+   * slot has moved (MOVED: nothing was published), the publish goes the ioredis way, which follows
+   * the redirection and refreshes the map. A lost connection fails the publish, as on one node.
+   */
   publish(channel: string, message: string): Promise<number> {
+    const node = (this.commands as Cluster).slots[keySlot(channel)]?.[0];
+    const client = node === undefined ? undefined : this.publisherFor(node);
+    if (!client?.connected) return this.publishThroughCluster(channel, message);
+    return client.send("SPUBLISH", [channel, message]).then(
+      (receivers) => receivers as number,
+      (error: Error) => {
+        if (/^MOVED\b/.test(error.message)) return this.publishThroughCluster(channel, message);
+        throw error;
+      },
+    );
+  }
+
+  private publishThroughCluster(channel: string, message: string): Promise<number> {
     return this.commands.spublish(channel, message) as Promise<number>;
+  }
+
+  /** One Bun client per master, opened on first use; until it is connected, ioredis publishes. */
+  private publisherFor(node: string): RedisClient | undefined {
+    let client = this.publishers.get(node);
+    if (!client && !this.closed) {
+      const [host, port] = [node.slice(0, node.lastIndexOf(":")), node.slice(node.lastIndexOf(":") + 1)];
+      const { username, password, tls } = this.credentials;
+      const auth =
+        password === undefined ? "" : `${encodeURIComponent(username ?? "")}:${encodeURIComponent(password)}@`;
+      const opened = new RedisClient(`${tls ? "rediss" : "redis"}://${auth}${host}:${port}`, {
+        enableOfflineQueue: false,
+        autoReconnect: true,
+        connectionTimeout: 3000,
+      });
+      opened.connect().catch(() => {});
+      // A failed-over master closes; a later publish for its slots finds the new master in the map.
+      opened.onclose = () => {
+        if (this.publishers.get(node) === opened) this.publishers.delete(node);
+        opened.close();
+      };
+      this.publishers.set(node, opened);
+      client = opened;
+    }
+    return client;
   }
 
   async subscribe(channel: string, handler: BusHandler): Promise<Unsubscribe> {
@@ -122,7 +173,10 @@ class ShardedLane implements RpcLane {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.channels.clear();
+    for (const client of this.publishers.values()) client.close();
+    this.publishers.clear();
     this.subscriber.disconnect();
     this.commands.disconnect();
   }
