@@ -94,6 +94,15 @@ export const Env = z.object({
   REDIS_PASSWORD_FILE: optionalString,
   /** A file holding the sentinels' own password, when they have one. */
   REDIS_SENTINEL_PASSWORD_FILE: optionalString,
+  /**
+   * Replicas that must hold an event (tier changes, deletions, exports) before its producer
+   * forgets it; unset: 1 on Sentinel and Cluster, 0 on one node. 0 prefers availability: events a
+   * master acknowledged just before a failover can be lost.
+   */
+  REDIS_WAIT_REPLICAS: z.preprocess(
+    (value) => (value === "" ? undefined : value),
+    z.coerce.number().int().min(0).max(10).optional(),
+  ),
   /** TLS to the Sentinel-managed or Cluster nodes (REDIS_URL says it with `rediss://`). */
   REDIS_TLS: z.stringbool().default(false),
   /** Namespaces every Redis key and channel, so deployments (or tests) can share one Redis. */

@@ -1,7 +1,8 @@
-import { Cluster, Redis as SingleRedis } from "ioredis";
+import { Cluster, Command, Redis as SingleRedis } from "ioredis";
 import { ConfigError, type Env, readConfigFile, StartupError } from "./env";
 import { networkProblem } from "./errors";
 import type { Logger } from "./logger";
+import { keySlot } from "./redis-slot";
 import { withTimeout } from "./timeout";
 
 /**
@@ -265,3 +266,23 @@ export function masterNodes(client: Redis): SingleRedis[] {
 }
 
 export const isCluster = (client: Redis): client is Cluster => client instanceof Cluster;
+
+/**
+ * Sends a command that names no key (PUBLISH, WAIT) where `key` lives: on a Cluster, to the
+ * master of its slot, on the connection that carries that slot's commands, so it follows them in
+ * order; elsewhere, on the one connection.
+ */
+export function sendBeside<T>(client: Redis, key: string, name: string, args: Array<string | number>): Promise<T> {
+  const command = new Command(name, args, { replyEncoding: "utf8" });
+  if (isCluster(client)) client.sendCommand(command, undefined, { slot: keySlot(key) });
+  else client.sendCommand(command);
+  return command.promise as Promise<T>;
+}
+
+/**
+ * How many replicas acknowledged every write sent before on `key`'s connection, waiting at most
+ * `timeoutMs` for `replicas` of them (WAIT). A write a master acknowledged and then lost in a
+ * failover had not reached its replica: asking is how a producer knows it may forget the write.
+ */
+export const replicasAcknowledging = (client: Redis, key: string, replicas: number, timeoutMs: number) =>
+  sendBeside<number>(client, key, "wait", [replicas, timeoutMs]);

@@ -3,7 +3,7 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import type { EventConsumer, EventEntry, EventLog } from "../../src/shared/events/event-log";
 import { MemoryEventLog } from "../../src/shared/events/memory-event-log";
-import { RedisEventLog } from "../../src/shared/events/redis-event-log";
+import { REPLICA_WAIT_MS, RedisEventLog } from "../../src/shared/events/redis-event-log";
 import { silentLogger } from "../../src/shared/logger";
 import { openRedis } from "../../src/shared/redis";
 import { deleteKeysWithPrefix, eventually, randomSuffix, TEST_REDIS_TOPOLOGY } from "../../src/shared/testing";
@@ -175,3 +175,25 @@ for (const [name, make] of adapters) {
     });
   });
 }
+
+describe("event log on Redis: replicas", () => {
+  // One node has no replica; the Sentinel and Cluster of test/infra/redis-topologies.test.ts have one per master.
+  const replicas = TEST_REDIS_TOPOLOGY.kind === "single" ? 0 : 1;
+
+  test("an append resolves once the replicas it waits for hold the event", async () => {
+    const log = new RedisEventLog(redis, silentLogger(), { replicas });
+    const stream = `${prefix}:replicated:${randomSuffix()}`;
+    const id = await log.append(stream, "held");
+    const [entry] = (await redis.xrange(stream, id, id)) as Array<[string, string[]]>;
+    expect(entry?.[1]).toEqual(["event", "held"]);
+  });
+
+  test("an append that more replicas than exist must hold fails after the wait, naming the count", async () => {
+    const log = new RedisEventLog(redis, silentLogger(), { replicas: replicas + 1 });
+    const started = performance.now();
+    await expect(log.append(`${prefix}:unreplicated:${randomSuffix()}`, "not held")).rejects.toThrow(
+      `the event reached ${replicas} of ${replicas + 1} Redis replicas in ${REPLICA_WAIT_MS} ms`,
+    );
+    expect(performance.now() - started).toBeGreaterThanOrEqual(REPLICA_WAIT_MS - 50);
+  });
+});

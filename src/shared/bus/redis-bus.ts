@@ -1,6 +1,4 @@
-import { Command } from "ioredis";
-import { isCluster, type Redis } from "../redis";
-import { keySlot } from "../redis-slot";
+import { isCluster, type Redis, sendBeside } from "../redis";
 import type { Bus, BusHandler, Unsubscribe } from "./bus";
 
 /**
@@ -29,9 +27,7 @@ export class RedisBus implements Bus {
     // of one channel could overtake each other on their way to the subscribers. Sent to the master
     // of the channel's slot, a channel's messages leave from one node, in order, on the same
     // connection as the commands for keys of that slot (a turn's XADD, then its live chunk).
-    const command = new Command("publish", [channel, message], { replyEncoding: "utf8" });
-    this.publisher.sendCommand(command, undefined, { slot: keySlot(channel) });
-    return command.promise as Promise<number>;
+    return sendBeside<number>(this.publisher, channel, "publish", [channel, message]);
   }
 
   async subscribe(channel: string, handler: BusHandler): Promise<Unsubscribe> {

@@ -2,6 +2,7 @@ import type { Unsubscribe } from "../bus/bus";
 import type { DeviceInfo, DeviceRpc } from "../device-rpc";
 import type { Platform } from "../platform";
 import { type Lease, presenceFor } from "../presence";
+import { withTimeout } from "../timeout";
 import { type CallOwner, RpcCaller } from "./caller";
 import { type CallOutcome, type CallProgress, type InboxMessage, parseInbox } from "./envelope";
 import { laneFor } from "./lane";
@@ -149,8 +150,9 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
       // Counted from the last mark stored: after an outage, which likely outlived the mark, it is
       // stored again at the next tick rather than a period later.
       marking = true;
-      await presence
-        .markInstance(instanceId, instanceTtl)
+      // A mark sent to a master that just died (a Cluster failover) waits for the command timeout,
+      // longer than the mark lives: give up after a tick, so the next tick marks on the new master.
+      await withTimeout(presence.markInstance(instanceId, instanceTtl), tick, "liveness mark")
         .then(() => {
           sinceMark = 0;
         })

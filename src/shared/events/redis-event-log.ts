@@ -1,5 +1,5 @@
 import type { Logger } from "../logger";
-import type { Redis } from "../redis";
+import { type Redis, replicasAcknowledging } from "../redis";
 import { CONSUME_DEFAULTS, type ConsumeOptions, type EventConsumer, type EventEntry, type EventLog } from "./event-log";
 
 type RawEntry = [id: string, fields: string[] | null];
@@ -10,17 +10,45 @@ type RawEntry = [id: string, fields: string[] | null];
  * `blockMs` on an interruptible timer instead, so the consumer shares the command connection and
  * stops at once, and a blocked read can never outlive a stop or a lost connection.
  */
+export interface RedisEventLogOptions {
+  /** Approximate cap per stream; consumers far behind this many entries would lose the oldest. */
+  maxLength?: number;
+  /**
+   * Replicas that must hold an event before `append` resolves (REDIS_WAIT_REPLICAS): a master
+   * that acknowledges an event and is then failed over loses it, and the producer (an outbox
+   * relay) must not forget what it has not really handed over. 0 on one node.
+   */
+  replicas?: number;
+}
+
+/** How long an append waits for its replicas before it fails (and its producer tries again later). */
+export const REPLICA_WAIT_MS = 1000;
+
 export class RedisEventLog implements EventLog {
+  private readonly maxLength: number;
+  private readonly replicas: number;
+
   constructor(
     private readonly redis: Redis,
     private readonly logger: Logger,
-    /** Approximate cap per stream; consumers far behind this many entries would lose the oldest. */
-    private readonly maxLength = 100_000,
-  ) {}
+    options: RedisEventLogOptions = {},
+  ) {
+    this.maxLength = options.maxLength ?? 100_000;
+    this.replicas = options.replicas ?? 0;
+  }
 
   async append(stream: string, payload: string): Promise<string> {
     const id = await this.redis.xadd(stream, "MAXLEN", "~", String(this.maxLength), "*", "event", payload);
     if (!id) throw new Error("XADD returned no id");
+    if (this.replicas > 0) {
+      const acknowledged = await replicasAcknowledging(this.redis, stream, this.replicas, REPLICA_WAIT_MS);
+      if (acknowledged < this.replicas) {
+        // Consumers apply an event once however often it is appended: appending again is safe.
+        throw new Error(
+          `the event reached ${acknowledged} of ${this.replicas} Redis replicas in ${REPLICA_WAIT_MS} ms`,
+        );
+      }
+    }
     return id;
   }
 
