@@ -1,5 +1,6 @@
 import { isCluster, type Redis, sendBeside } from "../redis";
 import type { Bus, BusHandler, Unsubscribe } from "./bus";
+import { addChannelHandler } from "./channel-handlers";
 
 /**
  * Redis pub/sub with one subscriber connection for the whole instance: each channel is
@@ -31,7 +32,7 @@ export class RedisBus implements Bus {
   }
 
   async subscribe(channel: string, handler: BusHandler): Promise<Unsubscribe> {
-    return this.add(
+    return addChannelHandler(
       this.channels,
       channel,
       handler,
@@ -41,37 +42,13 @@ export class RedisBus implements Bus {
   }
 
   async psubscribe(pattern: string, handler: BusHandler): Promise<Unsubscribe> {
-    return this.add(
+    return addChannelHandler(
       this.patterns,
       pattern,
       handler,
       (name) => this.subscriber.psubscribe(name),
       (name) => this.subscriber.punsubscribe(name),
     );
-  }
-
-  private async add(
-    registry: Map<string, Set<BusHandler>>,
-    name: string,
-    handler: BusHandler,
-    open: (name: string) => Promise<unknown>,
-    shut: (name: string) => Promise<unknown>,
-  ): Promise<Unsubscribe> {
-    let set = registry.get(name);
-    if (!set) {
-      set = new Set();
-      registry.set(name, set);
-      await open(name);
-    }
-    set.add(handler);
-    const handlers = set;
-    return async () => {
-      handlers.delete(handler);
-      if (handlers.size === 0 && registry.get(name) === handlers) {
-        registry.delete(name);
-        await shut(name).catch(() => {});
-      }
-    };
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 import { RedisClient } from "bun";
 import type { Cluster } from "ioredis";
 import type { Bus, BusHandler, Unsubscribe } from "../bus/bus";
+import { addChannelHandler } from "../bus/channel-handlers";
 import { RedisBus } from "../bus/redis-bus";
 import type { Logger } from "../logger";
 import type { Platform } from "../platform";
@@ -149,27 +150,14 @@ class ShardedLane implements RpcLane {
     return client;
   }
 
-  async subscribe(channel: string, handler: BusHandler): Promise<Unsubscribe> {
-    let handlers = this.channels.get(channel);
-    if (!handlers) {
-      handlers = new Set();
-      this.channels.set(channel, handlers);
-      try {
-        await this.subscriber.ssubscribe(channel);
-      } catch (error) {
-        this.channels.delete(channel);
-        throw error;
-      }
-    }
-    handlers.add(handler);
-    const set = handlers;
-    return async () => {
-      set.delete(handler);
-      if (set.size === 0 && this.channels.get(channel) === set) {
-        this.channels.delete(channel);
-        await this.subscriber.sunsubscribe(channel).catch(() => {});
-      }
-    };
+  subscribe(channel: string, handler: BusHandler): Promise<Unsubscribe> {
+    return addChannelHandler(
+      this.channels,
+      channel,
+      handler,
+      (name) => this.subscriber.ssubscribe(name),
+      (name) => this.subscriber.sunsubscribe(name),
+    );
   }
 
   async close(): Promise<void> {
@@ -228,26 +216,13 @@ export class RedisLane implements RpcLane {
 
   async subscribe(channel: string, handler: BusHandler): Promise<Unsubscribe> {
     await this.ready;
-    let handlers = this.channels.get(channel);
-    if (!handlers) {
-      handlers = new Set();
-      this.channels.set(channel, handlers);
-      try {
-        await this.serial(() => this.subscriber.subscribe(channel, this.deliver));
-      } catch (error) {
-        this.channels.delete(channel);
-        throw error;
-      }
-    }
-    handlers.add(handler);
-    const set = handlers;
-    return async () => {
-      set.delete(handler);
-      if (set.size === 0 && this.channels.get(channel) === set) {
-        this.channels.delete(channel);
-        await this.serial(() => this.subscriber.unsubscribe(channel)).catch(() => {});
-      }
-    };
+    return addChannelHandler(
+      this.channels,
+      channel,
+      handler,
+      (name) => this.serial(() => this.subscriber.subscribe(name, this.deliver)),
+      (name) => this.serial(() => this.subscriber.unsubscribe(name)),
+    );
   }
 
   async close(): Promise<void> {
