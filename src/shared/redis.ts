@@ -108,6 +108,9 @@ export function hostPorts(variable: string, list: string, defaultPort: number): 
   });
 }
 
+/** The inverse of `hostPorts`: `host:port,host:port`, as REDIS_SENTINELS and REDIS_CLUSTER_NODES take it. */
+export const hostPortList = (nodes: HostPort[]): string => nodes.map(({ host, port }) => `${host}:${port}`).join(",");
+
 /** A password from REDIS_PASSWORD_FILE replaces the URL's own, as DATABASE_PASSWORD_FILE does. */
 function withPassword(url: string, password: string | undefined): string {
   if (password === undefined) return url;
@@ -232,16 +235,15 @@ export async function pingRedis(client: Redis, timeoutMs = 2000): Promise<void> 
 
 /** Where Redis is, for messages (never the credentials). */
 export function redisTarget(topology: RedisTopology): string {
-  const list = (nodes: HostPort[]) => nodes.map(({ host, port }) => `${host}:${port}`).join(",");
   switch (topology.kind) {
     case "single": {
       const parsed = new URL(topology.url);
       return `${parsed.hostname}:${parsed.port || 6379}`;
     }
     case "sentinel":
-      return `sentinel ${topology.name} via ${list(topology.sentinels)}`;
+      return `sentinel ${topology.name} via ${hostPortList(topology.sentinels)}`;
     case "cluster":
-      return `cluster ${list(topology.nodes)}`;
+      return `cluster ${hostPortList(topology.nodes)}`;
   }
 }
 

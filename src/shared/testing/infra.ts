@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import postgres from "postgres";
 import { silentLogger } from "../logger";
-import { masterNodes, openRedis, type RedisTopology, redisTopology } from "../redis";
+import { hostPortList, masterNodes, openRedis, type RedisTopology, redisTopology } from "../redis";
 
 /** Where tests find PostgreSQL and Redis; CI and the README's test command use these defaults. */
 export const TEST_DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -21,14 +21,13 @@ export const TEST_REDIS_TOPOLOGY: RedisTopology = redisTopology({
 /** The variables that point a service at the test topology. */
 export function testRedisEnv(): Record<string, string> {
   const topology = TEST_REDIS_TOPOLOGY;
-  const list = (nodes: Array<{ host: string; port: number }>) => nodes.map((n) => `${n.host}:${n.port}`).join(",");
   switch (topology.kind) {
     case "single":
       return { REDIS_URL: topology.url };
     case "sentinel":
-      return { REDIS_SENTINELS: list(topology.sentinels), REDIS_SENTINEL_NAME: topology.name };
+      return { REDIS_SENTINELS: hostPortList(topology.sentinels), REDIS_SENTINEL_NAME: topology.name };
     case "cluster":
-      return { REDIS_CLUSTER_NODES: list(topology.nodes) };
+      return { REDIS_CLUSTER_NODES: hostPortList(topology.nodes) };
   }
 }
 

@@ -7,11 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { Redis } from "ioredis";
+import { type HostPort, hostPortList } from "../redis";
 
-export interface HostPort {
-  host: string;
-  port: number;
-}
+export type { HostPort };
 
 const HOST = "127.0.0.1";
 const SLOTS = 16384;
@@ -436,7 +434,7 @@ export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}
   const nodes = servers.map(({ host, port }) => ({ host, port })).sort(byPort);
   return {
     nodes,
-    env: { REDIS_CLUSTER_NODES: nodes.map(address).join(",") },
+    env: { REDIS_CLUSTER_NODES: hostPortList(nodes) },
     masters,
 
     async killMasterOf(key?: string): Promise<HostPort> {
@@ -716,7 +714,7 @@ export async function startRedisSentinel(options: { downAfterMs?: number } = {})
   return {
     sentinels: sentinelAddresses,
     name: MASTER_NAME,
-    env: { REDIS_SENTINELS: sentinelAddresses.map(address).join(","), REDIS_SENTINEL_NAME: MASTER_NAME },
+    env: { REDIS_SENTINELS: hostPortList(sentinelAddresses), REDIS_SENTINEL_NAME: MASTER_NAME },
     master,
 
     async failover(): Promise<HostPort> {
