@@ -474,14 +474,14 @@ export function loadEnv(source: Record<string, string | undefined> = process.env
     throw new ConfigError("invalid configuration: LEGACY_JWT_SECRET_FILE and LEGACY_JWT_UNTIL must be set together");
   }
   // A wrong topology (two at once, a sentinel list without the master's name) fails here, at start.
-  redisTopology(env);
+  const redis = redisTopology(env);
   if (env.NODE_ENV === "production") {
     const services = env.SERVICE_NAME === "all" ? SERVICE_NAMES : [env.SERVICE_NAME];
     const missing = new Set<string>();
     for (const service of services) {
       for (const name of requiredInProduction[service]) {
         if (name === "REDIS_URL") {
-          if (!redisTopology(env)) missing.add("REDIS_URL (or REDIS_SENTINELS or REDIS_CLUSTER_NODES)");
+          if (!redis) missing.add("REDIS_URL (or REDIS_SENTINELS or REDIS_CLUSTER_NODES)");
         } else if (env[name] === undefined) missing.add(name);
       }
     }
