@@ -80,10 +80,10 @@ async function adiuva(name: string, redis: Record<string, string>): Promise<Resu
 }
 
 /** The floor: the text of a real call envelope out and back, matched by id, nothing else done. */
-async function echoFloor(kind: "bun" | "ioredis"): Promise<Result> {
+async function echoFloor(kind: "bun" | "ioredis" | "hop"): Promise<Result> {
   const prefix = `bench:${randomSuffix()}`;
   const nodeA = await spawnReady([`${import.meta.dir}/echo-node.ts`, prefix, kind], single);
-  const lane = await floorClient(kind);
+  const lane = await floorClient(kind === "ioredis" ? "ioredis" : "bun");
   const pending = new Map<string, () => void>();
   await lane.subscribe(`${prefix}:reply`, (message) => {
     const { id } = JSON.parse(message) as { id: string };
@@ -124,6 +124,7 @@ const systems: Array<[string, () => Promise<Result>]> = [
   ["adiuva, 3-shard Redis Cluster", () => adiuva("adiuva cluster", sharded)],
   ["bare echo floor, one node (Bun client)", () => echoFloor("bun")],
   ["bare echo floor, one node (ioredis)", () => echoFloor("ioredis")],
+  ["echo floor with the WebSocket hop, one node (Bun client)", () => echoFloor("hop")],
 ];
 const runs: Array<Record<string, Result>> = [];
 for (let round = 0; round < ROUNDS; round++) {
@@ -152,8 +153,9 @@ runs.forEach((results, round) => {
   const sharded = results["adiuva, 3-shard Redis Cluster"]!;
   const floor = results["bare echo floor, one node (Bun client)"]!;
   const ioredisFloor = results["bare echo floor, one node (ioredis)"]!;
+  const hopFloor = results["echo floor with the WebSocket hop, one node (Bun client)"]!;
   console.log(
-    `\ncluster vs one node: throughput ${fmt(sharded.throughput / one.throughput, 2)}x (target >= 0.8), p50 ${fmt(sharded.p50 / one.p50, 2)}x; one node vs floor: throughput ${fmt(one.throughput / floor.throughput, 2)}x (target >= 0.7); floor ioredis vs Bun's client: throughput ${fmt(ioredisFloor.throughput / floor.throughput, 2)}x, p99 ${fmt(ioredisFloor.p99 / floor.p99, 2)}x\n`,
+    `\ncluster vs one node: throughput ${fmt(sharded.throughput / one.throughput, 2)}x (target >= 0.8), p50 ${fmt(sharded.p50 / one.p50, 2)}x; one node vs floor: throughput ${fmt(one.throughput / floor.throughput, 2)}x (target >= 0.7); floor with the hop vs floor: ${fmt(hopFloor.throughput / floor.throughput, 2)}x; one node vs floor with the hop: ${fmt(one.throughput / hopFloor.throughput, 2)}x; floor ioredis vs Bun's client: throughput ${fmt(ioredisFloor.throughput / floor.throughput, 2)}x, p99 ${fmt(ioredisFloor.p99 / floor.p99, 2)}x\n`,
   );
 });
 process.exit(0);

@@ -295,10 +295,15 @@ export class DeviceClient {
 
   /** Sends a raw frame on the welcomed socket; false when not connected. */
   send(frame: { type: string } & Record<string, unknown>): boolean {
+    return this.sendText(() => JSON.stringify(frame));
+  }
+
+  /** Sends the text `encode` makes on the welcomed socket; false when not connected or it throws. */
+  private sendText(encode: () => string): boolean {
     const socket = this.socket;
     if (this.status !== "open" || socket?.readyState !== OPEN) return false;
     try {
-      socket.send(JSON.stringify(frame));
+      socket.send(encode());
       return true;
     } catch (error) {
       // A socket closing under us (its close event follows), or a frame that is not JSON.
@@ -584,19 +589,19 @@ export class DeviceClient {
         if (!run.aborted) this.send({ type: "tool_progress", id: call.id, progress, total, message });
       },
     };
-    let frame: { type: "tool_result" } & Record<string, unknown>;
+    let text: string;
     try {
       const result = (await handler(call.args, context)) ?? null;
-      JSON.stringify(result); // a result that cannot be sent fails the call instead of vanishing
-      frame = { type: "tool_result", id: call.id, ok: true, result };
+      // Encoded here, once: a result that cannot be sent fails the call instead of vanishing.
+      text = JSON.stringify({ type: "tool_result", id: call.id, ok: true, result });
     } catch (error) {
       const code = error instanceof ToolFailure ? error.code : "tool_failed";
       const message = error instanceof Error ? error.message : String(error);
-      frame = { type: "tool_result", id: call.id, ok: false, error: { code, message } };
+      text = JSON.stringify({ type: "tool_result", id: call.id, ok: false, error: { code, message } });
     }
     this.running.delete(call.id);
     // A cancelled call, or one from a socket that has since dropped, has nobody waiting.
-    if (!run.aborted && this.socket === socket) this.send(frame);
+    if (!run.aborted && this.socket === socket) this.sendText(() => text);
   }
 
   private startHeartbeat(heartbeatS: number): void {

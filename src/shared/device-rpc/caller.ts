@@ -5,7 +5,7 @@ import { type Dispatch, type Presence, withConnection } from "../presence";
 import type { CallOutcome, CallProgress, InboxMessage } from "./envelope";
 import type { RpcLane } from "./lane";
 import type { CallPath, RpcMetrics } from "./metrics";
-import { RouteCache } from "./routes";
+import { type Route, RouteCache } from "./routes";
 
 export type CallRequest = Extract<InboxMessage, { t: "call" }>;
 
@@ -48,7 +48,8 @@ interface Pending {
   resolve(value: unknown): void;
   reject(error: DeviceCallError): void;
   onProgress?: DeviceCallOptions["onProgress"];
-  detach(): void;
+  /** Stops listening to the caller's abort signal, when it gave one. */
+  detach?: () => void;
 }
 
 /**
@@ -85,7 +86,8 @@ export class RpcCaller {
     const id = crypto.randomUUID();
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
     const startedAt = performance.now();
-    const onAbort = () => this.fail(id, "cancelled", "the call was cancelled", true);
+    const { signal } = options;
+    const onAbort = signal ? () => this.fail(id, "cancelled", "the call was cancelled", true) : undefined;
     const entry: Pending = {
       userId: options.userId,
       deviceId: options.deviceId,
@@ -96,14 +98,14 @@ export class RpcCaller {
       resolve,
       reject,
       onProgress: options.onProgress,
-      detach: () => options.signal?.removeEventListener("abort", onAbort),
+      detach: onAbort ? () => signal?.removeEventListener("abort", onAbort) : undefined,
     };
     this.pending.set(id, entry);
-    if (options.signal?.aborted) {
+    if (signal?.aborted) {
       this.fail(id, "cancelled", "the call was cancelled before it started", false);
       return promise;
     }
-    options.signal?.addEventListener("abort", onAbort, { once: true });
+    if (onAbort) signal?.addEventListener("abort", onAbort, { once: true });
     this.arm(id, entry, deadlineMs);
     const request: Omit<CallRequest, "c"> = {
       t: "call",
@@ -116,27 +118,21 @@ export class RpcCaller {
       origin: options.origin ?? "server",
       ts: Date.now(),
     };
-    void this.dispatch(id, entry, request, JSON.stringify(request), true);
+    const text = JSON.stringify(request);
+    const route = this.routes.get(entry.userId, entry.deviceId, performance.now());
+    if (route) this.viaRoute(id, entry, request, text, route);
+    else void this.dispatch(id, entry, request, text);
     return promise;
   }
 
-  private async dispatch(
-    id: string,
-    entry: Pending,
-    request: Omit<CallRequest, "c">,
-    text: string,
-    useRoute: boolean,
-  ): Promise<void> {
-    const { presence, instanceId, owner } = this.deps;
-    let target: Dispatch | undefined;
-    let routed = false;
+  /** Through presence: its script finds the device's connection and hands the call over. */
+  private async dispatch(id: string, entry: Pending, request: Omit<CallRequest, "c">, text: string): Promise<void> {
+    const { presence, instanceId } = this.deps;
+    let target: Dispatch;
     try {
-      if (useRoute) target = await this.viaRoute(entry, text);
-      routed = target !== undefined;
-      target ??= await presence.dispatch(entry.userId, entry.deviceId, instanceId, text);
+      target = await presence.dispatch(entry.userId, entry.deviceId, instanceId, text);
     } catch (error) {
-      this.deps.logger.warn({ err: (error as Error).message }, "device call dispatch failed");
-      this.fail(id, "rpc_unavailable", "device routing is unavailable, try again", false);
+      this.unavailable(id, error);
       return;
     }
     if (
@@ -147,44 +143,69 @@ export class RpcCaller {
       // after a Redis outage (its presence connection came back first), or it died and its mark
       // expires within the instance TTL. Nothing was delivered, so asking again is safe.
       await Bun.sleep(UNREACHABLE_PAUSE_MS);
-      if (this.pending.has(id)) void this.dispatch(id, entry, request, text, false);
+      if (this.pending.has(id)) void this.dispatch(id, entry, request, text);
       return;
     }
     if (target.status === "offline" || target.status === "unreachable") {
+      this.routes.forget(entry.userId, entry.deviceId);
       this.fail(id, "device_offline", "no device of this user is connected", false);
       return;
     }
+    if (target.status === "sent")
+      this.routes.remember(entry.userId, entry.deviceId, target.connectionId, target.instanceId, performance.now());
+    // The device is here now: an expired route kept for the calls behind a lookup must not outlive it.
+    else this.routes.forget(entry.userId, entry.deviceId);
+    this.handedOver(id, entry, request, target);
+  }
+
+  /**
+   * Straight to the owner of a remembered route, skipping presence: one PUBLISH. Nobody listening
+   * there (the owner stopped, or is restoring its subscription): the route is dropped and the call
+   * goes through presence. Every call takes this path while a route is fresh, so it stays one
+   * promise continuation rather than a chain of async functions.
+   */
+  private viaRoute(id: string, entry: Pending, request: Omit<CallRequest, "c">, text: string, route: Route): void {
+    const { connectionId, instanceId } = route;
+    entry.resend = text;
+    this.deps.lane.publish(this.deps.keys.instanceInbox(instanceId), withConnection(text, connectionId)).then(
+      (receivers) => {
+        if (receivers > 0) {
+          this.handedOver(id, entry, request, { status: "sent", connectionId, instanceId });
+          return;
+        }
+        entry.resend = undefined;
+        this.routes.forget(entry.userId, entry.deviceId, route);
+        if (this.pending.has(id)) void this.dispatch(id, entry, request, text);
+      },
+      (error) => this.unavailable(id, error),
+    );
+  }
+
+  /** The call reached the device's owner (this instance or another). */
+  private handedOver(
+    id: string,
+    entry: Pending,
+    request: Omit<CallRequest, "c">,
+    target: Extract<Dispatch, { status: "sent" | "local" }>,
+  ): void {
     entry.connectionId = target.connectionId;
     entry.owner = target.instanceId;
     entry.path = target.status === "local" ? "local" : "remote";
-    if (target.status === "sent" && !routed)
-      this.routes.remember(entry.userId, entry.deviceId, target.connectionId, target.instanceId, performance.now());
     if (!this.pending.has(id)) {
       // Settled (deadline or abort) while routing: the device still got the call, withdraw it.
       this.sendCancel(entry, id, "cancelled");
       return;
     }
     if (target.status === "local") {
+      const { owner } = this.deps;
       if (!owner) this.fail(id, "device_disconnected", "the device's connection is gone", false);
       else owner.deliver({ ...request, c: target.connectionId });
     }
   }
 
-  /** The owner of a remembered route, skipping the presence script; undefined when there is none or nobody listens. */
-  private async viaRoute(entry: Pending, text: string): Promise<Dispatch | undefined> {
-    const route = this.routes.get(entry.userId, entry.deviceId, performance.now());
-    if (!route) return undefined;
-    const { connectionId, instanceId } = route;
-    const receivers = await this.deps.lane.publish(
-      this.deps.keys.instanceInbox(instanceId),
-      withConnection(text, connectionId),
-    );
-    if (receivers === 0) {
-      this.routes.forget(entry.userId, entry.deviceId, route);
-      return undefined;
-    }
-    entry.resend = text;
-    return { status: "sent", connectionId, instanceId };
+  private unavailable(id: string, error: unknown): void {
+    this.deps.logger.warn({ err: (error as Error).message }, "device call dispatch failed");
+    this.fail(id, "rpc_unavailable", "device routing is unavailable, try again", false);
   }
 
   /** A result from the owner (local or through the inbox); unknown ids are late or duplicates. */
@@ -196,7 +217,7 @@ export class RpcCaller {
       if (entry && text) {
         entry.resend = undefined;
         this.routes.forget(entry.userId, entry.deviceId);
-        void this.dispatch(message.id, entry, JSON.parse(text), text, false);
+        void this.dispatch(message.id, entry, JSON.parse(text), text);
         return true;
       }
     }
@@ -280,7 +301,7 @@ export class RpcCaller {
     if (!entry) return undefined;
     this.pending.delete(id);
     clearTimeout(entry.timer);
-    entry.detach();
+    entry.detach?.();
     return entry;
   }
 

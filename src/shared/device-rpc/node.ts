@@ -110,7 +110,7 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
     }
     const channel = keys.instanceInbox(to);
     if (message.t === "result") {
-      void publishResult(channel, JSON.stringify(message), until ?? Date.now() + env.DEVICE_CALL_DEADLINE_MS);
+      publishResult(channel, JSON.stringify(message), until ?? Date.now() + env.DEVICE_CALL_DEADLINE_MS);
       return;
     }
     lane.publish(channel, JSON.stringify(message)).catch((error: Error) => {
@@ -126,19 +126,28 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
   // result that misses the deadline is of use to nobody. What it cannot cover (a result taken by
   // Redis just before the caller's connection dropped) ends at the deadline as
   // `deadline_exceeded`, which the agent runner treats like a disconnect.
-  const publishResult = async (channel: string, text: string, until: number) => {
-    for (let attempt = 0, pause = RETRY_FIRST_MS; ; attempt++, pause = Math.min(pause * 2, RETRY_MAX_MS)) {
-      const receivers = await lane.publish(channel, text).catch(() => 0);
-      if (receivers > 0) {
-        if (attempt > 0) metrics.resultRetries.inc({ outcome: "delivered" });
-        return;
-      }
+  // The first attempt is a plain promise continuation (every result takes it); retries, rare, loop.
+  const publishResult = (channel: string, text: string, until: number) => {
+    lane.publish(channel, text).then(
+      (receivers) => {
+        if (receivers === 0) void publishAgain(channel, text, until);
+      },
+      () => void publishAgain(channel, text, until),
+    );
+  };
+  const publishAgain = async (channel: string, text: string, until: number) => {
+    for (let attempt = 1, pause = RETRY_FIRST_MS; ; attempt++, pause = Math.min(pause * 2, RETRY_MAX_MS)) {
       if (stopped || Date.now() + pause > until) {
         metrics.resultRetries.inc({ outcome: "dropped" });
-        logger.warn({ attempts: attempt + 1 }, "device rpc result not delivered before the call's deadline");
+        logger.warn({ attempts: attempt }, "device rpc result not delivered before the call's deadline");
         return;
       }
       await Bun.sleep(pause);
+      const receivers = await lane.publish(channel, text).catch(() => 0);
+      if (receivers > 0) {
+        metrics.resultRetries.inc({ outcome: "delivered" });
+        return;
+      }
     }
   };
 

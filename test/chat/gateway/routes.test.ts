@@ -2,8 +2,9 @@
 // must never let that memory change what a call does. Two real chat instances (A and B) on one
 // Redis, real SDK devices; the caller is an RPC endpoint without sockets (as the agent service),
 // with a long route lifetime so every check below runs while the route is remembered.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, spyOn, test } from "bun:test";
 import { createRpcNode, type RpcNode } from "../../../src/shared/device-rpc/node";
+import { RedisPresence } from "../../../src/shared/presence/redis-presence";
 import { createTestContext, eventually, type TestContext } from "../../../src/shared/testing";
 import { type ChatInstance, connectDevice, reason, startChat } from "./helpers";
 
@@ -100,4 +101,34 @@ test("an owner that stops: a route to it fails fast with device_offline, then ca
     50,
   );
   expect(outcome).toBe("resolved");
+});
+
+test("a route expiring under load is looked up by one call, not by every call in flight", async () => {
+  const userId = user();
+  let answered = 0;
+  await connectDevice(ctx, { url: a.wsUrl, userId, tools: { task_list: () => ++answered } });
+  const ttlMs = 40;
+  const busy = createRpcNode(await ctx.platform({ service: "agent" }), { routeTtlMs: ttlMs });
+  await busy.start();
+  ctx.defer(() => busy.stop());
+  await busy.call({ userId, name: "task_list", args: {} });
+  const lookups = spyOn(RedisPresence.prototype, "dispatch");
+  try {
+    const started = performance.now();
+    let calls = 0;
+    const worker = async () => {
+      while (performance.now() - started < 600) {
+        await busy.call({ userId, name: "task_list", args: {} });
+        calls += 1;
+      }
+    };
+    await Promise.all(Array.from({ length: 200 }, worker));
+    const lifetimes = Math.ceil((performance.now() - started) / ttlMs);
+    // One lookup per expiry at most (a lookup answered late can let the kept route lapse once more).
+    expect(lookups.mock.calls.length).toBeLessThanOrEqual(2 * lifetimes);
+    expect(calls).toBeGreaterThan(10 * lookups.mock.calls.length);
+    expect(answered).toBe(calls + 1);
+  } finally {
+    lookups.mockRestore();
+  }
 });
