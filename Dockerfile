@@ -2,11 +2,11 @@
 # One image per service, each holding only that service's executable (built from its own entry,
 # src/entries/<service>.ts, so it carries no other service's code):
 #   docker build --build-arg SERVICE=chat -t adiuva/chat-service .
-# (compose.yaml builds all five.)
+# (compose.yaml builds all six.)
 
 FROM oven/bun:1.4.4 AS build
 WORKDIR /src
-# Everything up to the build step is the same for the five images, so they share these layers and
+# Everything up to the build step is the same for the six images, so they share these layers and
 # their cache: SERVICE is declared only after them (a build arg in scope changes every RUN's key).
 COPY package.json bun.lock bunfig.toml ./
 RUN bun install --frozen-lockfile
@@ -14,8 +14,8 @@ COPY tsconfig.json ./
 COPY scripts ./scripts
 COPY src ./src
 ARG SERVICE
-RUN case "$SERVICE" in auth|chat|agent|billing|storage) ;; \
-      *) echo "build with --build-arg SERVICE=auth|chat|agent|billing|storage (got '$SERVICE')" >&2; exit 1 ;; esac
+RUN case "$SERVICE" in auth|chat|agent|billing|storage|plugins) ;; \
+      *) echo "build with --build-arg SERVICE=auth|chat|agent|billing|storage|plugins (got '$SERVICE')" >&2; exit 1 ;; esac
 RUN bun scripts/build.ts "$SERVICE"
 
 # The executable links only against glibc; distroless adds CA certificates and tzdata, and no shell

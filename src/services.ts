@@ -2,6 +2,7 @@ import { createAgentService } from "./agent";
 import { createAuthService } from "./auth";
 import { createBillingService } from "./billing";
 import { createChatService } from "./chat";
+import { createPluginsService } from "./plugins";
 import type { ServiceName } from "./shared/env";
 import type { ServiceFactory } from "./shared/run";
 import { createStorageService } from "./storage";
@@ -13,4 +14,5 @@ export const serviceFactories: Record<ServiceName, ServiceFactory> = {
   agent: createAgentService,
   billing: createBillingService,
   storage: createStorageService,
+  plugins: createPluginsService,
 };

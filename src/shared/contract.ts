@@ -32,7 +32,7 @@ export type ErrorBody = z.infer<typeof ErrorBody>;
 /** A 204: no body. */
 export const NoContent = z.void();
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 410 | 413 | 415 | 422 | 429 | 502 | 503;
+export type ErrorStatus = 400 | 401 | 402 | 403 | 404 | 405 | 409 | 410 | 413 | 415 | 422 | 429 | 502 | 503;
 
 /** What every route behind the bearer guard may answer besides its own: bad token, rate limit, outage. */
 export const SIGNED_IN = [401, 429, 503] as const;

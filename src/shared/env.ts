@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { redisTopology } from "./redis";
 
-export const SERVICE_NAMES = ["auth", "chat", "agent", "billing", "storage"] as const;
+export const SERVICE_NAMES = ["auth", "chat", "agent", "billing", "storage", "plugins"] as const;
 export const ServiceName = z.enum(SERVICE_NAMES);
 export type ServiceName = z.infer<typeof ServiceName>;
 
@@ -310,6 +310,16 @@ export const Env = z.object({
   CHAT_HISTORY_MESSAGES: z.coerce.number().int().min(0).default(20),
   /** Time a device has to answer one tool call made by the chat agent. */
   CHAT_TOOL_DEADLINE_MS: z.coerce.number().int().positive().default(15_000),
+  /**
+   * Longest a turn waits for the plugins service to name the user's installed plugins before it
+   * answers without plugin tools (docs/plugin-tools.md).
+   */
+  CHAT_PLUGIN_LOOKUP_MS: z.coerce.number().int().min(10).default(500),
+  /**
+   * File holding the key (any secret text) the chat agent derives each user's pseudonym for a
+   * plugin from (HMAC-SHA256 of plugin id and user id); unset: plugins receive no user identity.
+   */
+  PLUGIN_PSEUDONYM_KEY_FILE: optionalString,
   /** Longest silence on a chat SSE stream before a `: keep-alive` comment goes out (proxies cut idle streams). */
   CHAT_SSE_KEEPALIVE_MS: z.coerce.number().int().min(10).default(15_000),
   /** How long a turn's chunks stay resumable (`chat_resume`, `GET /chat/:chat_id/stream`) after it ends. */
@@ -387,6 +397,24 @@ export const Env = z.object({
    * success/cancel/return URL; the defaults' origins and PUBLIC_URL's are always allowed.
    */
   BILLING_REDIRECT_ORIGINS: optionalString,
+  /**
+   * The platform's share of every paid plugin sale, in percent (at most two decimals, as Stripe's
+   * `application_fee_percent`); the publisher's Stripe account gets the rest.
+   */
+  PLUGIN_PLATFORM_FEE_PERCENT: z.preprocess(
+    // Empty is unset: coerced, it would be a silent 0%.
+    (value) => (value === "" ? undefined : value),
+    z.coerce
+      .number()
+      .min(0)
+      .max(100)
+      .refine((value) => Math.abs(value * 100 - Math.round(value * 100)) < 1e-9, "at most two decimals")
+      .default(20),
+  ),
+  /** Signing secret of the Stripe webhook endpoint for plugin purchases (checkout, refunds, subscriptions). */
+  PLUGINS_STRIPE_WEBHOOK_SECRET: optionalString,
+  /** Signing secret of the Stripe Connect webhook endpoint (publishers' `account.updated`), if it is a separate one. */
+  PLUGINS_STRIPE_CONNECT_WEBHOOK_SECRET: optionalString,
 
   /**
    * The S3-compatible endpoint holding users' files and backups (AWS, MinIO, R2...). Unset (with
@@ -408,6 +436,25 @@ export const Env = z.object({
   STORAGE_VERIFY_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   /** The Qdrant collection of indexed document chunks (one for every user, tenant index on the user id). */
   QDRANT_DOCUMENTS_COLLECTION: z.string().default("storage_documents"),
+
+  /**
+   * The plugin marketplace's reviewers: user ids (comma-separated UUIDs) who may approve, reject and
+   * suspend plugins and remove reviews. Empty: nobody, and every admin route answers 403.
+   */
+  PLUGINS_ADMIN_USER_IDS: z
+    .string()
+    .default("")
+    .transform((value) =>
+      value
+        .split(",")
+        .map((id) => id.trim().toLowerCase())
+        .filter((id) => id !== ""),
+    )
+    .pipe(z.array(z.uuid("each admin is a user id (UUID)"))),
+  /** Calls per minute one user may make to one installed plugin, unless its manifest sets `limits.callsPerMinute`. */
+  PLUGIN_CALLS_PER_MINUTE: z.coerce.number().int().min(1).max(10_000).default(30),
+  /** Deadline of one call to a plugin's tool, unless its manifest sets `limits.timeoutMs`. */
+  PLUGIN_CALL_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
 });
 export type Env = z.infer<typeof Env>;
 
@@ -450,6 +497,7 @@ export const requiredInProduction: Record<ServiceName, (keyof Env)[]> = {
     "S3_ACCESS_KEY_ID",
     "S3_SECRET_ACCESS_KEY",
   ],
+  plugins: ["DATABASE_URL", "REDIS_URL"],
 };
 
 /** Parses the environment once; throws a ConfigError naming every offending variable. */

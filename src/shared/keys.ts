@@ -24,6 +24,8 @@ export function createKeys(prefix = "adiuva") {
 
     /** Where storage replicas answer a chat instance's document searches (`documents_search`). */
     documentSearchReplies: (instanceId: string) => `${p}:document-search:replies:${instanceId}`,
+    /** Where plugins replicas answer a chat instance's lookups of a user's plugin tools. */
+    pluginToolsReplies: (instanceId: string) => `${p}:plugin-tools:replies:${instanceId}`,
 
     // Device presence and RPC (chat gateway). A user's two presence keys share the user's hash tag:
     // the presence scripts read and write both.
@@ -60,6 +62,10 @@ export function createKeys(prefix = "adiuva") {
     tierChangedStream: `${p}:events:tier_changed`,
     /** The real-time channel of tier changes, for listeners such as the chat gateway. */
     tierChanged: (userId: string) => `${p}:tier_changed:${userId}`,
+    /** A user's installed plugins changed (install, uninstall, upgrade, payment ended): chat looks them up again. */
+    pluginsChanged: (userId: string) => `${p}:plugins_changed:${userId}`,
+    /** Every chat instance listens once for all users' plugin changes (its cache, the `plugins` frame). */
+    pluginsChangedPattern: `${p}:plugins_changed:*`,
     tierChangedPattern: `${p}:tier_changed:*`,
     /** Accounts being deleted (auth produces, every other service erases the user's data). */
     userDeletedStream: `${p}:events:user_deleted`,

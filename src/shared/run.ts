@@ -37,7 +37,7 @@ export function platformFromEnv(env: Env, options: { logger: Logger; keyPrefix?:
 }
 
 /**
- * The process entry: starts the services SERVICE_NAME selects (all four for `all`) on one server,
+ * The process entry: starts the services SERVICE_NAME selects (every one for `all`) on one server,
  * and shuts down gracefully on SIGTERM/SIGINT (a second signal exits at once). It listens at once
  * and waits for PostgreSQL and Redis in the background (`startServer`); what waiting cannot fix
  * (configuration, a port in use, refused credentials) exits 1 with one line.

@@ -1,4 +1,4 @@
-// Strategy: the four services as separate in-process instances on one PostgreSQL and Redis
+// Strategy: every service as a separate in-process instance on one PostgreSQL and Redis
 // (lifecycle-world.ts); users sign up through auth's API, put data into every service through
 // their APIs (chat turn, memories in the Qdrant fake, an agent run left running, a Stripe
 // subscription through checkout and its webhook), then delete their account through
@@ -72,6 +72,10 @@ describe("DELETE /auth/me", () => {
     expect((await rowsOfUser(world.sql, user.userId))["agent.agent_run_logs"]).toBe(1);
     expect(world.qdrantPoints(user.userId)).toHaveLength(2);
 
+    const marketCounts = async () =>
+      (await world.sql`select install_count, rating_count from plugins.plugins where id = ${seeded.marketPluginId}`)[0];
+    const before = await marketCounts();
+
     const deleted = await world.deleteAccount(user);
     expect(deleted.status).toBe(202);
     expect(deleted.body).toEqual({ status: "deleting", deleted_at: expect.any(String) });
@@ -113,7 +117,17 @@ describe("DELETE /auth/me", () => {
       "chat.conversations": 1,
       "agent.agent_configs": 1,
       "billing.subscriptions": 1,
+      "plugins.developers": 1,
+      "plugins.installs": 1,
+      "plugins.reviews": 1,
     });
+    // The user's install and rating left the market plugin's counters; the bystander's stay.
+    expect(await marketCounts()).toEqual({
+      install_count: before?.install_count - 1,
+      rating_count: before?.rating_count - 1,
+    });
+    const [own] = await world.sql`select count(*)::int as n from plugins.plugins where id = ${seeded.ownPluginId}`;
+    expect(own?.n).toBe(0);
     expect(world.qdrantPoints(bystander.userId)).toHaveLength(2);
   });
 

@@ -1,4 +1,4 @@
-// Strategy: the four services as separate in-process instances (lifecycle-world.ts); a user puts
+// Strategy: every service as a separate in-process instance (lifecycle-world.ts); a user puts
 // data into every service through their APIs, asks for an export, and the archive downloaded
 // through the API is unpacked with the system's `tar` and compared with what was created.
 // States that take hours (timed out, expired) are set up by moving the row's times back.
@@ -85,6 +85,7 @@ describe("POST /auth/me/export", () => {
       "billing.json",
       "chat.json",
       "manifest.json",
+      "plugins.json",
       "storage.json",
     ]);
 
@@ -117,6 +118,25 @@ describe("POST /auth/me/export", () => {
       expect.objectContaining({ id: seeded.subscriptionId, status: "active", tier: "pro" }),
     ]);
     expect(billing.invoices).toEqual([expect.objectContaining({ status: "paid", amount_paid: 1900, currency: "eur" })]);
+
+    const plugins = JSON.parse(files["plugins.json"]!);
+    expect(plugins.developer).toMatchObject({ display_name: "Me", public_key: expect.any(String) });
+    expect(plugins.plugins).toEqual([
+      expect.objectContaining({ id: seeded.ownPluginId, name: "My own", status: "draft" }),
+    ]);
+    expect(plugins.plugins[0].versions).toEqual([
+      expect.objectContaining({ version: "1.0.0", status: "draft", signature: expect.any(String) }),
+    ]);
+    expect(plugins.installs).toEqual([
+      expect.objectContaining({
+        plugin_id: seeded.marketPluginId,
+        version: "1.0.0",
+        grants: { device_tools: ["task_list"], origins: [], data: [] },
+      }),
+    ]);
+    expect(plugins.reviews).toEqual([
+      expect.objectContaining({ plugin_id: seeded.marketPluginId, rating: 4, text: "useful" }),
+    ]);
 
     const auth = JSON.parse(files["auth.json"]!);
     expect(auth.profile).toMatchObject({ id: user.userId, email: user.email, tier: expect.any(String) });

@@ -1,8 +1,9 @@
-// The four services in one test process, each its own instance (platform, Redis connections,
+// Every service in one test process, each its own instance (platform, Redis connections,
 // consumers) on one database and key prefix, for the account-lifecycle tests: auth, chat (memories
 // in Qdrant's REST contract through the fake), agent (an in-memory device that answers slowly, so
-// runs stay running), billing (the real Stripe SDK against the fake Stripe). Users sign up through
-// auth's API and hold real tokens.
+// runs stay running), billing (the real Stripe SDK against the fake Stripe), storage (embedded),
+// plugins (a marketplace with one live plugin, published by a developer of the world's own). Users
+// sign up through auth's API and hold real tokens.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +11,7 @@ import postgres from "postgres";
 import { createBillingService } from "../../src/billing";
 import { type ChatServiceModule, createChatService } from "../../src/chat";
 import { QdrantMemoryStore } from "../../src/chat/memory/qdrant-store";
+import { createPluginsService } from "../../src/plugins";
 import type { RunningServer } from "../../src/shared/server";
 import { createTestContext, eventually, startFakeOpenAi, type TestContext } from "../../src/shared/testing";
 import { FakeStripe, signWebhook } from "../../src/shared/testing/fake-stripe";
@@ -18,6 +20,7 @@ import { startAgent } from "../agent/support/agents";
 import { memoryDevice } from "../agent/support/fakes";
 import { billingEnv, WEBHOOK_SECRET } from "../billing/harness";
 import { FakeQdrant } from "../chat/fake-qdrant";
+import { keyPair, manifest, signManifest } from "../plugins/harness";
 import { PASSWORD, post, randomIp, registerUser, type SessionBody, startAuth } from "./helpers";
 
 export interface SignedIn {
@@ -29,11 +32,11 @@ export interface SignedIn {
 
 export const COLLECTION = "chat_memories";
 
-/** Every table of the four schemas with a `user_id` column, read from information_schema. */
+/** Every table of the services' schemas with a `user_id` column, read from information_schema. */
 export async function userKeyedTables(sql: postgres.Sql): Promise<string[]> {
   const rows = await sql<Array<{ table_schema: string; table_name: string }>>`
     select table_schema, table_name from information_schema.columns
-    where column_name = 'user_id' and table_schema in ('auth', 'chat', 'agent', 'billing', 'storage')
+    where column_name = 'user_id' and table_schema in ('auth', 'chat', 'agent', 'billing', 'storage', 'plugins')
     order by 1, 2`;
   return rows.map((row) => `${row.table_schema}.${row.table_name}`);
 }
@@ -102,6 +105,12 @@ export async function startWorld() {
     service: "storage",
     env: { LLM_BASE_URL: llm.url, LLM_API_KEY: "sk-test", DATA_DIR: mailDir },
   });
+  // The marketplace, with one live plugin users install and review.
+  const pluginsAdmin = crypto.randomUUID();
+  const plugins = await ctx.start([createPluginsService], {
+    service: "plugins",
+    env: { PLUGINS_ADMIN_USER_IDS: pluginsAdmin },
+  });
   const chatModule = chat.modules[0] as ChatServiceModule;
 
   const call = async (server: RunningServer, method: string, path: string, token?: string, body?: unknown) => {
@@ -134,7 +143,35 @@ export async function startWorld() {
     agent,
     billing,
     storage,
+    plugins,
     memoryStore: chatModule.engine.memory.store,
+    /** The live plugin of the world's own developer (set once by `marketPlugin`). */
+    marketPluginId: undefined as string | undefined,
+
+    /** A plugin published by a developer who is no test's user: created on first use. */
+    async marketPlugin(): Promise<string> {
+      if (world.marketPluginId) return world.marketPluginId;
+      const developer = crypto.randomUUID();
+      const token = await ctx.token(developer, "team");
+      const keys = keyPair();
+      const body = manifest({ name: "Forecasts" });
+      await call(plugins, "POST", "/plugins/developers/me", token, {
+        display_name: "Market",
+        public_key: keys.publicKey,
+      });
+      const created = await call(plugins, "POST", "/plugins/developers/me/plugins", token, {
+        manifest: body,
+        signature: signManifest(body, keys.privateKey),
+      });
+      if (created.status !== 201) throw new Error(`plugin failed: ${created.status} ${JSON.stringify(created.body)}`);
+      const id = created.body.id as string;
+      await call(plugins, "POST", `/plugins/developers/me/plugins/${id}/versions/1.0.0/submit`, token);
+      const admin = await ctx.token(pluginsAdmin, "team");
+      const approved = await call(plugins, "POST", `/plugins/admin/plugins/${id}/versions/1.0.0/approve`, admin);
+      if (approved.status !== 200) throw new Error(`approve failed: ${approved.status}`);
+      world.marketPluginId = id;
+      return id;
+    },
     call,
 
     async signUp(): Promise<SignedIn> {
@@ -188,7 +225,34 @@ export async function startWorld() {
         body: payload,
       });
       if (hook.status !== 200) throw new Error(`webhook failed: ${hook.status}`);
+      // Plugins: the user installs and reviews the market's plugin, and publishes one of their own.
+      const marketId = await world.marketPlugin();
+      const grants = { device_tools: ["task_list"], origins: [], data: [] };
+      const installed = await call(plugins, "POST", "/plugins/installs", user.accessToken, {
+        plugin_id: marketId,
+        grants,
+      });
+      if (installed.status !== 201)
+        throw new Error(`install failed: ${installed.status} ${JSON.stringify(installed.body)}`);
+      const review = await call(plugins, "POST", `/plugins/catalog/${marketId}/reviews`, user.accessToken, {
+        rating: 4,
+        text: "useful",
+      });
+      if (review.status !== 201) throw new Error(`review failed: ${review.status}`);
+      const keys = keyPair();
+      await call(plugins, "POST", "/plugins/developers/me", user.accessToken, {
+        display_name: "Me",
+        public_key: keys.publicKey,
+      });
+      const own = manifest({ name: "My own" });
+      const published = await call(plugins, "POST", "/plugins/developers/me/plugins", user.accessToken, {
+        manifest: own,
+        signature: signManifest(own, keys.privateKey),
+      });
+      if (published.status !== 201) throw new Error(`own plugin failed: ${published.status}`);
       return {
+        marketPluginId: marketId,
+        ownPluginId: published.body.id as string,
         chatId: chatted.body.chat_id as string,
         memories,
         configId: config.body.id as string,

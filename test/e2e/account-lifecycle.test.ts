@@ -1,4 +1,4 @@
-// Strategy: auth, chat, agent, billing and storage each run as their own process (`bun src/main.ts` with
+// Strategy: auth, chat, agent, billing, storage and plugins each run as their own process (`bun src/main.ts` with
 // SERVICE_NAME set, an isolated environment: service-process.ts) on one test database and one Redis
 // key prefix, as the containers do. Stripe, Qdrant and the LLM are the fakes at the HTTP boundary;
 // the user's device is the SDK's DeviceClient on chat's WebSocket. A user signs up, fills every
@@ -27,6 +27,7 @@ import { nonZero, rowsOfUser } from "../auth/lifecycle-world";
 import { billingEnv, WEBHOOK_SECRET } from "../billing/harness";
 import { FakeQdrant } from "../chat/fake-qdrant";
 import { isolatedEnv, ServiceProcess } from "../infra/service-process";
+import { keyPair } from "../plugins/harness";
 
 const COLLECTION = "chat_memories_e2e";
 
@@ -93,8 +94,9 @@ beforeAll(async () => {
     billing: { ...common, ...billingEnv(stripe) },
     // Its local object store under DATA_DIR; documents indexed in PostgreSQL.
     storage: { ...common, ...llmEnv },
+    plugins: { ...common },
   };
-  await Promise.all((["auth", "chat", "agent", "billing", "storage"] as const).map(startService));
+  await Promise.all((["auth", "chat", "agent", "billing", "storage", "plugins"] as const).map(startService));
 }, 120_000);
 
 afterAll(async () => {
@@ -192,6 +194,11 @@ async function seed(user: User) {
     body: payload,
   });
   expect(hook.status).toBe(200);
+  const developer = await call("plugins", "POST", "/plugins/developers/me", user.accessToken, {
+    display_name: "Ada",
+    public_key: keyPair().publicKey,
+  });
+  expect(developer.status).toBe(201);
   return {
     chatId: chatted.body.chat_id as string,
     configId: config.body.id as string,
@@ -248,6 +255,7 @@ describe("account lifecycle across service processes", () => {
         "billing.json",
         "chat.json",
         "manifest.json",
+        "plugins.json",
         "storage.json",
       ]);
       const chatPart = Bun.spawnSync(["tar", "-xzOf", "export.tar.gz", "chat.json"], { cwd: dir }).stdout.toString();
@@ -297,15 +305,16 @@ describe("account lifecycle across service processes", () => {
           (await sql`select service from auth.erasures where user_id = ${user.userId} order by 1`).map(
             (row) => row.service,
           ),
-        (services) => services.length === 3,
+        (services) => services.length === 4,
         30_000,
         100,
       );
-      expect(reported).toEqual(["billing", "chat", "storage"]);
+      expect(reported).toEqual(["billing", "chat", "plugins", "storage"]);
       const waiting = nonZero(await rowsOfUser(sql, user.userId));
       expect(waiting).toMatchObject({ "agent.agent_configs": 1, "auth.users": 1, "auth.deleted_users": 1 });
       expect(waiting["chat.conversations"]).toBeUndefined();
       expect(waiting["billing.customers"]).toBeUndefined();
+      expect(waiting["plugins.developers"]).toBeUndefined();
     } finally {
       await startService("agent");
     }

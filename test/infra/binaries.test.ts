@@ -1,4 +1,4 @@
-// Strategy: real processes only. The four compiled executables (dist/ when `bun run build` produced
+// Strategy: real processes only. The compiled executables (dist/ when `bun run build` produced
 // them after the last source change, else a fresh build in a temp dir) run as in production against
 // a fresh PostgreSQL database, the shared Redis under a unique key prefix, and key files from
 // testKeys(); `bun src/main.ts` runs for configuration errors and embedded mode; a fixture service
@@ -83,6 +83,7 @@ const DOCS_PATHS: Record<ServiceName, string> = {
   agent: "/api/v1/agents/docs",
   billing: "/api/v1/billing/docs",
   storage: "/api/v1/storage/docs",
+  plugins: "/api/v1/plugins/docs",
 };
 const SCALAR_BUNDLE = "node_modules/@scalar/api-reference/dist/browser/standalone.js";
 
@@ -317,7 +318,7 @@ describe("one service per executable", () => {
     });
   }
 
-  test("the Dockerfile declares SERVICE after the install and the copies, so the four images share them", () => {
+  test("the Dockerfile declares SERVICE after the install and the copies, so the images share them", () => {
     const lines = readFileSync("Dockerfile", "utf8").split("\n");
     const stages = lines.flatMap((line, index) => (line.startsWith("FROM ") ? [index] : []));
     const build = lines.slice(stages[0], stages[1]);

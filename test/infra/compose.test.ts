@@ -112,9 +112,9 @@ describe("compose.yaml services", () => {
     }
   });
 
-  test("replicas as planned: auth 2, chat 2, agent 2, billing 1, storage 1", () => {
+  test("replicas as planned: auth 2, chat 2, agent 2, billing 1, storage 1, plugins 1", () => {
     const replicas = Object.fromEntries(appServices.map(([, s]) => [serviceNameOf(s), s.deploy?.replicas]));
-    expect(replicas).toEqual({ auth: 2, chat: 2, agent: 2, billing: 1, storage: 1 });
+    expect(replicas).toEqual({ auth: 2, chat: 2, agent: 2, billing: 1, storage: 1, plugins: 1 });
   });
 
   for (const [composeName, service] of appServices) {
@@ -255,6 +255,7 @@ describe("traefik", () => {
         "/api/v1/auth",
         "/api/v1/billing",
         "/api/v1/chat",
+        "/api/v1/plugins",
         "/api/v1/storage",
         "/api/v1/ws/",
       ]),
@@ -773,8 +774,8 @@ describe("resources and logs", () => {
 
   // The sizing plan for an 8 vCPU / 16 GB host: Traefik 0.25/128M, auth 2 x 0.25/128M, chat
   // 2 x 1.0/1G, agent 2 x 0.75/512M, billing 0.25/128M, PostgreSQL 1.0/1G, Redis 0.25/256M,
-  // Qdrant 0.5/512M. Shares move between services (auth got more CPU for logins, storage came out
-  // of agent's), the total may not grow.
+  // Qdrant 0.5/512M. Shares move between services (auth got more CPU for logins, storage and
+  // plugins came out of agent's), the total may not grow.
   test("the MVP set (edge, services x replicas, data stores) stays within the sizing plan's total", () => {
     const mvp = [
       "traefik",
@@ -783,6 +784,7 @@ describe("resources and logs", () => {
       "agent-service",
       "billing-service",
       "storage-service",
+      "plugins-service",
       "db",
       "redis",
       "qdrant",

@@ -48,6 +48,7 @@ const realRequest: Record<ServiceName, { request: (base: string) => Promise<Resp
   agent: { request: (base) => authorized(`${base}/api/v1/agents/configs`), status: 200 },
   billing: { request: (base) => authorized(`${base}/api/v1/billing/subscription`), status: 200 },
   storage: { request: (base) => authorized(`${base}/api/v1/storage/objects`), status: 200 },
+  plugins: { request: (base) => authorized(`${base}/api/v1/plugins/installs`), status: 200 },
 };
 
 async function authorized(url: string): Promise<Response> {
@@ -140,7 +141,7 @@ async function waitsThenServes(name: ServiceName | "all", dependency: Dependency
 }
 
 describe("a dependency down at start: the process listens, says what it waits for, and serves once it answers", () => {
-  for (const service of ["auth", "chat", "agent", "billing"] as const) {
+  for (const service of ["auth", "chat", "agent", "billing", "plugins"] as const) {
     for (const dependency of ["database", "redis"] as const) {
       test(`${service} with ${dependency === "database" ? "PostgreSQL" : "Redis"} down`, async () => {
         await waitsThenServes(service, dependency, ["bun", "src/main.ts"]);

@@ -18,7 +18,10 @@ beforeAll(async () => {
   const stripe = new FakeStripe();
   stripe.start();
   ctx.defer(() => stripe.stop());
-  const server = await ctx.start(Object.values(serviceFactories), { env: billingEnv(stripe) });
+  // Plugin payments' webhook secret too, so its route verifies (400) rather than answering 503 unconfigured.
+  const server = await ctx.start(Object.values(serviceFactories), {
+    env: { ...billingEnv(stripe), PLUGINS_STRIPE_WEBHOOK_SECRET: "whsec_plugins_malformed" },
+  });
   base = server.url;
   routes = (server.app.routes as Array<{ method: string; path: string }>)
     .filter((route) => route.method !== "WS" && !route.path.startsWith("/docs"))

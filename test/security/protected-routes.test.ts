@@ -23,6 +23,7 @@ const PUBLIC_ROUTES: Record<string, string> = {
   "POST /api/v1/auth/password/reset": "authenticated by the mailed reset token in its body",
   "POST /api/v1/auth/email/verify": "authenticated by the mailed confirmation token in its body",
   "POST /api/v1/billing/webhook": "authenticated by Stripe's signature",
+  "POST /api/v1/plugins/payments/webhook": "authenticated by Stripe's signature",
   "WS /api/v1/ws/device": "authenticated by the hello frame or header (close 4401; see the gateway tests)",
   "GET /api/v1/ws/device/tools.json": "the device tool contract: protocol, not data",
   // The pages a browser lands on after Stripe (docs/pages.md): no token exists there. The success
@@ -68,7 +69,14 @@ afterAll(() => ctx.close());
 const key = (route: { method: string; path: string }) => `${route.method} ${route.path.replace(/\/$/, "")}`;
 const concrete = (path: string) => path.replace(/:[^/]+/g, crypto.randomUUID());
 
-async function forgedToken(): Promise<string> {
+let forged: Promise<string> | undefined;
+/** One token signed by a key nobody trusts, made once: an RSA key pair per route took seconds. */
+function forgedToken(): Promise<string> {
+  forged ??= signWithUnknownKey();
+  return forged;
+}
+
+async function signWithUnknownKey(): Promise<string> {
   const pair = await generateRsaPemPair();
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({ tier: "team" })

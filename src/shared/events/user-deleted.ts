@@ -3,7 +3,7 @@ import type { Platform } from "../platform";
 import { eventLogFor } from "./for-platform";
 
 /** The services that hold data of a user and erase it when the account is deleted; auth goes last. */
-export const ERASING_SERVICES = ["chat", "agent", "billing", "storage"] as const;
+export const ERASING_SERVICES = ["chat", "agent", "billing", "storage", "plugins"] as const;
 export type ErasingService = (typeof ERASING_SERVICES)[number];
 
 /**

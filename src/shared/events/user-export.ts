@@ -3,7 +3,7 @@ import type { Platform } from "../platform";
 import { eventLogFor } from "./for-platform";
 
 /** Every service contributes one part to a user's data export, auth included. */
-export const EXPORTING_SERVICES = ["auth", "chat", "agent", "billing", "storage"] as const;
+export const EXPORTING_SERVICES = ["auth", "chat", "agent", "billing", "storage", "plugins"] as const;
 export type ExportingService = (typeof EXPORTING_SERVICES)[number];
 
 /** A user asked for their data (auth is the producer); each service answers with an `ExportPartEvent`. */

@@ -22,11 +22,23 @@ export interface FakeStripeOptions {
   apiKey?: string;
 }
 
+/** An event Stripe would send after a change the fake made itself, as `event()` builds it. */
+export interface EmittedEvent {
+  type: string;
+  payload: string;
+}
+
 /**
  * A small in-memory Stripe API on a free port: customers (create, retrieve, delete), Checkout Sessions
  * (create, retrieve), subscriptions (retrieve/update/cancel), invoices (list by customer) and billing portal sessions, speaking Stripe's form-encoded requests and
  * JSON error shape, honouring Idempotency-Key like Stripe does (same key and body: the stored
  * response; same key, other body: 400). The real SDK talks to it through host/port/protocol.
+ *
+ * Connect, as a marketplace uses it: Express accounts (create, retrieve) and their onboarding links;
+ * Checkout Sessions paying a connected account (destination charges in `payment` mode with
+ * `payment_intent_data[application_fee_amount]`, subscriptions with
+ * `subscription_data[application_fee_percent]`), which record the payment intent, the charge, the
+ * transfer and the platform's application fee; refunds (by payment intent or charge).
  */
 export class FakeStripe {
   readonly apiKey: string;
@@ -37,6 +49,24 @@ export class FakeStripe {
   readonly portalSessions = new Map<string, StripeObject>();
   /** Invoices by id; `completeCheckout` adds the paid first invoice of the subscription. */
   readonly invoices = new Map<string, StripeObject>();
+  /** Connected (Express) accounts by id; `completeOnboarding` lets one take charges. */
+  readonly accounts = new Map<string, StripeObject>();
+  /** Every account link handed out, oldest first, with the parameters it was created with. */
+  readonly accountLinks: Array<Record<string, unknown>> = [];
+  /** Prices created inline by a session's `line_items[][price_data]`. */
+  readonly prices = new Map<string, StripeObject>();
+  readonly paymentIntents = new Map<string, StripeObject>();
+  readonly charges = new Map<string, StripeObject>();
+  /** What each destination charge moved to its connected account (before the application fee). */
+  readonly transfers = new Map<string, StripeObject>();
+  /** The platform's share of each destination charge or subscription invoice: what it earned. */
+  readonly applicationFees = new Map<string, StripeObject>();
+  readonly refunds = new Map<string, StripeObject>();
+  /**
+   * Events Stripe would send after the changes the fake makes itself (onboarding, payments, refunds,
+   * failed invoice payments, cancellations), oldest first. Tests deliver them; the fake sends nothing.
+   */
+  readonly emitted: EmittedEvent[] = [];
   /** While true every API call answers 503, as during a Stripe incident. */
   unavailable = false;
   private readonly idempotency = new Map<string, StoredIdempotency>();
@@ -68,30 +98,166 @@ export class FakeStripe {
     return this.requests.filter((request) => request.method === method && request.path === path);
   }
 
-  /** What Stripe does when the customer pays: an active subscription for the session's price. */
-  completeCheckout(sessionId: string): { session: StripeObject; subscription: StripeObject } {
+  /** The payloads of the emitted events of one type, oldest first. */
+  emittedOf(type: string): string[] {
+    return this.emitted.filter((event) => event.type === type).map((event) => event.payload);
+  }
+
+  /**
+   * What Stripe does when the customer pays a `subscription` session: an active subscription for the
+   * session's price (a customer created if the session named none), its paid first invoice and, for a
+   * subscription paying a connected account, the charge, the transfer and the platform's fee
+   * (`application_fee_percent` of the invoice). Emits `checkout.session.completed`.
+   */
+  completeCheckout(sessionId: string): { session: StripeObject; subscription: StripeObject; event: string } {
     const session = this.sessions.get(sessionId);
     if (!session) throw new Error(`no session ${sessionId}`);
+    if (session.mode === "payment") throw new Error(`session ${sessionId} is in payment mode: use completePayment`);
     const lineItems = session.line_items as Array<{ price: string; quantity?: string }>;
-    const data = (session.subscription_data ?? {}) as { metadata?: Record<string, string> };
+    const data = (session.subscription_data ?? {}) as {
+      metadata?: Record<string, string>;
+      application_fee_percent?: string;
+      transfer_data?: { destination?: string };
+    };
+    const customerId = session.customer ? String(session.customer) : this.newCustomer().id;
+    const price = this.prices.get(lineItems[0]?.price ?? "");
     const subscription = this.createSubscription({
-      customer: String(session.customer),
+      customer: customerId,
       price: lineItems[0]?.price ?? "price_unknown",
       metadata: data.metadata ?? {},
+      applicationFeePercent:
+        data.application_fee_percent === undefined ? undefined : Number(data.application_fee_percent),
+      transferDestination: data.transfer_data?.destination,
     });
-    const customer = this.customers.get(String(session.customer));
+    const customer = this.customers.get(customerId);
+    // A price the session created inline has its amount; the tiers' configured prices cost 19 €.
+    const amount = price ? Number(price.unit_amount) : 1900;
+    const currency = price ? String(price.currency) : "eur";
     Object.assign(session, {
       status: "complete",
       payment_status: "paid",
+      customer: customerId,
       subscription: subscription.id,
       // What Stripe adds once the customer has paid: their address and the amount, private to them.
       customer_details: { email: customer?.email ?? null, name: null },
-      amount_total: 1900,
-      currency: "eur",
+      amount_total: amount,
+      currency,
     });
-    const invoice = { ...this.invoice(subscription.id, "paid"), amount_due: 1900, amount_paid: 1900, currency: "eur" };
+    const invoice = { ...this.invoice(subscription.id, "paid"), amount_due: amount, amount_paid: amount, currency };
     this.invoices.set(invoice.id, { ...invoice, number: `FAKE-${this.invoices.size + 1}`, created: this.tick() });
-    return { session, subscription };
+    if (data.transfer_data?.destination) {
+      const percent = Number(data.application_fee_percent ?? 0);
+      this.charge({
+        amount,
+        currency,
+        customer: customerId,
+        destination: data.transfer_data.destination,
+        fee: Math.round((amount * percent) / 100),
+        metadata: {},
+      });
+    }
+    const event = this.emit("checkout.session.completed", session);
+    return { session, subscription, event };
+  }
+
+  /**
+   * What Stripe does when the customer pays a `payment` session: a succeeded payment intent with its
+   * charge and, for a destination charge, the transfer to the connected account and the platform's
+   * application fee (`payment_intent_data[application_fee_amount]`). Emits `checkout.session.completed`.
+   */
+  completePayment(sessionId: string): {
+    session: StripeObject;
+    paymentIntent: StripeObject;
+    charge: StripeObject;
+    applicationFee: StripeObject | null;
+    event: string;
+  } {
+    const session = this.sessions.get(sessionId);
+    if (!session) throw new Error(`no session ${sessionId}`);
+    if (session.mode !== "payment")
+      throw new Error(`session ${sessionId} is not in payment mode: use completeCheckout`);
+    if (session.status === "complete") throw new Error(`session ${sessionId} is already paid`);
+    const data = (session.payment_intent_data ?? {}) as {
+      metadata?: Record<string, string>;
+      application_fee_amount?: string;
+      transfer_data?: { destination?: string };
+    };
+    const amount = Number(session.amount_total ?? 1900);
+    const currency = String(session.currency ?? "eur");
+    const customerId = session.customer ? String(session.customer) : null;
+    const { paymentIntent, charge, applicationFee } = this.charge({
+      amount,
+      currency,
+      customer: customerId,
+      destination: data.transfer_data?.destination,
+      fee: data.application_fee_amount === undefined ? null : Number(data.application_fee_amount),
+      metadata: data.metadata ?? {},
+    });
+    const email = customerId ? (this.customers.get(customerId)?.email ?? null) : (session.customer_email ?? null);
+    Object.assign(session, {
+      status: "complete",
+      payment_status: "paid",
+      payment_intent: paymentIntent.id,
+      customer_details: { email, name: null },
+    });
+    const event = this.emit("checkout.session.completed", session);
+    return { session, paymentIntent, charge, applicationFee, event };
+  }
+
+  /**
+   * The publisher finishes Stripe's onboarding: details submitted and, once `verified` (the default),
+   * its requested capabilities active and charges and payouts enabled. Emits `account.updated` as a
+   * Connect event (with `account` and `previous_attributes`).
+   */
+  completeOnboarding(
+    accountId: string,
+    options: { verified?: boolean } = {},
+  ): { account: StripeObject; event: string } {
+    const account = this.accounts.get(accountId);
+    if (!account) throw new Error(`no account ${accountId}`);
+    const verified = options.verified ?? true;
+    const previous = {
+      charges_enabled: account.charges_enabled,
+      payouts_enabled: account.payouts_enabled,
+      details_submitted: account.details_submitted,
+      capabilities: structuredClone(account.capabilities),
+      requirements: structuredClone(account.requirements),
+    };
+    const capabilities = account.capabilities as Record<string, string>;
+    Object.assign(account, {
+      details_submitted: true,
+      charges_enabled: verified,
+      payouts_enabled: verified,
+      capabilities: Object.fromEntries(
+        Object.keys(capabilities).map((name) => [name, verified ? "active" : "pending"]),
+      ),
+      requirements: verified
+        ? requirements([], null)
+        : { ...requirements([], "requirements.pending_verification"), pending_verification: ["individual.id_number"] },
+    });
+    const event = this.emit("account.updated", account, { account: accountId, previousAttributes: previous });
+    return { account: structuredClone(account), event };
+  }
+
+  /**
+   * A renewal the card does not pay: the subscription goes `past_due` while Stripe retries, or, on
+   * the `final` attempt, `unpaid` with no retry scheduled (`next_payment_attempt: null`). Emits
+   * `invoice.payment_failed` and `customer.subscription.updated`.
+   */
+  failInvoicePayment(
+    subscriptionId: string,
+    options: { final?: boolean } = {},
+  ): { invoice: StripeObject; subscription: StripeObject; event: string } {
+    const current = this.subscriptions.get(subscriptionId);
+    if (!current) throw new Error(`no subscription ${subscriptionId}`);
+    const final = options.final ?? false;
+    const previousStatus = current.status;
+    const invoice = this.invoice(subscriptionId, "open", { final });
+    this.invoices.set(invoice.id, invoice);
+    const subscription = this.updateSubscription(subscriptionId, { status: final ? "unpaid" : "past_due" });
+    const event = this.emit("invoice.payment_failed", invoice);
+    this.emit("customer.subscription.updated", subscription, { previousAttributes: { status: previousStatus } });
+    return { invoice, subscription, event };
   }
 
   /** Where Stripe sends the browser after payment: `success_url` with the session id filled in. */
@@ -101,7 +267,14 @@ export class FakeStripe {
     return String(session.success_url).replaceAll("{CHECKOUT_SESSION_ID}", sessionId);
   }
 
-  createSubscription(input: { customer: string; price: string; metadata?: Record<string, string> }): StripeObject {
+  createSubscription(input: {
+    customer: string;
+    price: string;
+    metadata?: Record<string, string>;
+    /** Connect: the platform's share of each invoice, and the account the rest goes to. */
+    applicationFeePercent?: number;
+    transferDestination?: string;
+  }): StripeObject {
     const now = this.tick();
     const id = this.id("sub");
     const subscription: StripeObject = {
@@ -114,6 +287,10 @@ export class FakeStripe {
       ended_at: null,
       created: now,
       metadata: input.metadata ?? {},
+      application_fee_percent: input.applicationFeePercent ?? null,
+      transfer_data: input.transferDestination
+        ? { amount_percent: null, destination: input.transferDestination }
+        : null,
       items: {
         object: "list",
         data: [this.item(id, input.price, now)],
@@ -145,14 +322,29 @@ export class FakeStripe {
    * A webhook payload with a snapshot of `object`, pretty-printed as Stripe sends it (so a server
    * that re-serialises the body before verifying fails); each event is one second newer than the last.
    */
-  event(type: string, object: Record<string, unknown>, options: { id?: string; created?: number } = {}): string {
+  event(
+    type: string,
+    object: Record<string, unknown>,
+    options: {
+      id?: string;
+      created?: number;
+      /** A Connect event's connected account (`account.updated`). */
+      account?: string;
+      /** `data.previous_attributes`: what an `*.updated` event's change replaced. */
+      previousAttributes?: Record<string, unknown>;
+    } = {},
+  ): string {
     return JSON.stringify(
       {
         id: options.id ?? this.id("evt"),
         object: "event",
+        ...(options.account ? { account: options.account } : {}),
         api_version: Stripe.API_VERSION,
         created: options.created ?? this.tick(),
-        data: { object: structuredClone(object) },
+        data: {
+          object: structuredClone(object),
+          ...(options.previousAttributes ? { previous_attributes: structuredClone(options.previousAttributes) } : {}),
+        },
         livemode: false,
         pending_webhooks: 1,
         request: { id: null, idempotency_key: null },
@@ -163,14 +355,21 @@ export class FakeStripe {
     );
   }
 
-  /** An invoice snapshot for `invoice.*` events, linked to its subscription the current API's way. */
-  invoice(subscriptionId: string, status: "paid" | "open"): StripeObject {
+  /**
+   * An invoice snapshot for `invoice.*` events, linked to its subscription the current API's way. An
+   * open one has failed once and Stripe retries it in three days, unless it was the `final` attempt.
+   */
+  invoice(subscriptionId: string, status: "paid" | "open", options: { final?: boolean } = {}): StripeObject {
     const subscription = this.subscriptions.get(subscriptionId);
+    const retries = status === "open" && !options.final;
     return {
       id: this.id("in"),
       object: "invoice",
       customer: subscription?.customer ?? null,
       status,
+      attempt_count: options.final ? 4 : 1,
+      attempted: true,
+      next_payment_attempt: retries ? this.clock + 3 * 24 * 3600 : null,
       parent: {
         type: "subscription_details",
         quote_details: null,
@@ -184,7 +383,7 @@ export class FakeStripe {
       id: this.id("si"),
       object: "subscription_item",
       subscription: subscriptionId,
-      price: { id: price, object: "price" },
+      price: structuredClone(this.prices.get(price)) ?? { id: price, object: "price" },
       quantity: 1,
       current_period_start: now,
       current_period_end: now + 30 * 24 * 3600,
@@ -194,6 +393,118 @@ export class FakeStripe {
   private tick(): number {
     this.clock += 1;
     return this.clock;
+  }
+
+  /** Builds an event as `event()` does and records it as sent by Stripe. */
+  private emit(type: string, object: Record<string, unknown>, options: Parameters<FakeStripe["event"]>[2] = {}) {
+    const payload = this.event(type, object, options);
+    this.emitted.push({ type, payload });
+    return payload;
+  }
+
+  /** A customer as Checkout creates one when the session named none. */
+  private newCustomer(): StripeObject {
+    const customer = { id: this.id("cus"), object: "customer", metadata: {}, email: null };
+    this.customers.set(customer.id, customer);
+    return customer;
+  }
+
+  /**
+   * A succeeded payment: the payment intent and its charge and, when `destination` is set, a
+   * destination charge's transfer of the whole amount to that account and the application fee the
+   * platform takes back from it (the payment on the connected account, `py_`, is what the fee is on).
+   */
+  private charge(input: {
+    amount: number;
+    currency: string;
+    customer: string | null;
+    destination?: string;
+    fee: number | null;
+    metadata: Record<string, string>;
+  }): { paymentIntent: StripeObject; charge: StripeObject; applicationFee: StripeObject | null } {
+    const now = this.tick();
+    const paymentIntentId = this.id("pi");
+    const chargeId = this.id("ch");
+    let transfer: StripeObject | null = null;
+    let applicationFee: StripeObject | null = null;
+    if (input.destination) {
+      const destinationPayment = this.id("py");
+      transfer = {
+        id: this.id("tr"),
+        object: "transfer",
+        amount: input.amount,
+        amount_reversed: 0,
+        currency: input.currency,
+        destination: input.destination,
+        destination_payment: destinationPayment,
+        source_transaction: chargeId,
+        reversed: false,
+        created: now,
+      };
+      this.transfers.set(transfer.id, transfer);
+      if (input.fee !== null) {
+        applicationFee = {
+          id: this.id("fee"),
+          object: "application_fee",
+          account: input.destination,
+          amount: input.fee,
+          amount_refunded: 0,
+          application: "ca_fake_platform",
+          balance_transaction: null,
+          charge: destinationPayment,
+          originating_transaction: chargeId,
+          currency: input.currency,
+          livemode: false,
+          refunded: false,
+          refunds: { object: "list", data: [], has_more: false, url: "/v1/application_fees/refunds" },
+          created: now,
+        };
+        this.applicationFees.set(applicationFee.id, applicationFee);
+      }
+    }
+    const transferData = input.destination ? { destination: input.destination } : null;
+    const paymentIntent: StripeObject = {
+      id: paymentIntentId,
+      object: "payment_intent",
+      amount: input.amount,
+      amount_received: input.amount,
+      currency: input.currency,
+      customer: input.customer,
+      status: "succeeded",
+      application_fee_amount: input.fee,
+      transfer_data: transferData,
+      metadata: input.metadata,
+      latest_charge: chargeId,
+      livemode: false,
+      created: now,
+    };
+    const charge: StripeObject = {
+      id: chargeId,
+      object: "charge",
+      amount: input.amount,
+      amount_captured: input.amount,
+      amount_refunded: 0,
+      application_fee: applicationFee?.id ?? null,
+      application_fee_amount: input.fee,
+      captured: true,
+      paid: true,
+      refunded: false,
+      disputed: false,
+      status: "succeeded",
+      currency: input.currency,
+      customer: input.customer,
+      payment_intent: paymentIntentId,
+      // Stripe copies the payment intent's metadata onto the charge it creates.
+      metadata: structuredClone(input.metadata),
+      transfer: transfer?.id ?? null,
+      transfer_data: transferData && { amount: null, destination: input.destination },
+      balance_transaction: null,
+      livemode: false,
+      created: now,
+    };
+    this.paymentIntents.set(paymentIntentId, paymentIntent);
+    this.charges.set(chargeId, charge);
+    return { paymentIntent, charge, applicationFee };
   }
 
   private id(prefix: string): string {
@@ -275,22 +586,48 @@ export class FakeStripe {
       return ok({ object: "list", data, has_more: false, url: "/v1/invoices" });
     }
     if (first === "checkout" && second === "sessions" && method === "POST" && !third) {
-      if (!params.customer || !this.customers.has(String(params.customer))) {
+      // Without a customer Checkout collects the buyer's details (and creates a customer for a subscription).
+      if (params.customer !== undefined && !this.customers.has(String(params.customer))) {
         return missing("customer", String(params.customer));
       }
+      const refused = this.refuseCheckout(params);
+      if (refused) return refused;
       const id = this.id("cs_test");
+      // A copy: the recorded request keeps what the client sent, the session the prices made of it.
+      const accepted = structuredClone(params);
+      this.createInlinePrices(accepted);
       const session = {
-        ...params,
+        ...accepted,
+        ...this.inlinePrices(params),
         id,
         object: "checkout.session",
         status: "open",
         payment_status: "unpaid",
+        payment_intent: null,
         subscription: null,
         url: `${this.url}/c/pay/${id}`,
         expires_at: Math.floor(Date.now() / 1000) + 24 * 3600,
       };
       this.sessions.set(id, session);
       return ok(session);
+    }
+    if (first === "accounts" && method === "POST" && !second) return this.createAccount(params);
+    if (first === "accounts" && method === "GET" && second) {
+      const account = this.accounts.get(second);
+      return account ? ok(account) : missing("account", second);
+    }
+    if (first === "account_links" && method === "POST" && !second) return this.createAccountLink(params);
+    if (first === "refunds" && method === "POST" && !second) return this.createRefund(params);
+    const readable: Record<string, [string, Map<string, StripeObject>]> = {
+      payment_intents: ["payment_intent", this.paymentIntents],
+      charges: ["charge", this.charges],
+      refunds: ["refund", this.refunds],
+      application_fees: ["application_fee", this.applicationFees],
+    };
+    const store = first ? readable[first] : undefined;
+    if (store && method === "GET" && second && !third) {
+      const found = store[1].get(second);
+      return found ? ok(found) : missing(store[0], second);
     }
     if (first === "checkout" && second === "sessions" && method === "GET" && third) {
       const session = this.sessions.get(third);
@@ -301,7 +638,11 @@ export class FakeStripe {
       if (!subscription) return missing("subscription", second);
       if (method === "GET") return ok(subscription);
       if (method === "POST") return ok(this.applyUpdate(subscription, params));
-      if (method === "DELETE") return ok(this.updateSubscription(second, { status: "canceled" }));
+      if (method === "DELETE") {
+        const canceled = this.updateSubscription(second, { status: "canceled" });
+        this.emit("customer.subscription.deleted", canceled);
+        return ok(canceled);
+      }
     }
     if (first === "billing_portal" && second === "sessions" && method === "POST") {
       if (!params.customer || !this.customers.has(String(params.customer))) {
@@ -313,6 +654,254 @@ export class FakeStripe {
       return ok(session);
     }
     return missing("path", path);
+  }
+
+  /**
+   * Stripe's refusals of a Connect Checkout Session: intent data outside `payment` mode, subscription
+   * data outside `subscription` mode, an application fee without a destination, a destination that
+   * does not exist or cannot receive transfers yet, a fee above the amount.
+   */
+  private refuseCheckout(params: Record<string, unknown>): { status: number; body: unknown } | undefined {
+    const intentData = params.payment_intent_data as Record<string, unknown> | undefined;
+    const subscriptionData = params.subscription_data as Record<string, unknown> | undefined;
+    if (intentData && params.mode !== "payment") {
+      return invalidRequest("You can only use `payment_intent_data` in `payment` mode.", "payment_intent_data");
+    }
+    if (subscriptionData?.application_fee_percent !== undefined && params.mode !== "subscription") {
+      return invalidRequest(
+        "You can only use `subscription_data` in `subscription` mode.",
+        "subscription_data[application_fee_percent]",
+      );
+    }
+    const data = intentData ?? subscriptionData ?? {};
+    const feeParam = intentData ? "application_fee_amount" : "application_fee_percent";
+    const fee = data[feeParam];
+    const destination = (data.transfer_data as { destination?: unknown } | undefined)?.destination;
+    if (fee !== undefined && destination === undefined && data.on_behalf_of === undefined) {
+      return invalidRequest(
+        "Can only apply an application fee when the payment is a direct payment (using an OAuth key or " +
+          "Stripe-Account header) or a destination payment (using `transfer_data[destination]`).",
+        `${intentData ? "payment_intent_data" : "subscription_data"}[${feeParam}]`,
+      );
+    }
+    if (destination !== undefined) {
+      const account = this.accounts.get(String(destination));
+      const param = `${intentData ? "payment_intent_data" : "subscription_data"}[transfer_data][destination]`;
+      if (!account) return invalidRequest(`No such destination: '${destination}'`, param, "resource_missing");
+      const capabilities = (account.capabilities ?? {}) as Record<string, string>;
+      if (capabilities.transfers !== "active") {
+        return invalidRequest(
+          "Your destination account needs to have at least one of the following capabilities enabled: " +
+            "transfers, crypto_transfers, legacy_payments",
+          param,
+          "insufficient_capabilities_for_transfer",
+        );
+      }
+    }
+    if (fee !== undefined) {
+      const value = Number(fee);
+      const total = this.inlinePrices(params).amount_total;
+      const valid =
+        feeParam === "application_fee_amount" ? Number.isInteger(value) && value >= 0 : value >= 0 && value <= 100;
+      if (!valid) return invalidRequest(`Invalid ${feeParam}: ${fee}`, feeParam, "parameter_invalid_integer");
+      if (feeParam === "application_fee_amount" && total !== undefined && value > total) {
+        return invalidRequest("The application fee amount must be less than or equal to the amount.", feeParam);
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Prices a session's `line_items[][price_data]` the way Stripe does: each becomes a price (listed
+   * in `prices`, its id put in the line item) and the session gets `amount_total` and `currency`.
+   * Nothing for sessions of configured price ids.
+   */
+  private inlinePrices(params: Record<string, unknown>): {
+    amount_total?: number;
+    amount_subtotal?: number;
+    currency?: string;
+  } {
+    const items = (params.line_items ?? []) as Array<{
+      price?: string;
+      price_data?: Record<string, unknown>;
+      quantity?: string;
+    }>;
+    if (!items.some((item) => item.price_data)) return {};
+    let total = 0;
+    let currency: string | undefined;
+    for (const item of items) {
+      const data = item.price_data;
+      if (!data) continue;
+      const quantity = Number(item.quantity ?? 1);
+      total += Number(data.unit_amount) * quantity;
+      currency = String(data.currency);
+    }
+    return { amount_total: total, amount_subtotal: total, currency };
+  }
+
+  /** Turns the inline prices of a session into price objects, once the session is accepted. */
+  private createInlinePrices(session: Record<string, unknown>): void {
+    const items = (session.line_items ?? []) as Array<{ price?: string; price_data?: Record<string, unknown> }>;
+    for (const item of items) {
+      const data = item.price_data;
+      if (!data || item.price) continue;
+      const product = (data.product_data ?? {}) as { name?: string };
+      const price: StripeObject = {
+        id: this.id("price"),
+        object: "price",
+        active: true,
+        currency: String(data.currency),
+        unit_amount: Number(data.unit_amount),
+        product: { id: this.id("prod"), object: "product", name: product.name ?? null },
+        recurring: data.recurring
+          ? { interval: (data.recurring as { interval: string }).interval, interval_count: 1 }
+          : null,
+        type: data.recurring ? "recurring" : "one_time",
+      };
+      this.prices.set(price.id, price);
+      item.price = price.id;
+    }
+  }
+
+  private createAccount(params: Record<string, unknown>): { status: number; body: unknown } {
+    if (params.type === undefined && params.controller === undefined) {
+      return invalidRequest("Missing required param: type.", "type", "parameter_missing");
+    }
+    if (params.type !== undefined && !["custom", "express", "standard"].includes(String(params.type))) {
+      return invalidRequest("Invalid type: must be one of custom, express, or standard", "type", "parameter_invalid");
+    }
+    const requested = Object.entries((params.capabilities ?? {}) as Record<string, { requested?: string }>)
+      .filter(([, capability]) => capability.requested === "true")
+      .map(([name]) => name);
+    const account: StripeObject = {
+      id: this.id("acct"),
+      object: "account",
+      type: params.type ?? "none",
+      business_type: params.business_type ?? null,
+      business_profile: params.business_profile ?? {},
+      capabilities: Object.fromEntries(requested.map((name) => [name, "inactive"])),
+      charges_enabled: false,
+      payouts_enabled: false,
+      details_submitted: false,
+      country: params.country ?? "US",
+      default_currency: params.default_currency ?? "usd",
+      email: params.email ?? null,
+      metadata: params.metadata ?? {},
+      requirements: requirements(["business_type", "external_account", "tos_acceptance.date"], "requirements.past_due"),
+      controller: {
+        type: "application",
+        is_controller: true,
+        requirement_collection: "stripe",
+        stripe_dashboard: { type: params.type === "express" ? "express" : "full" },
+        fees: { payer: "application" },
+        losses: { payments: "application" },
+      },
+      tos_acceptance: { date: null },
+      external_accounts: { object: "list", data: [], has_more: false, url: "/v1/accounts/external_accounts" },
+      created: this.tick(),
+    };
+    this.accounts.set(account.id, account);
+    return { status: 200, body: structuredClone(account) };
+  }
+
+  private createAccountLink(params: Record<string, unknown>): { status: number; body: unknown } {
+    if (params.account === undefined)
+      return invalidRequest("Missing required param: account.", "account", "parameter_missing");
+    if (params.type === undefined) return invalidRequest("Missing required param: type.", "type", "parameter_missing");
+    if (!["account_onboarding", "account_update"].includes(String(params.type))) {
+      return invalidRequest(
+        "Invalid type: must be one of account_onboarding or account_update",
+        "type",
+        "parameter_invalid",
+      );
+    }
+    const account = String(params.account);
+    if (!this.accounts.has(account))
+      return invalidRequest(`No such account: '${account}'`, "account", "resource_missing");
+    const created = this.tick();
+    // A link works once and for a few minutes: the refresh_url is where an expired one sends the publisher.
+    const link = {
+      object: "account_link",
+      created,
+      expires_at: created + 300,
+      url: `${this.url}/setup/e/${account}/${crypto.randomUUID().replaceAll("-", "")}`,
+    };
+    this.accountLinks.push({
+      ...link,
+      account,
+      type: params.type,
+      refresh_url: params.refresh_url,
+      return_url: params.return_url,
+    });
+    return { status: 200, body: link };
+  }
+
+  /**
+   * A refund of a charge, named by itself or by its payment intent; the whole rest by default. With
+   * `refund_application_fee` the platform gives back its fee and with `reverse_transfer` the connected
+   * account its share, both in proportion to the refund. Emits `charge.refunded`.
+   */
+  private createRefund(params: Record<string, unknown>): { status: number; body: unknown } {
+    if (params.charge === undefined && params.payment_intent === undefined) {
+      return invalidRequest("One of `charge` or `payment_intent` is required.", "charge", "parameter_missing");
+    }
+    const charge =
+      params.charge !== undefined
+        ? this.charges.get(String(params.charge))
+        : [...this.charges.values()].find((each) => each.payment_intent === params.payment_intent);
+    if (!charge) {
+      const param = params.charge !== undefined ? "charge" : "payment_intent";
+      return invalidRequest(`No such ${param}: '${params[param]}'`, param, "resource_missing");
+    }
+    const chargeAmount = Number(charge.amount);
+    const left = chargeAmount - Number(charge.amount_refunded);
+    if (left === 0)
+      return invalidRequest(`Charge ${charge.id} has already been refunded.`, "charge", "charge_already_refunded");
+    const amount = params.amount === undefined ? left : Number(params.amount);
+    if (!Number.isInteger(amount) || amount <= 0) {
+      return invalidRequest("Invalid positive integer", "amount", "parameter_invalid_integer");
+    }
+    if (amount > left) {
+      return invalidRequest(
+        `Refund amount (${amount}) is greater than unrefunded amount on charge (${left})`,
+        "amount",
+        "amount_too_large",
+      );
+    }
+    const refund: StripeObject = {
+      id: this.id("re"),
+      object: "refund",
+      amount,
+      charge: charge.id,
+      currency: charge.currency,
+      payment_intent: charge.payment_intent,
+      reason: params.reason ?? null,
+      metadata: params.metadata ?? {},
+      status: "succeeded",
+      balance_transaction: null,
+      transfer_reversal: null,
+      source_transfer_reversal: null,
+      created: this.tick(),
+    };
+    charge.amount_refunded = Number(charge.amount_refunded) + amount;
+    charge.refunded = charge.amount_refunded === chargeAmount;
+    const share = (total: number) => Math.round((total * amount) / chargeAmount);
+    const fee = charge.application_fee ? this.applicationFees.get(String(charge.application_fee)) : undefined;
+    if (params.refund_application_fee === "true" && fee) {
+      const back = Math.min(share(Number(fee.amount)), Number(fee.amount) - Number(fee.amount_refunded));
+      fee.amount_refunded = Number(fee.amount_refunded) + back;
+      fee.refunded = fee.amount_refunded === fee.amount;
+    }
+    const transfer = charge.transfer ? this.transfers.get(String(charge.transfer)) : undefined;
+    if (params.reverse_transfer === "true" && transfer) {
+      const back = Math.min(share(Number(transfer.amount)), Number(transfer.amount) - Number(transfer.amount_reversed));
+      transfer.amount_reversed = Number(transfer.amount_reversed) + back;
+      transfer.reversed = transfer.amount_reversed === transfer.amount;
+      refund.transfer_reversal = this.id("trr");
+    }
+    this.refunds.set(refund.id, refund);
+    this.emit("charge.refunded", charge);
+    return { status: 200, body: structuredClone(refund) };
   }
 
   private applyUpdate(subscription: StripeObject, params: Record<string, unknown>): StripeObject {
@@ -334,8 +923,27 @@ function stripeError(status: number, type: string, message: string) {
   return Response.json(errorBody(type, message), { status });
 }
 
-function errorBody(type: string, message: string, code?: string) {
-  return { error: { type, message, ...(code ? { code } : {}) } };
+function errorBody(type: string, message: string, code?: string, param?: string) {
+  return { error: { type, message, ...(code ? { code } : {}), ...(param ? { param } : {}) } };
+}
+
+/** Stripe's 400 for a request it understood and refuses, naming the parameter at fault. */
+function invalidRequest(message: string, param: string, code?: string) {
+  return { status: 400, body: errorBody("invalid_request_error", message, code, param) };
+}
+
+/** An account's `requirements`: what Stripe still needs before it lets the account take charges. */
+function requirements(due: string[], disabledReason: string | null) {
+  return {
+    alternatives: [],
+    current_deadline: null,
+    currently_due: due,
+    disabled_reason: disabledReason,
+    errors: [],
+    eventually_due: due,
+    past_due: due,
+    pending_verification: [] as string[],
+  };
 }
 
 /**

@@ -1,0 +1,54 @@
+import Stripe from "stripe";
+import type { Env } from "../../shared/env";
+import { UnconfiguredError } from "../../shared/errors";
+
+/** Plugin payments' configuration, parsed once from the environment. */
+export interface PluginPaymentsConfig {
+  /**
+   * The platform's Stripe account (STRIPE_SECRET_KEY, the one billing uses: Connect accounts belong
+   * to the platform). Absent in development: buying a plugin answers 503.
+   */
+  stripe?: Stripe;
+  /**
+   * Signing secrets a webhook may be signed with: the purchases endpoint's and, when publishers'
+   * `account.updated` comes from a separate Connect endpoint, that one's. Both may point at one URL.
+   */
+  webhookSecrets: string[];
+  webhookToleranceS: number;
+  /** The platform's share of a sale, in percent (PLUGIN_PLATFORM_FEE_PERCENT). */
+  platformFeePercent: number;
+}
+
+export function pluginPaymentsConfig(env: Env): PluginPaymentsConfig {
+  return {
+    stripe: env.STRIPE_SECRET_KEY ? createStripeClient(env, env.STRIPE_SECRET_KEY) : undefined,
+    webhookSecrets: [env.PLUGINS_STRIPE_WEBHOOK_SECRET, env.PLUGINS_STRIPE_CONNECT_WEBHOOK_SECRET].filter(
+      (secret): secret is string => secret !== undefined,
+    ),
+    webhookToleranceS: env.STRIPE_WEBHOOK_TOLERANCE_S,
+    platformFeePercent: env.PLUGIN_PLATFORM_FEE_PERCENT,
+  };
+}
+
+/** The same client settings as billing's (timeouts, retries, the tests' API host), under its own app name. */
+function createStripeClient(env: Env, secretKey: string): Stripe {
+  const base = env.STRIPE_API_BASE ? new URL(env.STRIPE_API_BASE) : undefined;
+  const protocol = base?.protocol === "http:" ? "http" : "https";
+  return new Stripe(secretKey, {
+    maxNetworkRetries: env.STRIPE_MAX_NETWORK_RETRIES,
+    timeout: env.STRIPE_TIMEOUT_MS,
+    telemetry: false,
+    appInfo: { name: "adiuva-plugins" },
+    ...(base && { host: base.hostname, port: base.port || (protocol === "http" ? 80 : 443), protocol }),
+  });
+}
+
+/** The Stripe client, or 503 `plugin_payments_unconfigured` naming what the operator must set. */
+export function requirePluginStripe(config: PluginPaymentsConfig): Stripe {
+  if (!config.stripe) {
+    throw new UnconfiguredError("plugin_payments_unconfigured", "plugin payments are not configured on this server", [
+      "STRIPE_SECRET_KEY",
+    ]);
+  }
+  return config.stripe;
+}

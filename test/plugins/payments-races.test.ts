@@ -1,0 +1,84 @@
+// Races of paid plugins with real concurrency on the real PostgreSQL: Stripe delivering the same
+// event many times at once, a refund meeting the user's own reinstall, a payment meeting the user's
+// install attempt. Each round is a new purchase; the invariants must hold in every round.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { and, eq } from "drizzle-orm";
+import { refundPluginPurchase } from "../../src/plugins/payments";
+import { installs, pluginRows, purchases } from "../../src/plugins/tables";
+import type { Developer } from "./harness";
+import { ONE_OFF, type PaidPlugins, startPaidPlugins } from "./payments-harness";
+
+let p: PaidPlugins;
+let publisher: Developer & { accountId: string };
+beforeAll(async () => {
+  p = await startPaidPlugins();
+  publisher = await p.payablePublisher();
+});
+afterAll(() => p.ctx.close());
+
+const db = () => p.server.platform.db;
+const purchasesOf = (userId: string) => db().select().from(purchases).where(eq(purchases.userId, userId));
+const installsOf = (userId: string, pluginId: string) =>
+  db()
+    .select()
+    .from(installs)
+    .where(and(eq(installs.userId, userId), eq(installs.pluginId, pluginId)));
+const installCount = async (id: string) =>
+  (await db().select().from(pluginRows).where(eq(pluginRows.id, id)))[0]?.installCount;
+
+describe("races", () => {
+  test("the same checkout.session.completed delivered 10 times at once: one purchase, one install; 20 rounds", async () => {
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    for (let round = 0; round < 20; round++) {
+      const buyer = await p.paidCheckout(id);
+      const answers = await Promise.all(Array.from({ length: 10 }, () => p.deliver(buyer.event)));
+      expect(answers.map((answer) => answer.status)).toEqual(Array(10).fill(200));
+      const outcomes = answers.map((answer) => answer.body.outcome as string).sort();
+      expect(outcomes).toEqual(["duplicate", ...Array(8).fill("duplicate"), "processed"]);
+      const bought = await purchasesOf(buyer.userId);
+      expect(bought).toHaveLength(1);
+      const installed = await installsOf(buyer.userId, id);
+      expect(installed).toHaveLength(1);
+      expect(installed[0]?.entitlementId).toBe(bought[0]?.id as string);
+    }
+    expect(await installCount(id)).toBe(20);
+    expect(await db().select().from(purchases).where(eq(purchases.pluginId, id))).toHaveLength(20);
+  }, 60_000);
+
+  test("a payment delivered while the user tries to install: one install, paid for; 20 rounds", async () => {
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    for (let round = 0; round < 20; round++) {
+      const buyer = await p.paidCheckout(id);
+      const [delivered, ...attempts] = await Promise.all([
+        p.deliver(buyer.event),
+        ...Array.from({ length: 4 }, () => p.install(buyer.token, id)),
+      ]);
+      expect(delivered?.body.outcome).toBe("processed");
+      // Before the payment's commit: 402; after it: 409 (the payment installed it).
+      for (const attempt of attempts) expect([402, 409]).toContain(attempt.status);
+      const installed = await installsOf(buyer.userId, id);
+      expect(installed).toHaveLength(1);
+      expect(installed[0]?.entitlementId).not.toBeNull();
+    }
+    expect(await installCount(id)).toBe(20);
+  }, 60_000);
+
+  test("a full refund meeting the user's reinstall never leaves the refunded purchase paying for an install; 20 rounds", async () => {
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    for (let round = 0; round < 20; round++) {
+      const buyer = await p.paidCheckout(id);
+      await p.deliver(buyer.event);
+      expect((await p.call("DELETE", `/installs/${id}`, { token: buyer.token })).status).toBe(204);
+      await refundPluginPurchase(p.deps, buyer.paymentIntent.id);
+      const refunded = p.lastEmitted("charge.refunded");
+      const [reinstall, delivered] = await Promise.all([p.install(buyer.token, id), p.deliver(refunded)]);
+      expect(delivered.body.outcome).toBe("processed");
+      // Reinstalled first (201), then removed by the refund; or refused after it (402). Never left installed.
+      expect([201, 402]).toContain(reinstall.status);
+      expect(await installsOf(buyer.userId, id)).toEqual([]);
+      expect((await purchasesOf(buyer.userId))[0]?.status).toBe("refunded");
+      expect(await p.offered(buyer.userId)).toEqual([]);
+    }
+    expect(await installCount(id)).toBe(0);
+  }, 60_000);
+});

@@ -1,0 +1,698 @@
+// Paid plugins end to end over HTTP: a publisher's Stripe Express account and its onboarding, a
+// user's Checkout paying the publisher with the platform's fee kept, the signed webhook installing
+// the plugin (the chat lookup then offers it), refunds uninstalling it, a subscription's lapse,
+// resumption and end, uninstalling a monthly plugin, account deletion, and the publisher's sales.
+// The real stripe-node client talks to the fake Stripe API; PostgreSQL and Redis are real.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { and, eq } from "drizzle-orm";
+import { refundPluginPurchase } from "../../src/plugins/payments";
+import { developers, installs, pluginRows, purchases } from "../../src/plugins/tables";
+import { publishUserDeleted } from "../../src/shared/events/user-deleted";
+import { eventually } from "../../src/shared/testing";
+import { signWebhook } from "../../src/shared/testing/fake-stripe";
+import { type Developer, manifest, newUserId } from "./harness";
+import {
+  CONNECT_WEBHOOK_SECRET,
+  codeOf,
+  MONTHLY,
+  ONE_OFF,
+  type PaidPlugins,
+  RETURN,
+  startPaidPlugins,
+  WEBHOOK_SECRET,
+} from "./payments-harness";
+
+let p: PaidPlugins;
+let publisher: Developer & { accountId: string };
+beforeAll(async () => {
+  p = await startPaidPlugins();
+  publisher = await p.payablePublisher();
+});
+afterAll(() => p.ctx.close());
+
+const db = () => p.server.platform.db;
+const purchasesOf = (userId: string) => db().select().from(purchases).where(eq(purchases.userId, userId));
+const purchaseBySubscription = async (id: string) =>
+  (await db().select().from(purchases).where(eq(purchases.subscriptionId, id)))[0];
+const installOf = async (userId: string, pluginId: string) =>
+  (
+    await db()
+      .select()
+      .from(installs)
+      .where(and(eq(installs.userId, userId), eq(installs.pluginId, pluginId)))
+  )[0];
+const installCount = async (id: string) =>
+  (await db().select().from(pluginRows).where(eq(pluginRows.id, id)))[0]?.installCount;
+const listed = async (token: string) => (await p.call("GET", "/installs", { token })).body.items;
+
+async function listen(userId: string) {
+  const heard: Array<Record<string, unknown>> = [];
+  const { bus, keys } = p.server.platform;
+  p.ctx.defer(await bus.subscribe(keys.pluginsChanged(userId), (message) => heard.push(JSON.parse(message))));
+  return heard;
+}
+const heardAll = (heard: unknown[], count: number) =>
+  eventually(
+    () => heard,
+    (seen) => seen.length >= count,
+  );
+
+describe("publishers' payment accounts", () => {
+  test("a developer makes one Stripe account, onboards, and Stripe's account.updated makes them payable", async () => {
+    const dev = await p.developer();
+    expect(codeOf(await p.call("GET", "/developers/me/payment-account", { token: dev.token }))).toEqual({
+      status: 404,
+      code: "not_found",
+    });
+    const created = await p.call("POST", "/developers/me/payment-account", {
+      token: dev.token,
+      body: { country: "IT" },
+    });
+    expect(created.status).toBe(201);
+    const accountId = created.body.account_id as string;
+    expect(created.body).toMatchObject({
+      account_id: expect.stringMatching(/^acct_/),
+      charges_enabled: false,
+      payouts_enabled: false,
+      details_submitted: false,
+      currently_due: expect.arrayContaining(["external_account"]),
+      disabled_reason: "requirements.past_due",
+    });
+    const [request] = p.fake.requestsTo("POST", "/v1/accounts").slice(-1);
+    expect(request?.params).toMatchObject({
+      type: "express",
+      country: "IT",
+      metadata: { kind: "plugin_publisher", publisher_id: dev.userId },
+    });
+    expect(codeOf(await p.call("POST", "/developers/me/payment-account", { token: dev.token, body: {} }))).toEqual({
+      status: 409,
+      code: "payment_account_exists",
+    });
+
+    const link = await p.call("POST", "/developers/me/payment-account/onboarding-link", {
+      token: dev.token,
+      body: { refresh_url: "https://app.adiuva.test/publish/again", return_url: "adiuva://plugins/onboarded" },
+    });
+    expect(link.status).toBe(200);
+    expect(link.body).toEqual({ url: expect.stringContaining(accountId), expires_at: expect.any(String) });
+    expect(p.fake.accountLinks.at(-1)).toMatchObject({
+      account: accountId,
+      type: "account_onboarding",
+      refresh_url: "https://app.adiuva.test/publish/again",
+      return_url: "adiuva://plugins/onboarded",
+    });
+
+    // Not onboarded: nobody can buy the developer's paid plugins yet.
+    const id = await p.paidPlugin(dev, ONE_OFF);
+    const buyer = await p.token(newUserId(), "team");
+    expect(codeOf(await p.checkout(buyer, id))).toEqual({ status: 409, code: "publisher_not_payable" });
+
+    const { event } = p.fake.completeOnboarding(accountId);
+    expect((await p.deliver(event, CONNECT_WEBHOOK_SECRET)).body).toEqual({ received: true, outcome: "processed" });
+    const [row] = await db().select().from(developers).where(eq(developers.userId, dev.userId));
+    expect(row).toMatchObject({
+      stripeAccountId: accountId,
+      chargesEnabled: true,
+      payoutsEnabled: true,
+      detailsSubmitted: true,
+    });
+    expect((await p.call("GET", "/developers/me/payment-account", { token: dev.token })).body).toMatchObject({
+      account_id: accountId,
+      charges_enabled: true,
+      payouts_enabled: true,
+      details_submitted: true,
+      currently_due: [],
+      disabled_reason: null,
+    });
+    expect((await p.checkout(buyer, id)).status).toBe(200);
+
+    // An older account.updated delivered late changes nothing.
+    const stale = p.fake.event(
+      "account.updated",
+      { ...(p.fake.accounts.get(accountId) ?? {}), charges_enabled: false, payouts_enabled: false },
+      { account: accountId, created: Math.floor(Date.now() / 1000) - 3600 },
+    );
+    expect((await p.deliver(stale, CONNECT_WEBHOOK_SECRET)).body.outcome).toBe("processed");
+    const [after] = await db().select().from(developers).where(eq(developers.userId, dev.userId));
+    expect(after?.chargesEnabled).toBe(true);
+  });
+
+  test("no token 401, not a developer 403, malformed input 4xx, an origin not allowed 422, no account 404", async () => {
+    const routes = [
+      ["POST", "/developers/me/payment-account", {}],
+      ["GET", "/developers/me/payment-account", undefined],
+      [
+        "POST",
+        "/developers/me/payment-account/onboarding-link",
+        { refresh_url: RETURN.success_url, return_url: RETURN.success_url },
+      ],
+    ] as const;
+    const stranger = await p.token(newUserId(), "team");
+    for (const [method, path, body] of routes) {
+      expect(codeOf(await p.call(method, path, { body }))).toEqual({ status: 401, code: "unauthorized" });
+      expect(codeOf(await p.call(method, path, { token: stranger, body }))).toEqual({
+        status: 403,
+        code: "developer_required",
+      });
+    }
+    const dev = await p.developer();
+    const create = (body: unknown) => p.call("POST", "/developers/me/payment-account", { token: dev.token, body });
+    expect(codeOf(await create({ country: "Italy" }))).toEqual({ status: 422, code: "validation_failed" });
+    expect(codeOf(await create({ country: "IT", publisher_id: newUserId() }))).toEqual({
+      status: 422,
+      code: "validation_failed",
+    });
+    expect(codeOf(await create("{not json"))).toEqual({ status: 400, code: "malformed_body" });
+    const link = (body: unknown) =>
+      p.call("POST", "/developers/me/payment-account/onboarding-link", { token: dev.token, body });
+    const other = await link({ refresh_url: "https://evil.example/again", return_url: RETURN.success_url });
+    expect(codeOf(other)).toEqual({ status: 422, code: "validation_failed" });
+    expect(other.body.error.details).toEqual([{ path: "refresh_url", message: "this origin is not allowed" }]);
+    expect(codeOf(await link({ refresh_url: "not a url", return_url: RETURN.success_url }))).toEqual({
+      status: 422,
+      code: "validation_failed",
+    });
+    // Valid, but the developer has no account yet.
+    expect(codeOf(await link({ refresh_url: RETURN.success_url, return_url: RETURN.success_url }))).toEqual({
+      status: 404,
+      code: "not_found",
+    });
+    // Nothing of this reached Stripe.
+    expect(
+      p.fake.requestsTo("POST", "/v1/accounts").filter((each) => {
+        const metadata = each.params.metadata as Record<string, string> | undefined;
+        return metadata?.publisher_id === dev.userId;
+      }),
+    ).toEqual([]);
+  });
+
+  test("account and onboarding requests share the payment sessions budget: the sixth in a minute is 429", async () => {
+    const dev = await p.developer();
+    expect((await p.call("POST", "/developers/me/payment-account", { token: dev.token, body: {} })).status).toBe(201);
+    const link = () =>
+      p.call("POST", "/developers/me/payment-account/onboarding-link", {
+        token: dev.token,
+        body: { refresh_url: RETURN.success_url, return_url: RETURN.success_url },
+      });
+    for (let each = 0; each < 4; each++) expect((await link()).status).toBe(200);
+    const refused = await link();
+    expect(codeOf(refused)).toEqual({ status: 429, code: "rate_limited" });
+    expect(refused.headers.get("ratelimit-policy")).toContain('"plugin-payment-sessions";q=5;w=60');
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+    // Reading the account is not a Stripe session: only the service's own budget applies.
+    expect((await p.call("GET", "/developers/me/payment-account", { token: dev.token })).status).toBe(200);
+  });
+});
+
+describe("buying a one-off plugin", () => {
+  test("checkout carries the platform fee to the publisher; paid, the plugin is installed with the grants given and offered", async () => {
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    const userId = newUserId();
+    const token = await p.token(userId, "team");
+    const unpaid = await p.install(token, id);
+    expect(codeOf(unpaid)).toEqual({ status: 402, code: "payment_required" });
+    expect(unpaid.body.error.message).toContain("POST /api/v1/plugins/checkout");
+    expect(await p.offered(userId)).toEqual([]);
+
+    const grants = { device_tools: ["task_list"], origins: [], data: ["profile"] };
+    const started = await p.checkout(token, id, { grants });
+    expect(started.status).toBe(200);
+    expect(started.body).toEqual({
+      session_id: expect.stringMatching(/^cs_/),
+      url: expect.stringContaining("/c/pay/"),
+      pricing: ONE_OFF,
+      platform_fee_amount: 188,
+      platform_fee_percent: 12.5,
+    });
+    const session = p.fake.sessions.get(started.body.session_id) as Record<string, unknown>;
+    expect(session).toMatchObject({
+      mode: "payment",
+      client_reference_id: userId,
+      success_url: RETURN.success_url,
+      cancel_url: RETURN.cancel_url,
+      amount_total: 1500,
+      currency: "eur",
+      payment_intent_data: {
+        application_fee_amount: "188",
+        transfer_data: { destination: publisher.accountId },
+      },
+      metadata: {
+        kind: "plugin_purchase",
+        user_id: userId,
+        plugin_id: id,
+        plugin_version: "1.0.0",
+        pricing_model: "one_off",
+        platform_fee_percent: "12.5",
+        platform_fee_amount: "188",
+      },
+    });
+
+    const heard = await listen(userId);
+    const paid = p.fake.completePayment(started.body.session_id);
+    expect(paid.applicationFee).toMatchObject({ amount: 188, account: publisher.accountId });
+    expect(p.fake.transfers.get(String(paid.charge.transfer))).toMatchObject({
+      amount: 1500,
+      destination: publisher.accountId,
+    });
+    expect((await p.deliver(paid.event)).body).toEqual({ received: true, outcome: "processed" });
+
+    expect(await listed(token)).toEqual([
+      expect.objectContaining({ plugin_id: id, version: "1.0.0", grants: { ...grants }, available: true }),
+    ]);
+    expect(await p.offered(userId)).toEqual([id]);
+    const [purchase] = await purchasesOf(userId);
+    expect(purchase).toMatchObject({
+      pluginId: id,
+      version: "1.0.0",
+      model: "one_off",
+      amount: 1500,
+      currency: "eur",
+      platformFee: 188,
+      paymentIntentId: paid.paymentIntent.id,
+      subscriptionId: null,
+      status: "active",
+    });
+    expect((await installOf(userId, id))?.entitlementId).toBe(purchase?.id as string);
+    expect(await installCount(id)).toBe(1);
+    expect(await heardAll(heard, 1)).toEqual([{ userId, pluginId: id, reason: "installed" }]);
+    expect(codeOf(await p.checkout(token, id))).toEqual({ status: 409, code: "already_purchased" });
+
+    // Bought for good: uninstalled and installed again, it needs no new payment.
+    expect((await p.call("DELETE", `/installs/${id}`, { token })).status).toBe(204);
+    expect(await p.offered(userId)).toEqual([]);
+    expect((await p.install(token, id)).body).toMatchObject({ plugin_id: id, available: true });
+    expect(await p.offered(userId)).toEqual([id]);
+  });
+
+  test("a full refund uninstalls it and the agent is no longer offered it; a partial one changes only the figures", async () => {
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    const buyer = await p.paidCheckout(id);
+    await p.deliver(buyer.event);
+    expect(await p.offered(buyer.userId)).toEqual([id]);
+    const heard = await listen(buyer.userId);
+
+    await p.stripe.refunds.create({ payment_intent: buyer.paymentIntent.id, amount: 500 });
+    expect((await p.deliver(p.lastEmitted("charge.refunded"))).body.outcome).toBe("processed");
+    expect(await p.offered(buyer.userId)).toEqual([id]);
+    expect((await purchasesOf(buyer.userId))[0]).toMatchObject({ status: "active", amountRefunded: 500 });
+
+    await refundPluginPurchase(p.deps, buyer.paymentIntent.id);
+    expect((await p.deliver(p.lastEmitted("charge.refunded"))).body.outcome).toBe("processed");
+    expect(await p.offered(buyer.userId)).toEqual([]);
+    expect(await listed(buyer.token)).toEqual([]);
+    expect(await installCount(id)).toBe(0);
+    expect((await purchasesOf(buyer.userId))[0]).toMatchObject({ status: "refunded", amountRefunded: 1500 });
+    expect(await heardAll(heard, 1)).toEqual([{ userId: buyer.userId, pluginId: id, reason: "uninstalled" }]);
+    // The full refund gave back the platform's share of it (125 of the fee of 188; the partial refund,
+    // made without `refund_application_fee`, none) and reversed the publisher's transfer.
+    expect(p.fake.applicationFees.get(String(buyer.charge.application_fee))).toMatchObject({ amount_refunded: 125 });
+    expect(p.fake.transfers.get(String(buyer.charge.transfer))).toMatchObject({ amount_reversed: 1000 });
+    expect(codeOf(await p.install(buyer.token, id))).toEqual({ status: 402, code: "payment_required" });
+    // Refunded is not owned: it may be bought again, in a new session (not the one already paid).
+    const again = await p.checkout(buyer.token, id);
+    expect(again.status).toBe(200);
+    expect(again.body.session_id).not.toBe(buyer.sessionId);
+  });
+});
+
+describe("a monthly plugin", () => {
+  test("a subscription installs it; the last failed renewal ends access, a payment resumes it, cancellation ends it for good", async () => {
+    const id = await p.paidPlugin(publisher, MONTHLY);
+    const userId = newUserId();
+    const token = await p.token(userId, "team");
+    const started = await p.checkout(token, id);
+    expect(started.body).toMatchObject({ pricing: MONTHLY, platform_fee_amount: null, platform_fee_percent: 12.5 });
+    expect(p.fake.sessions.get(started.body.session_id)).toMatchObject({
+      mode: "subscription",
+      subscription_data: {
+        application_fee_percent: "12.5",
+        transfer_data: { destination: publisher.accountId },
+        metadata: { kind: "plugin_purchase", user_id: userId, plugin_id: id, pricing_model: "monthly" },
+      },
+    });
+    const { subscription, event } = p.fake.completeCheckout(started.body.session_id);
+    expect((await p.deliver(event)).body.outcome).toBe("processed");
+    expect(await p.offered(userId)).toEqual([id]);
+    expect(await purchaseBySubscription(subscription.id)).toMatchObject({
+      userId,
+      model: "monthly",
+      amount: 499,
+      platformFee: 62,
+      status: "active",
+    });
+
+    // A renewal failing while Stripe retries changes nothing.
+    const retrying = p.fake.failInvoicePayment(subscription.id);
+    expect((await p.deliver(retrying.event)).body.outcome).toBe("ignored");
+    expect((await p.deliver(p.lastEmitted("customer.subscription.updated"))).body.outcome).toBe("ignored");
+    expect(await p.offered(userId)).toEqual([id]);
+
+    // The last attempt failed: access ends, the install stays (unusable).
+    const heard = await listen(userId);
+    const final = p.fake.failInvoicePayment(subscription.id, { final: true });
+    expect((await p.deliver(final.event)).body.outcome).toBe("processed");
+    expect((await p.deliver(p.lastEmitted("customer.subscription.updated"))).body.outcome).toBe("processed");
+    expect(await p.offered(userId)).toEqual([]);
+    expect(await listed(token)).toEqual([expect.objectContaining({ plugin_id: id, available: false })]);
+    expect(await purchaseBySubscription(subscription.id)).toMatchObject({ status: "ended", endReason: "lapsed" });
+    expect(await heardAll(heard, 1)).toEqual([{ userId, pluginId: id, reason: "removed" }]);
+
+    // A resumption older than the lapse, delivered late, is ignored; a newer one brings it back.
+    const lapsedAt = JSON.parse(final.event).created as number;
+    const resumed = (created?: number) =>
+      p.fake.event("customer.subscription.updated", p.fake.updateSubscription(subscription.id, { status: "active" }), {
+        previousAttributes: { status: "unpaid" },
+        ...(created === undefined ? {} : { created }),
+      });
+    expect((await p.deliver(resumed(lapsedAt - 60))).body.outcome).toBe("processed");
+    expect(await p.offered(userId)).toEqual([]);
+    expect((await p.deliver(resumed())).body.outcome).toBe("processed");
+    expect(await p.offered(userId)).toEqual([id]);
+    expect(await purchaseBySubscription(subscription.id)).toMatchObject({ status: "active", endReason: null });
+
+    // Deleted: over for good, whatever comes after.
+    await p.stripe.subscriptions.cancel(subscription.id);
+    expect((await p.deliver(p.lastEmitted("customer.subscription.deleted"))).body.outcome).toBe("processed");
+    expect(await p.offered(userId)).toEqual([]);
+    expect(await purchaseBySubscription(subscription.id)).toMatchObject({ status: "ended", endReason: "canceled" });
+    expect((await p.deliver(resumed())).body.outcome).toBe("processed");
+    expect(await p.offered(userId)).toEqual([]);
+
+    // Bought again: the same install is paid for by the new purchase.
+    const again = await p.checkout(token, id);
+    expect(again.status).toBe(200);
+    const renewed = p.fake.completeCheckout(again.body.session_id);
+    expect(renewed.session.id).not.toBe(started.body.session_id);
+    expect((await p.deliver(renewed.event)).body.outcome).toBe("processed");
+    expect(await p.offered(userId)).toEqual([id]);
+    expect(await installCount(id)).toBe(1);
+    const current = await purchaseBySubscription(renewed.subscription.id);
+    expect((await installOf(userId, id))?.entitlementId).toBe(current?.id as string);
+  });
+
+  test("uninstalling sets the subscription to end with the paid period; the purchase pays for a reinstall until it ends", async () => {
+    const id = await p.paidPlugin(publisher, MONTHLY);
+    const buyer = await p.subscribedCheckout(id);
+    await p.deliver(buyer.event);
+    const updates = () => p.fake.requestsTo("POST", `/v1/subscriptions/${buyer.subscription.id}`);
+
+    expect((await p.call("DELETE", `/installs/${id}`, { token: buyer.token })).status).toBe(204);
+    expect(updates().map((request) => request.params)).toEqual([{ cancel_at_period_end: "true" }]);
+    expect(p.fake.subscriptions.get(buyer.subscription.id)).toMatchObject({
+      status: "active",
+      cancel_at_period_end: true,
+    });
+    expect(await purchaseBySubscription(buyer.subscription.id)).toMatchObject({
+      status: "active",
+      cancelAtPeriodEnd: true,
+    });
+    expect(await p.offered(buyer.userId)).toEqual([]);
+
+    // Still paid for: reinstalling needs no payment, and a second uninstall asks Stripe nothing more.
+    expect((await p.install(buyer.token, id)).status).toBe(201);
+    expect(await p.offered(buyer.userId)).toEqual([id]);
+    expect((await p.call("DELETE", `/installs/${id}`, { token: buyer.token })).status).toBe(204);
+    expect(updates()).toHaveLength(1);
+    expect((await p.install(buyer.token, id)).status).toBe(201);
+
+    // The period ends: Stripe deletes the subscription, and access ends.
+    await p.stripe.subscriptions.cancel(buyer.subscription.id);
+    await p.deliver(p.lastEmitted("customer.subscription.deleted"));
+    expect(await p.offered(buyer.userId)).toEqual([]);
+    expect(await listed(buyer.token)).toEqual([expect.objectContaining({ plugin_id: id, available: false })]);
+  });
+
+  test("Stripe unreachable when uninstalling a monthly plugin: 503 and the install stays", async () => {
+    const id = await p.paidPlugin(publisher, MONTHLY);
+    const buyer = await p.subscribedCheckout(id);
+    await p.deliver(buyer.event);
+    p.fake.unavailable = true;
+    try {
+      expect(codeOf(await p.call("DELETE", `/installs/${id}`, { token: buyer.token }))).toEqual({
+        status: 503,
+        code: "stripe_unavailable",
+      });
+    } finally {
+      p.fake.unavailable = false;
+    }
+    expect(await p.offered(buyer.userId)).toEqual([id]);
+    expect(p.fake.subscriptions.get(buyer.subscription.id)).toMatchObject({ cancel_at_period_end: false });
+  });
+});
+
+describe("account deletion", () => {
+  test("cancels the user's plugin subscriptions at once; their purchases stay in the publisher's figures without them", async () => {
+    const monthly = await p.paidPlugin(publisher, MONTHLY);
+    const oneOff = await p.paidPlugin(publisher, ONE_OFF);
+    const buyer = await p.subscribedCheckout(monthly);
+    await p.deliver(buyer.event);
+    const started = await p.checkout(buyer.token, oneOff);
+    await p.deliver(p.fake.completePayment(started.body.session_id).event);
+    expect((await p.offered(buyer.userId)).sort()).toEqual([monthly, oneOff].sort());
+
+    await publishUserDeleted(p.server.platform, { userId: buyer.userId, deletedAt: Date.now() });
+    const bought = await eventually(
+      () => purchasesOf(buyer.userId),
+      (rows) => rows.length === 0,
+    );
+    expect(bought).toEqual([]);
+    expect(p.fake.subscriptions.get(buyer.subscription.id)).toMatchObject({ status: "canceled" });
+    expect(p.fake.requestsTo("DELETE", `/v1/subscriptions/${buyer.subscription.id}`)).toHaveLength(1);
+    expect(await purchaseBySubscription(buyer.subscription.id)).toMatchObject({
+      userId: null,
+      customerId: null,
+      status: "ended",
+      endReason: "canceled",
+    });
+    const kept = await db().select().from(purchases).where(eq(purchases.pluginId, oneOff));
+    expect(kept).toEqual([expect.objectContaining({ userId: null, status: "active", amount: 1500 })]);
+    expect(await db().select().from(installs).where(eq(installs.userId, buyer.userId))).toEqual([]);
+    // Stripe's word of the cancellation arrives afterwards and changes nothing.
+    expect((await p.deliver(p.lastEmitted("customer.subscription.deleted"))).body.outcome).toBe("processed");
+  });
+});
+
+describe("checkout: who may buy what", () => {
+  test("no token 401; a token buys for its own user only, and a body naming a user is refused", async () => {
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    expect(codeOf(await p.checkout(undefined, id))).toEqual({ status: 401, code: "unauthorized" });
+    const alice = newUserId();
+    const bob = newUserId();
+    const bobToken = await p.token(bob, "team");
+    expect(codeOf(await p.checkout(bobToken, id, { user_id: alice }))).toEqual({
+      status: 422,
+      code: "validation_failed",
+    });
+    const started = await p.checkout(bobToken, id);
+    expect(p.fake.sessions.get(started.body.session_id)).toMatchObject({
+      client_reference_id: bob,
+      metadata: { user_id: bob },
+    });
+    await p.deliver(p.fake.completePayment(started.body.session_id).event);
+    expect(await p.offered(bob)).toEqual([id]);
+    expect(await p.offered(alice)).toEqual([]);
+    expect(await purchasesOf(alice)).toEqual([]);
+    expect(await listed(await p.token(alice, "team"))).toEqual([]);
+  });
+
+  test("a tier the plugin does not list is 403; free, unknown, suspended, draft and unpayable plugins are refused", async () => {
+    const fresh = async (tier: "free" | "pro" | "team" = "team") => p.token(newUserId(), tier);
+    const pro = await p.paidPlugin(publisher, ONE_OFF, { tiers: ["pro", "power", "team"] });
+    expect(codeOf(await p.checkout(await fresh("free"), pro))).toEqual({ status: 403, code: "tier_not_supported" });
+    expect((await p.checkout(await fresh("pro"), pro)).status).toBe(200);
+
+    const free = await p.publishLive(publisher, manifest());
+    expect(codeOf(await p.checkout(await fresh(), free))).toEqual({ status: 409, code: "plugin_is_free" });
+    expect(codeOf(await p.checkout(await fresh(), crypto.randomUUID()))).toEqual({ status: 404, code: "not_found" });
+    const suspended = await p.paidPlugin(publisher, ONE_OFF);
+    await p.call("POST", `/admin/plugins/${suspended}/suspend`, {
+      token: await p.adminToken(),
+      body: { reason: "investigating" },
+    });
+    expect(codeOf(await p.checkout(await fresh(), suspended))).toEqual({ status: 404, code: "not_found" });
+    const draft = (await p.create(publisher, manifest({ pricing: ONE_OFF }))).body.id as string;
+    expect(codeOf(await p.checkout(await fresh(), draft))).toEqual({ status: 404, code: "not_found" });
+
+    // A publisher with no Stripe account, and one Stripe has not verified.
+    const noAccount = await p.paidPlugin(await p.developer(), ONE_OFF);
+    expect(codeOf(await p.checkout(await fresh(), noAccount))).toEqual({ status: 409, code: "publisher_not_payable" });
+    const unverified = await p.developer();
+    const account = await p.call("POST", "/developers/me/payment-account", { token: unverified.token, body: {} });
+    p.fake.completeOnboarding(account.body.account_id, { verified: false });
+    const pending = await p.paidPlugin(unverified, ONE_OFF);
+    expect(codeOf(await p.checkout(await fresh(), pending))).toEqual({ status: 409, code: "publisher_not_payable" });
+  });
+
+  test("malformed bodies are 4xx with a code, and none reaches Stripe", async () => {
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    const sessions = () => p.fake.requestsTo("POST", "/v1/checkout/sessions").length;
+    const before = sessions();
+    const send = async (body: unknown, type?: string) =>
+      p.call("POST", "/checkout", {
+        token: await p.token(newUserId(), "team"),
+        body,
+        ...(type ? { headers: { "content-type": type } } : {}),
+      });
+    const valid = { plugin_id: id, grants: p.allGrants, ...RETURN };
+    const cases: Array<[unknown, number, string, string?]> = [
+      [{ plugin_id: id, ...RETURN }, 422, "validation_failed"],
+      [{ ...valid, plugin_id: "not-a-uuid" }, 422, "validation_failed"],
+      [{ ...valid, success_url: "not a url" }, 422, "validation_failed"],
+      [{ ...valid, success_url: "https://evil.example/bought" }, 422, "validation_failed"],
+      [{ ...valid, cancel_url: "javascript:alert(1)" }, 422, "validation_failed"],
+      [
+        { ...valid, grants: { device_tools: ["fs_read_file"], origins: [], data: [] } },
+        422,
+        "permission_not_requested",
+      ],
+      [{ ...valid, grants: { device_tools: "all" } }, 422, "validation_failed"],
+      ["{not json", 400, "malformed_body"],
+      [[], 422, "validation_failed"],
+      [JSON.stringify(valid), 415, "unsupported_media_type", "text/plain"],
+    ];
+    for (const [body, status, code, type] of cases) {
+      expect({ body, ...codeOf(await send(body, type)) }).toEqual({ body, status, code });
+    }
+    const origin = await send({ ...valid, success_url: "https://evil.example/bought" });
+    expect(origin.body.error.details).toEqual([{ path: "success_url", message: "this origin is not allowed" }]);
+    expect(sessions()).toBe(before);
+  });
+
+  test("checkouts share the payment sessions budget: the sixth in a minute is 429", async () => {
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    const token = await p.token(newUserId(), "team");
+    const answers = [];
+    for (let each = 0; each < 6; each++) answers.push(await p.checkout(token, id));
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200, 200, 429]);
+    // The same request again within minutes is the same Stripe session (a double click).
+    expect(new Set(answers.slice(0, 5).map((answer) => answer.body.session_id)).size).toBe(1);
+    expect(codeOf(answers[5] as (typeof answers)[number])).toEqual({ status: 429, code: "rate_limited" });
+    expect(answers[5]?.headers.get("ratelimit-policy")).toContain('"plugin-payment-sessions";q=5;w=60');
+  });
+});
+
+describe("the webhook", () => {
+  test("the same delivery twice is applied once; forged, missing or tampered signatures are 400 and change nothing", async () => {
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    const buyer = await p.paidCheckout(id);
+    expect(codeOf(await p.deliver(buyer.event, "whsec_forger"))).toEqual({ status: 400, code: "invalid_signature" });
+    expect(codeOf(await p.call("POST", "/payments/webhook", { body: buyer.event }))).toEqual({
+      status: 400,
+      code: "invalid_signature",
+    });
+    const signature = await signWebhook(buyer.event, WEBHOOK_SECRET);
+    const tampered = buyer.event.replace(`"amount_total": 1500`, `"amount_total": 1`);
+    expect(tampered).not.toBe(buyer.event);
+    expect(
+      codeOf(await p.call("POST", "/payments/webhook", { body: tampered, headers: { "stripe-signature": signature } })),
+    ).toEqual({ status: 400, code: "invalid_signature" });
+    expect(await purchasesOf(buyer.userId)).toEqual([]);
+    expect(await p.offered(buyer.userId)).toEqual([]);
+
+    expect((await p.deliver(buyer.event)).body).toEqual({ received: true, outcome: "processed" });
+    expect((await p.deliver(buyer.event)).body).toEqual({ received: true, outcome: "duplicate" });
+    expect(await purchasesOf(buyer.userId)).toHaveLength(1);
+    expect(await installCount(id)).toBe(1);
+  });
+
+  test("an event of nothing ours is acknowledged and ignored; a payment not matching the price is honoured in nothing", async () => {
+    const unrelated = p.fake.event("customer.created", { id: "cus_x", object: "customer" });
+    expect((await p.deliver(unrelated)).body).toEqual({ received: true, outcome: "ignored" });
+
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    const userId = newUserId();
+    const cheap = p.fake.event("checkout.session.completed", {
+      id: `cs_test_${crypto.randomUUID().replaceAll("-", "")}`,
+      object: "checkout.session",
+      mode: "payment",
+      status: "complete",
+      payment_status: "paid",
+      amount_total: 1,
+      currency: "eur",
+      payment_intent: `pi_${crypto.randomUUID().replaceAll("-", "")}`,
+      metadata: {
+        kind: "plugin_purchase",
+        user_id: userId,
+        plugin_id: id,
+        plugin_version: "1.0.0",
+        pricing_model: "one_off",
+        platform_fee_percent: "12.5",
+        platform_fee_amount: "0",
+      },
+    });
+    expect((await p.deliver(cheap)).body).toEqual({ received: true, outcome: "processed" });
+    expect(await purchasesOf(userId)).toEqual([]);
+    expect(await p.offered(userId)).toEqual([]);
+    const refused = await p.server.platform.metrics.registry.getSingleMetricAsString("plugins_purchase_events_total");
+    expect(refused).toContain('plugins_purchase_events_total{event="refused"} 1');
+  });
+});
+
+describe("publishers see their sales", () => {
+  test("per plugin: purchases, gross, platform fees, refunds; paginated; nobody else sees them", async () => {
+    const seller = await p.payablePublisher();
+    const tool = await p.paidPlugin(seller, ONE_OFF, { name: "Tool" });
+    const service = await p.paidPlugin(seller, MONTHLY, { name: "Service" });
+    const first = await p.paidCheckout(tool);
+    const second = await p.paidCheckout(tool);
+    await p.deliver(first.event);
+    await p.deliver(second.event);
+    await refundPluginPurchase(p.deps, second.paymentIntent.id);
+    await p.deliver(p.lastEmitted("charge.refunded"));
+    const subscriber = await p.subscribedCheckout(service);
+    await p.deliver(subscriber.event);
+
+    const sales = (token: string, query = "") => p.call("GET", `/developers/me/sales${query}`, { token });
+    const page1 = await sales(seller.token, "?limit=1");
+    expect(page1.status).toBe(200);
+    // Newest plugin first.
+    expect(page1.body.items).toEqual([
+      {
+        plugin_id: service,
+        slug: expect.any(String),
+        name: "Service",
+        totals: [
+          { currency: "eur", purchases: 1, gross: 499, platform_fees: 62, refunds: { count: 0, amount: 0 }, active: 1 },
+        ],
+      },
+    ]);
+    const page2 = await sales(seller.token, `?limit=1&cursor=${page1.body.next_cursor}`);
+    expect(page2.body).toEqual({
+      items: [
+        {
+          plugin_id: tool,
+          slug: expect.any(String),
+          name: "Tool",
+          totals: [
+            {
+              currency: "eur",
+              purchases: 2,
+              gross: 3000,
+              platform_fees: 376,
+              refunds: { count: 1, amount: 1500 },
+              active: 1,
+            },
+          ],
+        },
+      ],
+      next_cursor: null,
+    });
+    expect((await sales(seller.token)).body.items.map((item: { plugin_id: string }) => item.plugin_id)).toEqual([
+      service,
+      tool,
+    ]);
+
+    // Another developer, even one selling plugins, never sees them.
+    const otherItems = (await sales(publisher.token, "?limit=50")).body.items as Array<{ plugin_id: string }>;
+    expect(otherItems.map((item) => item.plugin_id)).not.toContain(tool);
+    expect((await sales((await p.developer()).token)).body).toEqual({ items: [], next_cursor: null });
+    expect(codeOf(await sales(await p.token(newUserId(), "team")))).toEqual({
+      status: 403,
+      code: "developer_required",
+    });
+    expect(codeOf(await p.call("GET", "/developers/me/sales"))).toEqual({ status: 401, code: "unauthorized" });
+    expect(codeOf(await sales(seller.token, "?cursor=bm9wZQ"))).toEqual({ status: 422, code: "invalid_cursor" });
+    expect(codeOf(await sales(seller.token, "?limit=0"))).toEqual({ status: 422, code: "validation_failed" });
+    expect(codeOf(await sales(seller.token, "?plugin_id=x"))).toEqual({ status: 422, code: "validation_failed" });
+  });
+});
