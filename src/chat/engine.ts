@@ -4,6 +4,7 @@ import type { Llm } from "../shared/llm";
 import type { Logger } from "../shared/logger";
 import type { Metrics } from "../shared/metrics";
 import type { DocumentSearch } from "./agent/documents";
+import type { ChatPlugins } from "./agent/plugins";
 import type { MemoryService } from "./memory/memory";
 import type { QuotaCounter } from "./quota";
 import type { ReplyStore } from "./reply-store";
@@ -28,6 +29,8 @@ export interface ChatEngine {
   config: ChatConfig;
   /** The `documents_search` tool's way to the storage service; absent: the agent has no such tool. */
   documents?: DocumentSearch;
+  /** The user's plugin tools, looked up from the plugins service; absent: the agent has none. */
+  plugins?: ChatPlugins;
   now(): Date;
 }
 
@@ -37,6 +40,9 @@ export function chatMetrics(metrics: Metrics) {
     tokens: metrics.counter("chat_tokens_total", "LLM tokens used by chat turns", ["kind"]),
     toolCalls: metrics.counter("chat_tool_calls_total", "Device tool calls made by the chat agent", [
       "tool",
+      "outcome",
+    ]),
+    pluginCalls: metrics.counter("chat_plugin_calls_total", "Plugin tool calls made by the chat agent, by outcome", [
       "outcome",
     ]),
     firstChunk: metrics.histogram(

@@ -5,10 +5,12 @@ import { type JourneyQueue, openJourneyQueue } from "../shared/journey-relay";
 import { createLlm, type Llm } from "../shared/llm";
 import { migrateService } from "../shared/migrate-service";
 import type { Platform } from "../shared/platform";
-import type { RateLimiter } from "../shared/rate-limit";
+import { type RateLimiter, rateLimiterFor } from "../shared/rate-limit";
 import { withTimeout } from "../shared/timeout";
 import type { UserDataConsumers } from "../shared/user-data";
 import { createDocumentSearch } from "./agent/documents";
+import { createPluginLookup, type PluginLookup } from "./agent/plugin-lookup";
+import { type ChatPlugins, loadPseudonymKey } from "./agent/plugins";
 import type { ChatServiceContext } from "./context";
 import { deviceToolsRoute } from "./device-tools-route";
 import { type ChatEngine, chatMetrics } from "./engine";
@@ -84,6 +86,18 @@ function createMemory(platform: Platform, llm: Llm, store: MemoryStore | undefin
   });
 }
 
+/** The plugins service answers the lookup over a Redis queue (src/shared/plugin-tools.ts). */
+function createPlugins(platform: Platform, lookup: PluginLookup): ChatPlugins {
+  const { env } = platform;
+  return {
+    lookup,
+    limiter: rateLimiterFor(platform),
+    keys: platform.keys,
+    pseudonymKey: loadPseudonymKey(env),
+    strictEndpoints: env.NODE_ENV === "production",
+  };
+}
+
 /** Builds the chat service from its dependencies; no globals. */
 export async function createChatService(
   platform: Platform,
@@ -96,6 +110,7 @@ export async function createChatService(
   const routing = createDeviceRouting(platform);
   const llm = options.llm ?? createLlm(env, logger);
   const memory = createMemory(platform, llm, options.memoryStore);
+  const pluginLookup = createPluginLookup(platform, logger, { timeoutMs: env.CHAT_PLUGIN_LOOKUP_MS });
   const engine: ChatEngine = {
     db: platform.db,
     llm,
@@ -112,6 +127,7 @@ export async function createChatService(
     },
     // The storage service answers it over a Redis queue (src/shared/document-search.ts).
     documents: createDocumentSearch(platform, logger, env.CHAT_TOOL_DEADLINE_MS),
+    plugins: createPlugins(platform, pluginLookup),
     now: () => new Date(),
   };
   const appendFailures = platform.metrics.counter(
@@ -148,6 +164,10 @@ export async function createChatService(
     chat: options.gateway?.chat ?? gatewayChatHandlers(frames),
     journeys: options.gateway?.journeys ?? journeys,
     rateLimiter: options.gateway?.rateLimiter ?? sharedChatLimiter(platform, options.limiter),
+    plugins: options.gateway?.plugins ?? {
+      local: async (userId) => (await pluginLookup.installed(userId))?.local,
+      onChanged: (listener) => pluginLookup.onChanged(listener),
+    },
   });
   let userData: UserDataConsumers | undefined;
   return {
@@ -165,6 +185,8 @@ export async function createChatService(
       await memory.store
         .init()
         .catch((error) => logger.warn({ err: error, store: memory.store.kind }, "memory store not ready"));
+      // Before the gateway, whose `plugins` frames follow the changes it hears.
+      await pluginLookup.start();
       await gateway.start();
       await turns.start();
       // Account deletions and data exports: after the turns, which an erasure stops.
@@ -181,6 +203,7 @@ export async function createChatService(
       await gateway.stop();
       await journeyQueue.close();
       await engine.documents?.close();
+      await pluginLookup.close();
       await withTimeout(memory.idle(), Math.max(1000, deadline - Date.now()), "memory extraction").catch((error) =>
         logger.warn({ err: error }, "memory extraction still running at shutdown"),
       );

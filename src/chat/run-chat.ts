@@ -12,8 +12,9 @@ import { isDatabaseOutage, notFound } from "../shared/errors";
 import { limitsFor, type Tier } from "../shared/tiers";
 import { documentsToolset } from "./agent/documents";
 import { formatForSurface, SURFACE_FORMATS } from "./agent/formatter";
+import { pluginToolset } from "./agent/plugins";
 import { backgroundBlock, systemPrompt } from "./agent/prompts";
-import { deviceToolset, targetDevice } from "./agent/toolset";
+import { deviceToolset, refuseUnofferedTools, targetDevice } from "./agent/toolset";
 import type { ChatEngine } from "./engine";
 import {
   type ConversationRow,
@@ -110,9 +111,11 @@ export async function runChat(engine: ChatEngine, input: RunChatInput): Promise<
   input.signal?.addEventListener("abort", abort, { once: true });
   // A turn that throws once accepted (its prompt or its storage failed) still ends, and is counted.
   let outcome = "error";
+  // What the turn opened for its tools (plugins' MCP connections), closed once it has ended.
+  const closers: Array<() => Promise<void>> = [];
   try {
     await input.onAccepted?.(acceptedTurn(engine, input, turn));
-    const prompt = await preparePrompt(engine, input, turn, controller.signal);
+    const prompt = await preparePrompt(engine, input, turn, controller.signal, closers);
     input.onStart?.({ chatId: turn.chatId, messageId: turn.messageId });
     const streamed = await streamReply(engine, input, turn, prompt, controller);
     const finishReason = await settleOutcome(engine, input, turn, streamed, controller.signal);
@@ -126,6 +129,9 @@ export async function runChat(engine: ChatEngine, input: RunChatInput): Promise<
   } finally {
     input.signal?.removeEventListener("abort", abort);
     endTurn(engine, input, turn, outcome);
+    for (const close of closers) {
+      void close().catch((error) => engine.logger.warn({ err: error }, "turn tools not closed"));
+    }
   }
 }
 
@@ -215,12 +221,13 @@ interface Prompt {
   tools: ToolSet;
 }
 
-/** Earlier messages, recalled memories and the device's tools, gathered at once. */
+/** Earlier messages, recalled memories, the device's tools and the plugins' tools, gathered at once. */
 async function preparePrompt(
   engine: ChatEngine,
   input: RunChatInput,
   turn: Turn,
   signal: AbortSignal,
+  closers: Array<() => Promise<void>>,
 ): Promise<Prompt> {
   const { config } = engine;
   const toolOptions = {
@@ -231,12 +238,25 @@ async function preparePrompt(
     logger: engine.logger,
     onCall: (name: string, outcome: "ok" | "error") => engine.metrics.toolCalls.inc({ tool: name, outcome }),
   };
-  const [earlier, memories, device] = await Promise.all([
+  const target = targetDevice(toolOptions);
+  const pluginsReady = pluginToolset({
+    plugins: engine.plugins,
+    userId: input.userId,
+    rpc: engine.rpc,
+    device: target,
+    deviceDeadlineMs: config.toolDeadlineMs,
+    logger: engine.logger,
+    signal,
+    onCall: (outcome) => engine.metrics.pluginCalls.inc({ outcome }),
+  });
+  closers.push(async () => (await pluginsReady).close());
+  const [earlier, memories, device, plugins] = await Promise.all([
     turn.existing && config.historyMessages > 0
       ? recentMessages(engine.db, turn.chatId, config.historyMessages + 1)
       : [],
     engine.memory.recall(input.userId, turn.text, signal),
-    targetDevice(toolOptions),
+    target,
+    pluginsReady,
   ]);
   // The history query may or may not see this turn's own message, written concurrently.
   const others = earlier.filter((message) => message.id !== turn.userMessageId);
@@ -248,7 +268,11 @@ async function preparePrompt(
       role: "user",
       parts: [...(background ? [{ type: "text" as const, text: background }] : []), { type: "text", text: turn.text }],
     },
-    tools: { ...deviceToolset(toolOptions, device), ...documentsToolset(engine.documents, input.userId, signal) },
+    tools: {
+      ...deviceToolset(toolOptions, device),
+      ...documentsToolset(engine.documents, input.userId, signal),
+      ...plugins.tools,
+    },
   };
 }
 
@@ -280,6 +304,7 @@ async function streamReply(
     }),
     tools: prompt.tools,
     stopWhen: stepCountIs(turn.limits.maxToolSteps),
+    repairToolCall: refuseUnofferedTools(engine.logger, input.userId),
     maxOutputTokens: SURFACE_FORMATS[input.surface].maxOutputTokens,
     abortSignal: controller.signal,
     maxRetries: 1,

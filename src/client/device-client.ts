@@ -14,6 +14,7 @@ import {
   DEVICE_PROTOCOL,
   type ErrorFrame,
   type JourneyFrame,
+  type PluginsFrame,
   type ServerFrame,
 } from "./protocol";
 
@@ -56,7 +57,7 @@ const ERROR_CLOSE_GRACE_MS = 250;
 
 export interface ToolContext {
   id: string;
-  /** Who asks, e.g. "chat" or "agent:<run id>". */
+  /** Who asks: "chat", "agent:<run id>", or "plugin:<slug>" (a remote plugin the user granted the tool). */
   origin: string;
   deadlineMs: number;
   /** Aborted when the server cancels the call (deadline, caller gave up) or the socket drops. */
@@ -114,6 +115,11 @@ export interface DeviceClientEvents {
   agent_event: AgentEvent;
   journey: JourneyFrame;
   session: Extract<ServerFrame, { type: "session" }>;
+  /**
+   * The user's installed local plugins, the whole list, after `welcome` and whenever it changes.
+   * None comes while the plugins service is unreachable: keep the list from the last one.
+   */
+  plugins: PluginsFrame;
   error: ErrorFrame;
   close: { code: number; reason: string; willReconnect: boolean };
 }

@@ -14,6 +14,9 @@ export type {
   JourneyConfig,
   JourneyFrame,
   JourneyView,
+  LocalPlugin,
+  LocalPluginGrants,
+  PluginsFrame,
   ServerFrame,
   Surface,
 } from "../protocol/frames";

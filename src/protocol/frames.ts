@@ -224,6 +224,36 @@ export type AgentEventFrame = z.infer<typeof AgentEventFrame>;
 export const SessionFrame = z.object({ type: z.literal("session"), action: z.literal("refresh") });
 export type SessionFrame = z.infer<typeof SessionFrame>;
 
+/** What the user granted a plugin: the device tools it may use, the origins it may reach, the data it may read. */
+export const LocalPluginGrants = z.object({
+  device_tools: z.array(z.string()),
+  origins: z.array(z.string()),
+  data: z.array(z.string()),
+});
+export type LocalPluginGrants = z.infer<typeof LocalPluginGrants>;
+
+/** A plugin the app runs itself: where to download its package, the digest to check it against, what it may do. */
+export const LocalPlugin = z.object({
+  id: z.string(),
+  /** Unique, lowercase `[a-z0-9-]`. */
+  slug: z.string(),
+  version: z.string(),
+  /** `sha256` is the hex SHA-256 of the package's bytes: install nothing that does not match it. */
+  package: z.object({ url: z.string(), sha256: z.string() }),
+  /** The tools the installed version's manifest declares. */
+  tools: z.array(z.object({ name: z.string(), description: z.string().optional() })),
+  grants: LocalPluginGrants,
+});
+export type LocalPlugin = z.infer<typeof LocalPlugin>;
+
+/**
+ * The user's installed local plugins, the whole list: after `welcome`, and again whenever they
+ * change (install, uninstall, upgrade, a payment that ended). Not sent while the plugins service
+ * cannot be reached, so an app keeps the list it last had until a frame says otherwise.
+ */
+export const PluginsFrame = z.object({ type: z.literal("plugins"), local: z.array(LocalPlugin) });
+export type PluginsFrame = z.infer<typeof PluginsFrame>;
+
 /** The configuration a journey created, as `GET /api/v1/agents/configs/:id` shows it. */
 export const JourneyConfig = z.object({
   id: z.string(),
@@ -286,6 +316,7 @@ export const ServerFrame = z.discriminatedUnion("type", [
   ChatDoneFrame,
   AgentEventFrame,
   SessionFrame,
+  PluginsFrame,
   JourneyFrame,
   ErrorFrame,
   PongFrame,

@@ -1,4 +1,4 @@
-import { type FlexibleSchema, type ToolSet, tool } from "ai";
+import { type FlexibleSchema, NoSuchToolError, type ToolCallRepairFunction, type ToolSet, tool } from "ai";
 import { DeviceCallError, type DeviceInfo, type DeviceRpc } from "../../shared/device-rpc";
 import type { Logger } from "../../shared/logger";
 import { withTimeout } from "../../shared/timeout";
@@ -78,4 +78,23 @@ export function deviceToolset(options: DeviceToolsetOptions, device: DeviceInfo 
     });
   }
   return tools;
+}
+
+/**
+ * What the model is told when it calls a tool this turn does not offer (an uninstalled plugin's, a
+ * tool its manifest does not declare, a made-up name): a refusal, as a tool error, and nothing is
+ * run. Without this the AI SDK answers the same way but in its own words, listing every tool.
+ * Arguments that fail a tool's schema keep the SDK's own report (no repair is attempted).
+ */
+export function refuseUnofferedTools(logger: Logger, userId: string): ToolCallRepairFunction<ToolSet> {
+  return async ({ toolCall, error }) => {
+    if (NoSuchToolError.isInstance(error)) {
+      logger.warn(
+        { user_id: userId, tool: toolCall.toolName.slice(0, 128) },
+        "the model called a tool it was not offered",
+      );
+      error.message = `tool_refused: ${toolCall.toolName.slice(0, 128)} is not a tool offered in this conversation; it was not run`;
+    }
+    return null;
+  };
 }

@@ -8,6 +8,7 @@ import type { Platform } from "../../shared/platform";
 import { presenceFor } from "../../shared/presence";
 import { type ChatHandlers, type ChatRateLimiter, type JourneyHandler, sharedChatLimiter } from "./chat-seam";
 import { DeviceHub } from "./hub";
+import { createPluginAnnouncer, type LocalPluginSource } from "./plugins-frame";
 import { deviceSocket } from "./socket";
 
 export interface DeviceGatewayOptions {
@@ -18,6 +19,8 @@ export interface DeviceGatewayOptions {
   journeys?: JourneyHandler;
   /** The per-tier requests/min check for `chat` frames; defaults to the platform's shared limiter. */
   rateLimiter?: ChatRateLimiter;
+  /** The user's local plugins, for the `plugins` frame; without it no such frame is sent. */
+  plugins?: LocalPluginSource;
 }
 
 /** The device WebSocket of a chat instance plus the device RPC and push it makes possible. */
@@ -73,11 +76,13 @@ export function createDeviceGateway(platform: Platform, options: DeviceGatewayOp
   const rejected = metrics.counter("device_frames_rejected_total", "Device frames answered with an error", ["reason"]);
   const { hub, rpc, push } = options.routing ?? createDeviceRouting(platform);
   const { node } = hub;
+  const plugins = options.plugins && createPluginAnnouncer(hub, options.plugins, logger);
   const socket = deviceSocket({
     platform,
     hub,
     chat: options.chat,
     journeys: options.journeys,
+    plugins,
     limiter: options.rateLimiter ?? sharedChatLimiter(platform),
     rejected: (reason) => rejected.inc({ reason }),
   });
@@ -106,6 +111,10 @@ export function createDeviceGateway(platform: Platform, options: DeviceGatewayOp
         }
       });
       cleanups.push(async () => stopWatching());
+      if (options.plugins && plugins) {
+        const stopFollowing = options.plugins.onChanged((userId) => plugins.changed(userId));
+        cleanups.push(async () => stopFollowing());
+      }
       timers.push(
         setInterval(
           () => void hub.refreshLeases().catch((error: Error) => logger.warn({ err: error.message }, "lease refresh")),

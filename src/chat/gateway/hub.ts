@@ -224,6 +224,11 @@ export class DeviceHub implements CallOwner {
     return this.byUser.has(userId);
   }
 
+  /** This instance's sockets of the user. */
+  connectionsOf(userId: string): DeviceConnection[] {
+    return [...(this.byUser.get(userId) ?? [])];
+  }
+
   /** Heartbeat of this instance's leases; recreates any lost with a Redis restart. */
   async refreshLeases(): Promise<void> {
     const leases: Lease[] = [];

@@ -9,3 +9,4 @@ export {
   type DeviceGatewayOptions,
   type DeviceRouting,
 } from "./gateway";
+export type { LocalPluginSource } from "./plugins-frame";

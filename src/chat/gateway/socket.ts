@@ -21,6 +21,7 @@ import type { ChatHandlers, ChatRateLimiter, JourneyHandler } from "./chat-seam"
 import { DeviceConnection } from "./connection";
 import type { DeviceHub } from "./hub";
 import { PendingByIp } from "./pending";
+import type { PluginAnnouncer } from "./plugins-frame";
 
 export interface SocketDeps {
   platform: Platform;
@@ -29,6 +30,8 @@ export interface SocketDeps {
   chat?: ChatHandlers;
   /** Without it, journey frames get `journeys_unavailable`. */
   journeys?: JourneyHandler;
+  /** Sends the `plugins` frame after `welcome`; without it none is sent. */
+  plugins?: PluginAnnouncer;
   limiter: ChatRateLimiter;
   rejected: (reason: string) => void;
 }
@@ -265,6 +268,7 @@ class FrameHandler {
       protocol: PROTOCOL_VERSION,
       active_turns: activeTurns,
     });
+    this.deps.plugins?.welcomed(connection);
   }
 
   /**

@@ -1,0 +1,236 @@
+import type { Unsubscribe } from "../../shared/bus/bus";
+import type { Logger } from "../../shared/logger";
+import type { Platform } from "../../shared/platform";
+import {
+  type InstalledLocalPlugin,
+  type InstalledRemotePlugin,
+  openPluginToolsQueue,
+  type PluginToolsQueue,
+  PluginToolsReply,
+} from "../../shared/plugin-tools";
+import { withTimeout } from "../../shared/timeout";
+
+/** A user's installed, paid-up plugins, as the plugins service named them. */
+export interface InstalledPlugins {
+  /** MCP servers the chat agent calls. */
+  remote: InstalledRemotePlugin[];
+  /** Packages the desktop app runs itself (the `plugins` frame). */
+  local: InstalledLocalPlugin[];
+}
+
+export interface PluginLookup {
+  /**
+   * The user's plugins; undefined when the plugins service did not answer in time, answered with a
+   * failure, or is known to be away (then the lookup goes on in the background, see below).
+   */
+  installed(userId: string): Promise<InstalledPlugins | undefined>;
+  /** Called with a user id once that user's plugins changed and this instance forgot what it knew of them. */
+  onChanged(listener: (userId: string) => void): () => void;
+  /** Follows `pluginsChanged` for every user. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface PluginLookupOptions {
+  /** Longest wait for an answer (CHAT_PLUGIN_LOOKUP_MS). */
+  timeoutMs: number;
+  /** How long an answer is reused without asking again; a `pluginsChanged` forgets it at once. */
+  cacheMs?: number;
+}
+
+/** An answer is reused this long: `pluginsChanged` is the fast path, this bounds a change whose message was lost. */
+const DEFAULT_CACHE_MS = 60_000;
+/** Longest a close waits for Redis to take its unsubscribes. */
+const UNSUBSCRIBE_WAIT_MS = 250;
+/** Answers kept at most; past it the expired ones go, then the oldest. */
+const MAX_CACHED_USERS = 10_000;
+
+type Outcome =
+  | { kind: "answered"; plugins: InstalledPlugins }
+  | { kind: "failed"; reason: string }
+  | { kind: "unanswered" };
+
+interface Lookup {
+  promise: Promise<InstalledPlugins | undefined>;
+  /** The user's plugins changed while it ran: its answer may predate the change, so it is not kept. */
+  stale: boolean;
+}
+
+/**
+ * The chat side of the plugin lookup (src/shared/plugin-tools.ts): a job on the shared queue, the
+ * answer on this instance's reply channel, matched by request id, as document search does.
+ *
+ * Answers are kept per user for a short while and forgotten on `pluginsChanged`, so a user's turns
+ * do not each make a round trip. Concurrent lookups of one user share one job.
+ *
+ * While no plugins replica answers (none deployed, or all down), turns must not each wait out the
+ * deadline: after one lookup went unanswered this instance stops waiting, and lookups go on in the
+ * background, one at a time, until one is answered; its answer is kept for its user and the next
+ * lookups wait again.
+ */
+export function createPluginLookup(platform: Platform, logger: Logger, options: PluginLookupOptions): PluginLookup {
+  const { keys, bus } = platform;
+  const cacheMs = options.cacheMs ?? DEFAULT_CACHE_MS;
+  const queue: PluginToolsQueue = openPluginToolsQueue(platform);
+  const pending = new Map<string, (outcome: Outcome) => void>();
+  const cache = new Map<string, { plugins: InstalledPlugins; expiresAt: number }>();
+  const running = new Map<string, Lookup>();
+  const listeners = new Set<(userId: string) => void>();
+  let answering = true;
+  let probing = false;
+  let closed = false;
+  let replies: Promise<Unsubscribe> | undefined;
+  let changes: Unsubscribe | undefined;
+
+  const onReply = (message: string) => {
+    const value = safeJson(message);
+    const parsed = PluginToolsReply.safeParse(value);
+    if (parsed.success) {
+      const { requestId, error, plugins, local } = parsed.data;
+      pending.get(requestId)?.(
+        error
+          ? { kind: "failed", reason: error }
+          : { kind: "answered", plugins: { remote: plugins ?? [], local: local ?? [] } },
+      );
+      return;
+    }
+    // An answer this side cannot read still ends its wait: the plugins service is there, its reply is not usable.
+    const requestId = (value as { requestId?: unknown } | undefined)?.requestId;
+    if (typeof requestId === "string") pending.get(requestId)?.({ kind: "failed", reason: "unreadable reply" });
+  };
+
+  const listen = () => {
+    replies ??= bus.subscribe(keys.pluginToolsReplies(platform.instanceId), onReply).catch((error) => {
+      replies = undefined;
+      throw error;
+    });
+    return replies;
+  };
+
+  async function ask(userId: string): Promise<Outcome> {
+    await listen();
+    const requestId = crypto.randomUUID();
+    const answered = new Promise<Outcome>((resolve) => {
+      const timer = setTimeout(() => {
+        pending.delete(requestId);
+        // Nobody will read a late answer: a replica that comes later need not run it.
+        void queue.remove(requestId).catch(() => false);
+        resolve({ kind: "unanswered" });
+      }, options.timeoutMs);
+      pending.set(requestId, (outcome) => {
+        clearTimeout(timer);
+        pending.delete(requestId);
+        resolve(outcome);
+      });
+    });
+    const job = { userId, replyTo: platform.instanceId, requestId, expiresAt: Date.now() + options.timeoutMs };
+    await queue.add(requestId, job).catch((error: Error) => {
+      pending.get(requestId)?.({ kind: "failed", reason: `not queued: ${error.message}` });
+    });
+    return answered;
+  }
+
+  function remember(userId: string, plugins: InstalledPlugins): void {
+    const now = Date.now();
+    if (cache.size >= MAX_CACHED_USERS) {
+      for (const [user, entry] of cache) if (entry.expiresAt <= now) cache.delete(user);
+      const oldest = cache.keys().next();
+      if (cache.size >= MAX_CACHED_USERS && !oldest.done) cache.delete(oldest.value);
+    }
+    cache.set(userId, { plugins, expiresAt: now + cacheMs });
+  }
+
+  function settle(userId: string, lookup: Lookup, outcome: Outcome): InstalledPlugins | undefined {
+    if (running.get(userId) === lookup) running.delete(userId);
+    if (closed) return undefined;
+    if (outcome.kind === "answered") {
+      if (!answering) logger.info("the plugins service answers again; turns get plugin tools");
+      answering = true;
+      if (!lookup.stale) remember(userId, outcome.plugins);
+      return outcome.plugins;
+    }
+    if (outcome.kind === "unanswered") {
+      if (answering) {
+        logger.warn(
+          { timeout_ms: options.timeoutMs },
+          "the plugins service did not answer; turns go on without plugin tools until it does",
+        );
+      }
+      answering = false;
+    } else {
+      logger.warn({ user_id: userId, reason: outcome.reason }, "plugin lookup failed; this turn has no plugin tools");
+    }
+    return undefined;
+  }
+
+  function lookUp(userId: string): Lookup {
+    const lookup: Lookup = { stale: false, promise: Promise.resolve(undefined) };
+    lookup.promise = ask(userId).then(
+      (outcome) => settle(userId, lookup, outcome),
+      (error: Error) => settle(userId, lookup, { kind: "failed", reason: error.message }),
+    );
+    running.set(userId, lookup);
+    return lookup;
+  }
+
+  return {
+    async installed(userId) {
+      if (closed) return undefined;
+      const cached = cache.get(userId);
+      if (cached && cached.expiresAt > Date.now()) return cached.plugins;
+      if (answering) return (running.get(userId) ?? lookUp(userId)).promise;
+      // Known to be away: ask in the background, one lookup at a time, and answer now without plugins.
+      if (!probing && !running.has(userId)) {
+        probing = true;
+        void lookUp(userId).promise.finally(() => {
+          probing = false;
+        });
+      }
+      return undefined;
+    },
+    onChanged(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async start() {
+      const prefix = keys.pluginsChanged("");
+      changes = await bus.psubscribe(keys.pluginsChangedPattern, (_message, channel) => {
+        const userId = channel.slice(prefix.length);
+        cache.delete(userId);
+        const lookup = running.get(userId);
+        if (lookup) {
+          lookup.stale = true;
+          running.delete(userId);
+        }
+        for (const listener of listeners) {
+          try {
+            listener(userId);
+          } catch (error) {
+            logger.warn({ err: error }, "plugin change listener failed");
+          }
+        }
+      });
+    },
+    async close() {
+      closed = true;
+      for (const resolve of [...pending.values()]) resolve({ kind: "failed", reason: "closing" });
+      cache.clear();
+      // Bounded: while Redis reconnects an unsubscribe waits for it, and the subscriptions go with
+      // the platform's connection when it closes anyway.
+      const unsubscribed = (async () => {
+        await changes?.();
+        await (await replies)?.();
+      })().catch(() => {});
+      await withTimeout(unsubscribed, UNSUBSCRIBE_WAIT_MS, "plugin lookup unsubscribe").catch(() => {});
+      await queue.close().catch((error) => logger.warn({ err: error }, "plugin lookup queue did not close"));
+    },
+  };
+}
+
+const safeJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
