@@ -60,6 +60,9 @@ interface Pending {
 export class RpcCaller {
   private readonly pending = new Map<string, Pending>();
   private readonly routes: RouteCache;
+  /** Call ids: a random prefix per caller and a sequence, unique across instances and cheaper than a UUID each. */
+  private readonly idPrefix = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+  private sequence = 0;
 
   constructor(
     private readonly deps: {
@@ -83,7 +86,7 @@ export class RpcCaller {
   call(options: DeviceCallOptions): Promise<unknown> {
     const { config, instanceId } = this.deps;
     const deadlineMs = Math.max(1, Math.min(options.deadlineMs ?? config.defaultDeadlineMs, config.maxDeadlineMs));
-    const id = crypto.randomUUID();
+    const id = `${this.idPrefix}${(++this.sequence).toString(36)}`;
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
     const startedAt = performance.now();
     const { signal } = options;
