@@ -2,6 +2,7 @@ import { DeviceCallError, type DeviceCallErrorCode, type DeviceCallOptions } fro
 import type { Keys } from "../keys";
 import type { Logger } from "../logger";
 import { type Dispatch, type Presence, withConnection } from "../presence";
+import { Deadlines } from "./deadlines";
 import type { CallOutcome, CallProgress, InboxMessage } from "./envelope";
 import type { RpcLane } from "./lane";
 import type { CallPath, RpcMetrics } from "./metrics";
@@ -34,6 +35,7 @@ export interface CallerConfig {
 const UNREACHABLE_PAUSE_MS = 100;
 
 interface Pending {
+  id: string;
   userId: string;
   deviceId?: string;
   /** The call as sent through a remembered route: sent again through presence if it was not delivered. */
@@ -44,7 +46,8 @@ interface Pending {
   connectionId?: string;
   deadlineMs: number;
   maxDeadlineAt: number;
-  timer?: ReturnType<typeof setTimeout>;
+  /** Its group among the deadlines (`Deadlines`). */
+  due?: number;
   resolve(value: unknown): void;
   reject(error: DeviceCallError): void;
   onProgress?: DeviceCallOptions["onProgress"];
@@ -63,6 +66,9 @@ export class RpcCaller {
   /** Call ids: a random prefix per caller and a sequence, unique across instances and cheaper than a UUID each. */
   private readonly idPrefix = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
   private sequence = 0;
+  private readonly deadlines = new Deadlines<Pending>((entry) =>
+    this.fail(entry.id, "deadline_exceeded", "the device did not answer in time", true),
+  );
 
   constructor(
     private readonly deps: {
@@ -92,6 +98,7 @@ export class RpcCaller {
     const { signal } = options;
     const onAbort = signal ? () => this.fail(id, "cancelled", "the call was cancelled", true) : undefined;
     const entry: Pending = {
+      id,
       userId: options.userId,
       deviceId: options.deviceId,
       startedAt,
@@ -109,7 +116,7 @@ export class RpcCaller {
       return promise;
     }
     if (onAbort) signal?.addEventListener("abort", onAbort, { once: true });
-    this.arm(id, entry, deadlineMs);
+    this.deadlines.arm(entry, deadlineMs);
     const request: Omit<CallRequest, "c"> = {
       t: "call",
       id,
@@ -247,7 +254,7 @@ export class RpcCaller {
       return;
     }
     const remaining = entry.maxDeadlineAt - performance.now();
-    this.arm(message.id, entry, Math.min(entry.deadlineMs, remaining));
+    this.deadlines.arm(entry, Math.min(entry.deadlineMs, remaining));
     try {
       entry.onProgress?.({ progress: message.progress, total: message.total, message: message.message });
     } catch (error) {
@@ -286,11 +293,6 @@ export class RpcCaller {
     for (const id of [...this.pending.keys()]) this.fail(id, code, message, true);
   }
 
-  private arm(id: string, entry: Pending, ms: number): void {
-    clearTimeout(entry.timer);
-    entry.timer = setTimeout(() => this.fail(id, "deadline_exceeded", "the device did not answer in time", true), ms);
-  }
-
   private fail(id: string, code: DeviceCallErrorCode, message: string, tellDevice: boolean): void {
     const entry = this.take(id);
     if (!entry) return;
@@ -303,7 +305,7 @@ export class RpcCaller {
     const entry = this.pending.get(id);
     if (!entry) return undefined;
     this.pending.delete(id);
-    clearTimeout(entry.timer);
+    this.deadlines.clear(entry);
     entry.detach?.();
     return entry;
   }
