@@ -27,8 +27,8 @@ describe("Deadlines", () => {
 
   test("a cleared deadline never fires, and clearing one leaves its group's others armed", async () => {
     const { fired, deadlines } = recorder();
-    const a = { name: "a" };
-    const b = { name: "b" };
+    const a: Item = { name: "a" };
+    const b: Item = { name: "b" };
     deadlines.arm(a, 20);
     deadlines.arm(b, 20);
     deadlines.clear(a);
