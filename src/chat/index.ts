@@ -165,7 +165,7 @@ export async function createChatService(
     journeys: options.gateway?.journeys ?? journeys,
     rateLimiter: options.gateway?.rateLimiter ?? sharedChatLimiter(platform, options.limiter),
     plugins: options.gateway?.plugins ?? {
-      local: async (userId) => (await pluginLookup.installed(userId))?.local,
+      local: async (userId, tier) => (await pluginLookup.installed(userId, tier))?.local,
       onChanged: (listener) => pluginLookup.onChanged(listener),
     },
   });

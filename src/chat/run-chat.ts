@@ -242,6 +242,7 @@ async function preparePrompt(
   const pluginsReady = pluginToolset({
     plugins: engine.plugins,
     userId: input.userId,
+    tier: input.tier,
     rpc: engine.rpc,
     device: target,
     deviceDeadlineMs: config.toolDeadlineMs,

@@ -1720,6 +1720,11 @@ export interface components {
       runtime_type: "remote" | "local";
       grants: components["schemas"]["PluginPermissions"];
       available: boolean;
+      unavailable_reason: {
+        /** @enum {string} */
+        code: "suspended" | "unpublished" | "tier_not_supported" | "payment_required";
+        message: string;
+      } | null;
       installed_at: string;
       updated_at: string;
       upgrade: {
@@ -1838,6 +1843,7 @@ export interface components {
     PluginSalesTotals: {
       currency: string;
       purchases: number;
+      renewals: number;
       gross: number;
       platform_fees: number;
       refunds: {

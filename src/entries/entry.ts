@@ -1,22 +1,30 @@
 import { importCommand } from "../import/command";
-import { ensureDatabasePassword, ensureKeyFiles } from "../shared/auth/keygen";
+import {
+  ensureDatabasePassword,
+  ensureKeyFiles,
+  ensurePluginPseudonymKey,
+  pluginPseudonymKeyPath,
+} from "../shared/auth/keygen";
 import type { Migration } from "../shared/db";
 import type { ServiceName } from "../shared/env";
 import { exitOnStartupFailure, healthcheck, runServices, type ServiceFactory } from "../shared/run";
 
 /**
- * `keys [dir]` (default infra/keys): writes the RS256 key pair, the master key and the empty file of
- * extra public keys Compose mounts, never overwriting one. `bun run keys` and every executable's
- * `keys` subcommand, so a host without Bun can make them.
+ * `keys [dir]` (default infra/keys): writes the RS256 key pair, the master key, the empty file of
+ * extra public keys Compose mounts, the database password and the chat service's plugin pseudonym
+ * key, never overwriting one. `bun run keys` and every executable's `keys` subcommand, so a host
+ * without Bun can make them.
  */
 export async function keysCommand(args: string[]): Promise<number> {
   const dir = args.find((arg) => !arg.startsWith("--")) ?? "infra/keys";
   const { created, paths } = await ensureKeyFiles(dir);
   const password = ensureDatabasePassword(dir);
   if (password) created.push(password);
+  const pseudonymKey = ensurePluginPseudonymKey(dir);
+  if (pseudonymKey) created.push(pseudonymKey);
   console.log(created.length > 0 ? `created ${created.join(", ")}` : `keys already present in ${dir}`);
   console.log(
-    `private: ${paths.privateKey}\npublic:  ${paths.publicKey}\nextra:   ${paths.extraPublicKeys}\nmaster:  ${paths.masterKey}`,
+    `private: ${paths.privateKey}\npublic:  ${paths.publicKey}\nextra:   ${paths.extraPublicKeys}\nmaster:  ${paths.masterKey}\npseudonym: ${pluginPseudonymKeyPath(dir)}`,
   );
   return 0;
 }

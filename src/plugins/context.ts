@@ -1,6 +1,7 @@
 import type { Counter } from "prom-client";
 import type { Database } from "../shared/db";
 import type { Logger } from "../shared/logger";
+import type { HostResolver } from "../shared/network-address";
 import type { Platform } from "../shared/platform";
 import type { RateLimiter } from "../shared/rate-limit";
 import type { PluginPaymentsConfig } from "./payments";
@@ -10,6 +11,13 @@ export interface PluginsConfig {
   admins: ReadonlySet<string>;
   /** Outside production a remote plugin's endpoint may be plain http (test servers). */
   allowHttpEndpoints: boolean;
+  /**
+   * Production (NODE_ENV=production, as the chat service decides): a published endpoint or package
+   * must not lead into a network, by its literal host or by what its name resolves to.
+   */
+  strictEndpoints: boolean;
+  /** How a published host name is resolved (A and AAAA); the system's resolver but in tests. */
+  resolveHost: HostResolver;
   /** Per user and plugin, when the manifest sets none (PLUGIN_CALLS_PER_MINUTE, PLUGIN_CALL_TIMEOUT_MS). */
   callsPerMinute: number;
   callTimeoutMs: number;
@@ -35,7 +43,10 @@ export interface PluginsContext {
   versionEvents: Counter<"event">;
   /** The chat service's lookups of a user's plugin tools: `answered`, `failed`, `expired`. */
   lookups: Counter<"outcome">;
-  /** Purchases by what happened: `paid`, `refunded`, `ended`, `resumed`, `refused` (did not match the price). */
+  /**
+   * Purchases by what happened: `paid`, `refunded`, `ended`, `resumed`, `renewed` (a subscription's
+   * month paid), `refused` (did not match the price).
+   */
   purchaseEvents: Counter<"event">;
 }
 

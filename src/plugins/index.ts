@@ -1,13 +1,14 @@
 import { Elysia } from "elysia";
 import type { ServiceModule } from "../shared/app";
 import { migrateService } from "../shared/migrate-service";
+import { type HostResolver, systemResolver } from "../shared/network-address";
 import type { Platform } from "../shared/platform";
 import { openPluginToolsQueue } from "../shared/plugin-tools";
 import { rateLimiterFor } from "../shared/rate-limit";
 import type { UserDataConsumers } from "../shared/user-data";
 import type { PluginsContext } from "./context";
 import { migrations } from "./migrations";
-import { pluginPaymentsConfig } from "./payments";
+import { paidPluginsMissing, pluginPaymentsConfig } from "./payments";
 import { redirectOrigins } from "./redirects";
 import { PLUGINS_PREFIX, pluginsRoutes } from "./routes";
 import { startToolsRelay } from "./tools-relay";
@@ -18,10 +19,22 @@ export { PLUGINS_PREFIX } from "./routes";
 /** The plugins service's HTTP API as Eden Treaty reads it: `treaty<App>(url)`. Types only. */
 export type App = ReturnType<typeof pluginsRoutes>;
 
+export interface PluginsServiceOptions {
+  /** Checks where published endpoints lead as production does (default: NODE_ENV=production). */
+  strictEndpoints?: boolean;
+  /** Resolves published host names; the system's resolver by default. */
+  resolveHost?: HostResolver;
+}
+
 /** Builds the plugins service (the marketplace of MCP plugins) from its dependencies; no globals. */
-export async function createPluginsService(platform: Platform): Promise<ServiceModule> {
+export async function createPluginsService(
+  platform: Platform,
+  options: PluginsServiceOptions = {},
+): Promise<ServiceModule> {
   const { env, metrics } = platform;
   const logger = platform.logger.child({ module: "plugins" });
+  // One switch, as the chat service's: production connects https only, and nothing inside a network.
+  const strictEndpoints = options.strictEndpoints ?? env.NODE_ENV === "production";
   const ctx: PluginsContext = {
     platform,
     db: platform.db,
@@ -29,7 +42,9 @@ export async function createPluginsService(platform: Platform): Promise<ServiceM
     limiter: rateLimiterFor(platform),
     config: {
       admins: new Set(env.PLUGINS_ADMIN_USER_IDS),
-      allowHttpEndpoints: env.NODE_ENV !== "production",
+      allowHttpEndpoints: !strictEndpoints,
+      strictEndpoints,
+      resolveHost: options.resolveHost ?? systemResolver,
       callsPerMinute: env.PLUGIN_CALLS_PER_MINUTE,
       callTimeoutMs: env.PLUGIN_CALL_TIMEOUT_MS,
       redirectOrigins: redirectOrigins(env),
@@ -46,7 +61,7 @@ export async function createPluginsService(platform: Platform): Promise<ServiceM
     ]),
     purchaseEvents: metrics.counter(
       "plugins_purchase_events_total",
-      "Plugin purchases paid, refunded, ended, resumed",
+      "Plugin purchases paid, refunded, ended, resumed, renewed",
       ["event"],
     ),
   };
@@ -61,9 +76,12 @@ export async function createPluginsService(platform: Platform): Promise<ServiceM
       if (ctx.config.admins.size === 0) {
         logger.warn("PLUGINS_ADMIN_USER_IDS is empty: no one can review plugins, so none can be published");
       }
-      if (!ctx.payments.stripe || ctx.payments.webhookSecrets.length === 0) {
+      // Not a start failure: free plugins need no Stripe. An operator must still see what cannot be sold.
+      const missing = paidPluginsMissing(env);
+      if (missing.length > 0) {
         logger.warn(
-          "STRIPE_SECRET_KEY or PLUGINS_STRIPE_WEBHOOK_SECRET unset: paid plugins cannot be bought (checkout and webhooks answer 503)",
+          { missing },
+          `paid plugins cannot be sold: ${missing.join(" and ")} unset, so checkout, publishers' payment accounts and the payment webhook answer 503 plugin_payments_unconfigured; free plugins work`,
         );
       }
       // The chat agent's plugin tools, looked up over the queue (src/shared/plugin-tools.ts).

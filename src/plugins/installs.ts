@@ -1,13 +1,14 @@
-import { and, asc, desc, eq, isNotNull, sql } from "drizzle-orm";
+import { and, asc, desc, eq, isNotNull, notExists, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import type { AuthUser } from "../shared/auth/verifier";
 import { conflict, forbidden, notFound, ServiceError } from "../shared/errors";
+import type { Tier } from "../shared/tiers";
 import type { VerbArgs } from "../shared/verb";
 import { announce } from "./announce";
 import type { PluginsContext, Tx } from "./context";
 import type { PluginManifest } from "./manifest";
-import type { Install, InstallInput, InstallParams, UpgradeInput } from "./model";
-import { cancelPluginSubscription } from "./payments";
+import type { Install, InstallInput, InstallParams, InstallUnavailableReason, UpgradeInput } from "./model";
+import { cancelPluginSubscription, keepPluginSubscription } from "./payments";
 import { grantsWithin, isEmpty, newlyAsked, type PermissionSet, toWire } from "./permissions";
 import { installs, pluginRows, purchases, versions } from "./tables";
 import { isOffered, type PluginRecord, pluginColumns, type VersionRow } from "./views";
@@ -27,12 +28,40 @@ const grantsOf = (row: InstallRow): PermissionSet => ({
   data: row.grantedData,
 });
 
-/** Whether the agent is offered it: an offered plugin, and free or paid for. */
+/**
+ * Why the agent is not offered an install now, or undefined when it is: an offered plugin, whose
+ * installed version is for the user's current tier (checked on every lookup, not only when
+ * installing: a user who moved to another tier keeps the install, unused), free or paid for.
+ */
+export function unavailableReason(
+  plugin: Pick<PluginRecord, "status" | "suspendedAt">,
+  manifest: PluginManifest,
+  row: Pick<InstallRow, "entitlementId">,
+  tier: Tier,
+): InstallUnavailableReason | undefined {
+  if (plugin.suspendedAt !== null) {
+    return { code: "suspended", message: "the plugin is suspended by the marketplace's admins" };
+  }
+  if (!isOffered(plugin)) return { code: "unpublished", message: "the plugin has no published version" };
+  if (!manifest.tiers.includes(tier)) {
+    return {
+      code: "tier_not_supported",
+      message: `the installed version is for the ${manifest.tiers.join(", ")} tier(s), not for ${tier}`,
+    };
+  }
+  if (manifest.pricing.model !== "free" && row.entitlementId === null) {
+    return { code: "payment_required", message: "the plugin is paid and no active purchase pays for it" };
+  }
+  return undefined;
+}
+
+/** Whether the agent is offered it (see `unavailableReason`). */
 export const isUsable = (
   plugin: Pick<PluginRecord, "status" | "suspendedAt">,
   manifest: PluginManifest,
-  row: InstallRow,
-) => isOffered(plugin) && (manifest.pricing.model === "free" || row.entitlementId !== null);
+  row: Pick<InstallRow, "entitlementId">,
+  tier: Tier,
+) => unavailableReason(plugin, manifest, row, tier) === undefined;
 
 /**
  * The plugin with its live version, the plugin row held `FOR KEY SHARE` until the transaction
@@ -59,7 +88,15 @@ function checkTerms(user: AuthUser, manifest: PluginManifest, entitlementId: str
   if (manifest.pricing.model !== "free" && entitlementId === null) throw paymentRequired();
 }
 
-function installView(row: InstallRow, plugin: PluginRecord, installed: VersionRow, live: VersionRow | null): Install {
+/** The install as its user sees it, `available` judged for the tier of the caller's token. */
+function installView(
+  row: InstallRow,
+  plugin: PluginRecord,
+  installed: VersionRow,
+  live: VersionRow | null,
+  tier: Tier,
+): Install {
+  const unavailable = unavailableReason(plugin, installed.manifest, row, tier);
   const upgrade =
     live && live.id !== installed.id
       ? (() => {
@@ -80,7 +117,8 @@ function installView(row: InstallRow, plugin: PluginRecord, installed: VersionRo
     version: installed.version,
     runtime_type: installed.manifest.runtime.type,
     grants: toWire(grantsOf(row)),
-    available: isUsable(plugin, installed.manifest, row),
+    available: unavailable === undefined,
+    unavailable_reason: unavailable ?? null,
     installed_at: row.installedAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
     upgrade,
@@ -104,12 +142,60 @@ async function heldPurchase(tx: Tx, userId: string, pluginId: string): Promise<s
 }
 
 /**
+ * Reinstalling a monthly plugin uninstalled before its paid period ended: the purchase the install
+ * will attach (the oldest active one, as `heldPurchase` picks) has its subscription set to end, so
+ * Stripe is asked first to renew it again, and access does not stop at the period's end. Stripe
+ * unreachable: 503 and nothing is installed. The plugin and the user's tier are checked first, as
+ * the install checks them, so no subscription is kept for an install that is refused.
+ */
+async function keepCancelledSubscription(ctx: PluginsContext, user: AuthUser, pluginId: string): Promise<void> {
+  const [held] = await ctx.db
+    .select({
+      id: purchases.id,
+      model: purchases.model,
+      subscriptionId: purchases.subscriptionId,
+      cancelAtPeriodEnd: purchases.cancelAtPeriodEnd,
+    })
+    .from(purchases)
+    .where(
+      and(
+        eq(purchases.userId, user.userId),
+        eq(purchases.pluginId, pluginId),
+        eq(purchases.status, "active"),
+        // Installed already: the install answers 409, nothing to keep.
+        notExists(
+          ctx.db
+            .select({ id: installs.id })
+            .from(installs)
+            .where(and(eq(installs.userId, user.userId), eq(installs.pluginId, pluginId))),
+        ),
+      ),
+    )
+    .orderBy(asc(purchases.createdAt))
+    .limit(1);
+  if (held?.model !== "monthly" || !held.cancelAtPeriodEnd || !held.subscriptionId) return;
+  const { live } = await ctx.db.transaction((tx) => offeredForInstall(tx, pluginId));
+  checkTerms(user, live.manifest, held.id);
+  // Free since: the install needs no purchase, and the subscription ends as the user asked.
+  if (live.manifest.pricing.model === "free") return;
+  const kept = await keepPluginSubscription({ config: ctx.payments, logger: ctx.logger }, held.subscriptionId);
+  // Ended in Stripe meanwhile: its deletion event ends the purchase; the flag stays as it is.
+  if (kept === "ended") return;
+  await ctx.db
+    .update(purchases)
+    .set({ cancelAtPeriodEnd: false, updatedAt: sql`now()` })
+    .where(and(eq(purchases.id, held.id), eq(purchases.cancelAtPeriodEnd, true)));
+}
+
+/**
  * Installs the live version with what the user grants of what it asks for (recorded exactly). One
  * install per user and plugin (the unique index; 409 `already_installed`); the install count moves
  * in the same transaction, so it stays exact under any concurrency. A paid plugin installs with the
  * user's active purchase (bought earlier, uninstalled since); without one, 402 `payment_required`.
+ * A monthly one uninstalled before its period ended renews again (`keepCancelledSubscription`).
  */
 export async function installPlugin({ ctx, user, input }: VerbArgs<PluginsContext, InstallInput>): Promise<Install> {
+  await keepCancelledSubscription(ctx, user, input.plugin_id);
   const view = await ctx.db.transaction(async (tx) => {
     const { plugin, live } = await offeredForInstall(tx, input.plugin_id);
     const entitlementId =
@@ -136,7 +222,7 @@ export async function installPlugin({ ctx, user, input }: VerbArgs<PluginsContex
       .update(pluginRows)
       .set({ installCount: sql`${pluginRows.installCount} + 1` })
       .where(eq(pluginRows.id, plugin.id));
-    return installView(row, { ...plugin, installCount: plugin.installCount + 1 }, live, live);
+    return installView(row, { ...plugin, installCount: plugin.installCount + 1 }, live, live, user.tier);
   });
   ctx.installChanges.inc({ action: "installed" });
   await announce(ctx, [{ userId: user.userId, pluginId: view.plugin_id, reason: "installed" }]);
@@ -169,7 +255,7 @@ async function runningSubscription(ctx: PluginsContext, userId: string, pluginId
  * Removes the install (also of a suspended plugin); the count moves with it. A monthly plugin's
  * subscription is first set to end with the paid period (Stripe unreachable: 503 and nothing is
  * removed, so the user is never left paying for what they removed); the purchase stays active
- * until then, so reinstalling meanwhile needs no new payment.
+ * until then, so reinstalling meanwhile needs no new payment and renews it again.
  */
 export async function uninstallPlugin({ ctx, user, input }: VerbArgs<PluginsContext, InstallParams>): Promise<void> {
   const subscription = await runningSubscription(ctx, user.userId, input.plugin_id);
@@ -238,7 +324,7 @@ export async function upgradeInstall({
       })
       .where(eq(installs.id, current.id))
       .returning();
-    return installView(row as InstallRow, plugin, live, live);
+    return installView(row as InstallRow, plugin, live, live, user.tier);
   });
   ctx.installChanges.inc({ action: "upgraded" });
   await announce(ctx, [{ userId: user.userId, pluginId: view.plugin_id, reason: "upgraded" }]);
@@ -257,5 +343,5 @@ export async function listInstalls({ ctx, user }: VerbArgs<PluginsContext>) {
     .leftJoin(liveVersions, eq(liveVersions.id, pluginRows.currentVersionId))
     .where(eq(installs.userId, user.userId))
     .orderBy(desc(installs.installedAt), desc(installs.id));
-  return { items: rows.map((row) => installView(row.install, row.plugin, row.installed, row.live)) };
+  return { items: rows.map((row) => installView(row.install, row.plugin, row.installed, row.live, user.tier)) };
 }

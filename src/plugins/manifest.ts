@@ -2,6 +2,7 @@ import { createPublicKey, verify } from "node:crypto";
 import { z } from "zod";
 import { DEVICE_TOOL_NAMES } from "../shared/device-tools";
 import { issueDetails, ServiceError } from "../shared/errors";
+import { checkHost, type HostResolver, systemResolver } from "../shared/network-address";
 import { TIERS } from "../shared/tiers";
 import { SEMVER } from "./semver";
 
@@ -28,6 +29,11 @@ export const DataKind = z.enum(DATA_KINDS);
 
 export const SLUG = /^[a-z0-9-]{3,40}$/;
 export const TOOL_NAME = /^[a-zA-Z0-9_-]{1,48}$/;
+/**
+ * The chat agent offers a tool as `<slug>__<tool>`, and a model takes only names of at most 64
+ * characters (`^[a-zA-Z0-9_-]{1,64}$`): slug + 2 + tool name must fit, or the tool could never be offered.
+ */
+export const MAX_OFFERED_TOOL_NAME = 64;
 /** `https://host[:port]`, lowercase, nothing after: what a network permission names. */
 export const ORIGIN =
   /^https:\/\/(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?::\d{1,5})?$/;
@@ -56,9 +62,44 @@ function webUrl(schemes: "https" | "http(s)") {
     .meta({ format: "uri" });
 }
 
+/**
+ * The least a paid plugin may cost, in minor units: Stripe charges nothing below 50 cents (USD, EUR
+ * and the other currencies whose minimum is 0.50), and any currency's charge must come to at least
+ * that much in the platform's own. Lower prices would be published and then fail at every checkout.
+ */
+export const MIN_PRICE = 50;
+
+/**
+ * Stripe's minimum charge where it is higher than MIN_PRICE, in the currency's minor unit as
+ * Stripe's API counts it (its table of minimum charge amounts: 2.00 AED is 200, 175.00 HUF 17500).
+ */
+const STRIPE_MINIMUM_CHARGE: Readonly<Record<string, number>> = {
+  aed: 200,
+  bgn: 100,
+  czk: 1500,
+  dkk: 250,
+  hkd: 400,
+  huf: 17500,
+  mxn: 1000,
+  myr: 200,
+  nok: 300,
+  pln: 200,
+  ron: 200,
+  sek: 300,
+  thb: 1000,
+};
+
+/** The least a price in `currency` may be, in its minor unit. */
+export const minimumPrice = (currency: string): number =>
+  Object.hasOwn(STRIPE_MINIMUM_CHARGE, currency) ? (STRIPE_MINIMUM_CHARGE[currency] as number) : MIN_PRICE;
+
 const Money = {
-  /** In the currency's minor unit (cents), as payment providers count. */
-  amount: z.number().int().min(1).max(1_000_000),
+  /** In the currency's minor unit (cents), as payment providers count; see `minimumPrice` per currency. */
+  amount: z
+    .number()
+    .int()
+    .min(MIN_PRICE, `must be at least ${MIN_PRICE} (minor units): the least Stripe charges`)
+    .max(1_000_000),
   /** ISO 4217, lowercase (`eur`, `usd`). */
   currency: z.string().regex(/^[a-z]{3}$/, "must be a lowercase ISO 4217 code such as eur"),
 };
@@ -123,13 +164,7 @@ export function manifestSchema(options: ManifestSchemaOptions) {
       version: z.string().max(64).regex(SEMVER, "must be a semantic version such as 1.2.0"),
       changelog: z.string().max(5000),
       runtime: Runtime,
-      tools: z
-        .array(Tool)
-        .min(1)
-        .max(64)
-        .refine((tools) => new Set(tools.map((tool) => tool.name)).size === tools.length, {
-          message: "tool names must be distinct",
-        }),
+      tools: z.array(Tool).min(1).max(64).superRefine(distinctToolNames),
       permissions: z.strictObject({
         /** Device tools (docs/device-tools.md) the plugin may have the app call on the user's device. */
         deviceTools: distinct(z.enum(DEVICE_TOOL_NAMES as [string, ...string[]]), DEVICE_TOOL_NAMES.length),
@@ -149,7 +184,60 @@ export function manifestSchema(options: ManifestSchemaOptions) {
         })
         .optional(),
     })
+    .superRefine(acrossFields)
     .meta({ title: "Adiuva plugin manifest", description: "Signed by its developer; one per version" });
+}
+
+/** Each tool name once: a repeat is named at its own path, with the earlier one it repeats. */
+function distinctToolNames(tools: ReadonlyArray<{ name: string }>, ctx: z.RefinementCtx): void {
+  const first = new Map<string, number>();
+  tools.forEach((tool, index) => {
+    const earlier = first.get(tool.name);
+    if (earlier === undefined) first.set(tool.name, index);
+    else {
+      ctx.addIssue({
+        code: "custom",
+        path: [index, "name"],
+        message: `repeats tools.${earlier}.name (${tool.name}): tool names must be distinct`,
+      });
+    }
+  });
+}
+
+/**
+ * The rules that join two fields, which JSON Schema cannot say: each tool's name as the agent
+ * offers it (slug + 2 + name ≤ 64), and a paid price at least Stripe's minimum in its currency.
+ * Written defensively: they run even when another field is already wrong, to report everything at once.
+ */
+function acrossFields(value: unknown, ctx: z.RefinementCtx): void {
+  const manifest = value as { slug?: unknown; tools?: unknown; pricing?: unknown };
+  if (typeof manifest.slug === "string" && SLUG.test(manifest.slug) && Array.isArray(manifest.tools)) {
+    const slug = manifest.slug;
+    manifest.tools.forEach((tool: { name?: unknown }, index) => {
+      if (typeof tool?.name !== "string") return;
+      const offered = slug.length + 2 + tool.name.length;
+      if (offered <= MAX_OFFERED_TOOL_NAME) return;
+      ctx.addIssue({
+        code: "custom",
+        path: ["tools", index, "name"],
+        message:
+          `offered to the model as ${slug}__${tool.name}, ${offered} characters: the slug, two underscores ` +
+          `and the tool name must fit in ${MAX_OFFERED_TOOL_NAME} (slug + 2 + name ≤ ${MAX_OFFERED_TOOL_NAME}), ` +
+          `so this name may have at most ${MAX_OFFERED_TOOL_NAME - 2 - slug.length} characters`,
+      });
+    });
+  }
+  const pricing = manifest.pricing as { amount?: unknown; currency?: unknown } | undefined;
+  if (typeof pricing?.amount === "number" && typeof pricing.currency === "string") {
+    const least = minimumPrice(pricing.currency);
+    if (pricing.amount >= MIN_PRICE && pricing.amount < least) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["pricing", "amount"],
+        message: `must be at least ${least} in ${pricing.currency} (minor units): the least Stripe charges in it`,
+      });
+    }
+  }
 }
 
 export type PluginManifest = z.infer<ReturnType<typeof manifestSchema>>;
@@ -169,6 +257,54 @@ export function parseManifest(value: unknown, options: ManifestSchemaOptions): P
   const parsed = manifestSchema(options).safeParse(value);
   if (!parsed.success) throw invalidManifest(issueDetails(parsed.error.issues));
   return parsed.data;
+}
+
+/** The URLs of a manifest that something of ours fetches: the chat service its endpoint, the app its package. */
+function fetchedUrls(manifest: PluginManifest): Array<{ path: string; url: string }> {
+  return manifest.runtime.type === "remote"
+    ? [{ path: "runtime.endpoint", url: manifest.runtime.endpoint }]
+    : [{ path: "runtime.package.url", url: manifest.runtime.package.url }];
+}
+
+/**
+ * In production, where a manifest's endpoint (or local package) may lead: not into a network. Its
+ * host must not be a loopback, private, link-local, unique-local, carrier-grade NAT, unspecified or
+ * multicast address (IPv4, IPv6, IPv4 written as IPv6), nor `localhost`, `*.localhost`,
+ * `*.internal`, `*.local`; a name must resolve (A and AAAA), and to public addresses only. Refused:
+ * 422 `invalid_manifest` naming the path. A resolver that failed (timeout, server failure) says
+ * nothing of the manifest: 503 `address_check_unavailable`, try again. The chat service checks
+ * again before each connection, since a name may be pointed elsewhere after publishing.
+ */
+export async function checkManifestAddresses(
+  manifest: PluginManifest,
+  resolve: HostResolver = systemResolver,
+): Promise<void> {
+  const details: Array<{ path: string; message: string }> = [];
+  for (const { path, url } of fetchedUrls(manifest)) {
+    const host = new URL(url).hostname;
+    const verdict = await checkHost(host, resolve);
+    if (verdict.kind === "private") {
+      details.push({
+        path,
+        message: verdict.address
+          ? `${host} resolves to ${verdict.address}, a loopback, private or otherwise non-public address`
+          : `${host} is a loopback, private or otherwise non-public address, or a name internal to a network`,
+      });
+    } else if (verdict.kind === "unresolved" && !verdict.transient) {
+      details.push({
+        path,
+        message: `${host} does not resolve (no A or AAAA record): publish once its DNS is in place`,
+      });
+    } else if (verdict.kind === "unresolved") {
+      throw new ServiceError(
+        "address_check_unavailable",
+        503,
+        `the address of ${host} could not be checked now (${verdict.reason}); try again shortly`,
+        { "retry-after": "5" },
+      );
+    }
+  }
+  if (details.length > 0) throw invalidManifest(details);
 }
 
 /**

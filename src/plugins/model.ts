@@ -249,6 +249,13 @@ export type InstallParams = z.infer<typeof InstallParams>;
 export const UpgradeInput = z.object({ grants: Grants }).strict();
 export type UpgradeInput = z.infer<typeof UpgradeInput>;
 
+/** Why an install is not offered to the agent now; it stays installed, with its grants, for when it is again. */
+export const InstallUnavailableReason = z.object({
+  code: z.enum(["suspended", "unpublished", "tier_not_supported", "payment_required"]),
+  message: z.string(),
+});
+export type InstallUnavailableReason = z.infer<typeof InstallUnavailableReason>;
+
 export const Install = z.object({
   plugin_id: Uuid,
   slug: z.string(),
@@ -257,8 +264,13 @@ export const Install = z.object({
   version: z.string(),
   runtime_type: z.enum(["remote", "local"]),
   grants: Permissions,
-  /** False while the plugin is suspended (or unpaid): it is not offered to the agent. */
+  /**
+   * False while the agent is not offered it: suspended, unpaid, or its installed version not for
+   * the tier of the token asking.
+   */
   available: z.boolean(),
+  /** Why it is not available (null while it is). */
+  unavailable_reason: InstallUnavailableReason.nullable(),
   installed_at: Instant,
   updated_at: Instant,
   /**
@@ -403,7 +415,9 @@ export const SalesTotals = z.object({
   currency: z.string(),
   /** Purchases made (a subscription counts once, with its first payment). */
   purchases: z.number().int(),
-  /** What buyers paid, in the currency's minor unit. */
+  /** Subscriptions' renewals paid (each month after the first). */
+  renewals: z.number().int(),
+  /** What buyers paid, purchases and renewals, in the currency's minor unit. */
   gross: z.number().int(),
   /** The platform's share of `gross`. */
   platform_fees: z.number().int(),

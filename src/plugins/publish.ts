@@ -4,7 +4,13 @@ import { conflict, notFound, ServiceError } from "../shared/errors";
 import type { VerbArgs } from "../shared/verb";
 import type { PluginsContext, Tx } from "./context";
 import { requireDeveloper } from "./developers";
-import { canonicalJson, type PluginManifest, parseManifest, verifyManifestSignature } from "./manifest";
+import {
+  canonicalJson,
+  checkManifestAddresses,
+  type PluginManifest,
+  parseManifest,
+  verifyManifestSignature,
+} from "./manifest";
 import type { ListingInput, PluginParams, PublishInput, VersionParams } from "./model";
 import { compareVersions, latestVersion } from "./semver";
 import { type PluginStatus, pluginRows, versions } from "./tables";
@@ -13,11 +19,13 @@ import { detailView, listingOf, type PluginRecord, pluginColumns, summaryView } 
 const sha256 = (text: string) => new Bun.CryptoHasher("sha256").update(text).digest("hex");
 
 /**
- * The manifest validated against the schema (422 `invalid_manifest`, naming each failing path) and
- * its signature verified with the developer's key (422 `invalid_signature`). The signature covers
+ * The manifest validated against the schema (422 `invalid_manifest`, naming each failing path), its
+ * signature verified with the developer's key (422 `invalid_signature`), then, in production, where
+ * its endpoint or package leads (422 `invalid_manifest` for a host inside a network; resolved only
+ * for a signed manifest, so no one makes the service resolve names for them). The signature covers
  * the manifest exactly as sent: a valid manifest parses to itself (no defaults, no transforms).
  */
-function verifiedManifest(ctx: PluginsContext, publicKey: string, input: PublishInput) {
+async function verifiedManifest(ctx: PluginsContext, publicKey: string, input: PublishInput) {
   const manifest = parseManifest(input.manifest, { allowHttpEndpoints: ctx.config.allowHttpEndpoints });
   if (!verifyManifestSignature(publicKey, input.manifest, input.signature)) {
     throw new ServiceError(
@@ -26,6 +34,7 @@ function verifiedManifest(ctx: PluginsContext, publicKey: string, input: Publish
       "the signature is not your registered key's Ed25519 signature of the manifest's canonical JSON",
     );
   }
+  if (ctx.config.strictEndpoints) await checkManifestAddresses(manifest, ctx.config.resolveHost);
   return { manifest, digest: sha256(canonicalJson(input.manifest)) };
 }
 
@@ -85,7 +94,7 @@ export async function refreshStatus(tx: Tx, pluginId: string): Promise<PluginSta
  */
 export async function createPlugin({ ctx, user, input }: VerbArgs<PluginsContext, PublishInput>) {
   const developer = await requireDeveloper(ctx, user);
-  const { manifest, digest } = verifiedManifest(ctx, developer.publicKey, input);
+  const { manifest, digest } = await verifiedManifest(ctx, developer.publicKey, input);
   const pluginId = crypto.randomUUID();
   const plugin = await ctx.db.transaction(async (tx) => {
     const [created] = await tx
@@ -109,7 +118,7 @@ export async function createPlugin({ ctx, user, input }: VerbArgs<PluginsContext
  */
 export async function addVersion({ ctx, user, input }: VerbArgs<PluginsContext, PublishInput & PluginParams>) {
   const developer = await requireDeveloper(ctx, user);
-  const { manifest, digest } = verifiedManifest(ctx, developer.publicKey, input);
+  const { manifest, digest } = await verifiedManifest(ctx, developer.publicKey, input);
   const plugin = await ctx.db.transaction(async (tx) => {
     const locked = await lockOwnPlugin(tx, user, input.id);
     if (manifest.slug !== locked.slug) {

@@ -14,6 +14,7 @@ import {
   type PurchasePaid,
   type PurchaseRefunded,
   type SubscriptionEnded,
+  type SubscriptionRenewed,
   type SubscriptionResumed,
 } from "./payments";
 import type { PermissionSet } from "./permissions";
@@ -24,6 +25,9 @@ import {
   pluginRows,
   processedPaymentEvents,
   purchases,
+  type SubscriptionState,
+  subscriptionRenewals,
+  subscriptionStates,
   versions,
 } from "./tables";
 import type { VersionRow } from "./views";
@@ -33,7 +37,7 @@ type PurchaseRow = typeof purchases.$inferSelect;
 /** What an outcome's transaction did, acted on once it commits: chats to tell, purchase events to count. */
 interface Effects {
   changes: PluginsChanged[];
-  events: Array<"paid" | "refunded" | "ended" | "resumed" | "refused">;
+  events: Array<"paid" | "refunded" | "ended" | "resumed" | "renewed" | "refused">;
 }
 type PendingGrants = typeof checkoutGrants.$inferSelect;
 
@@ -60,7 +64,8 @@ export function receivePaymentWebhook({
  * whose usable plugins changed are told after the commit (`keys.pluginsChanged`).
  *
  * Locks are taken plugin row (FOR KEY SHARE) → purchase → install, the order installs, uninstalls
- * and approvals take them, so none of them waits on another in a cycle.
+ * and approvals take them, so none of them waits on another in a cycle. Outcomes about a
+ * subscription first take its `subscription_states` row, which nothing else locks.
  */
 export function purchaseStore(ctx: PluginsContext): PaymentOutcomeHandler {
   return {
@@ -97,6 +102,8 @@ async function applyEffect(ctx: PluginsContext, tx: Tx, outcome: AppliedOutcome,
       return subscriptionEnded(tx, outcome, effects);
     case "subscription_resumed":
       return subscriptionResumed(tx, outcome, effects);
+    case "subscription_renewed":
+      return subscriptionRenewed(ctx, tx, outcome, effects);
   }
 }
 
@@ -141,8 +148,13 @@ async function accountUpdated(ctx: PluginsContext, tx: Tx, outcome: PublisherAcc
  * subscription that ended, installed meanwhile) keeps its version and grants and is paid for now.
  * A payment that does not match the version's price, or of a plugin gone since, is recorded as
  * processed and honoured in nothing: logged as an error for an operator to refund.
+ *
+ * A subscription whose end Stripe delivered first (deleted, or lapsed, after this payment) is
+ * recorded as that end and pays for nothing: the install is made unpaid, as it would stand had the
+ * events come in order.
  */
 async function purchasePaid(ctx: PluginsContext, tx: Tx, outcome: PurchasePaid, effects: Effects) {
+  const ended = outcome.subscriptionId ? await endToldFirst(tx, outcome.subscriptionId, outcome.occurredAt) : undefined;
   const refuse = (why: string) => {
     ctx.logger.error(
       { event: outcome.eventId, user_id: outcome.userId, plugin_id: outcome.pluginId, why },
@@ -187,12 +199,20 @@ async function purchasePaid(ctx: PluginsContext, tx: Tx, outcome: PurchasePaid, 
       subscriptionId: outcome.subscriptionId,
       customerId: outcome.customerId,
       lastOccurredAt: new Date(outcome.occurredAt),
+      ...(ended && { status: "ended" as const, endReason: ended.state, lastOccurredAt: ended.occurredAt }),
     })
     .onConflictDoNothing()
     .returning();
   // This session's payment is recorded already (its `async_payment_succeeded` after a `completed`).
   if (!purchase) return;
   effects.events.push("paid");
+  if (ended) {
+    ctx.logger.info(
+      { event: outcome.eventId, subscription: outcome.subscriptionId, state: ended.state },
+      "a plugin subscription's end arrived before its payment: the purchase is recorded as ended",
+    );
+    effects.events.push("ended");
+  }
   const [pending] = await tx
     .delete(checkoutGrants)
     .where(
@@ -204,6 +224,43 @@ async function purchasePaid(ctx: PluginsContext, tx: Tx, outcome: PurchasePaid, 
     )
     .returning();
   await entitle(tx, purchase, version, pending, effects.changes);
+}
+
+/**
+ * The end of a subscription Stripe told before this payment's completion (canceled: final; lapsed
+ * at or after the payment), or undefined. Takes the subscription's state row (made if none), so an
+ * end delivered at the same moment commits before this reads it, or waits for this purchase and
+ * then finds it.
+ */
+async function endToldFirst(tx: Tx, subscriptionId: string, occurredAt: number) {
+  await tx
+    .insert(subscriptionStates)
+    .values({ subscriptionId, state: "active", occurredAt: new Date(occurredAt) })
+    .onConflictDoNothing();
+  const [told] = await tx
+    .select()
+    .from(subscriptionStates)
+    .where(eq(subscriptionStates.subscriptionId, subscriptionId))
+    .for("update");
+  if (!told || told.state === "active") return undefined;
+  if (told.state === "lapsed" && told.occurredAt.getTime() < occurredAt) return undefined;
+  return { state: told.state, occurredAt: told.occurredAt };
+}
+
+/**
+ * Records what an outcome tells of a subscription, unless a newer state is stored or the stored one
+ * is `canceled` (final). The row stays locked either way until the transaction ends.
+ */
+async function recordSubscriptionState(tx: Tx, subscriptionId: string, state: SubscriptionState, occurredAt: number) {
+  const at = new Date(occurredAt);
+  await tx
+    .insert(subscriptionStates)
+    .values({ subscriptionId, state, occurredAt: at })
+    .onConflictDoUpdate({
+      target: subscriptionStates.subscriptionId,
+      set: { state, occurredAt: at, updatedAt: sql`now()` },
+      setWhere: and(ne(subscriptionStates.state, "canceled"), lte(subscriptionStates.occurredAt, at)),
+    });
 }
 
 const priceOf = (version: VersionRow) => {
@@ -221,6 +278,11 @@ function grantsFor(pending: PendingGrants | undefined, asked: PermissionSet): Pe
   };
 }
 
+/**
+ * The install a purchase pays for: made with the checkout's grants, or an install already there
+ * attached to it. A purchase recorded as ended (its subscription's end came first) pays for nothing:
+ * a new install is made unpaid and one already there is left as it is.
+ */
 async function entitle(
   tx: Tx,
   purchase: PurchaseRow,
@@ -229,6 +291,7 @@ async function entitle(
   changes: PluginsChanged[],
 ) {
   const userId = purchase.userId as string;
+  const pays = purchase.status === "active";
   const granted = grantsFor(pending, version.manifest.permissions);
   const [installed] = await tx
     .insert(installs)
@@ -242,7 +305,7 @@ async function entitle(
       grantedData: granted.data,
       // No token here: the tier the user had at checkout (no pending row: the first the version lists).
       tier: pending?.tier ?? version.manifest.tiers[0] ?? "free",
-      entitlementId: purchase.id,
+      entitlementId: pays ? purchase.id : null,
     })
     .onConflictDoNothing()
     .returning({ id: installs.id });
@@ -251,9 +314,11 @@ async function entitle(
       .update(pluginRows)
       .set({ installCount: sql`${pluginRows.installCount} + 1` })
       .where(eq(pluginRows.id, purchase.pluginId));
-    changes.push({ userId, pluginId: purchase.pluginId, reason: "installed" });
+    // Unpaid, the agent is offered nothing new: no chat to tell.
+    if (pays) changes.push({ userId, pluginId: purchase.pluginId, reason: "installed" });
     return;
   }
+  if (!pays) return;
   const attached = await tx
     .update(installs)
     .set({ entitlementId: purchase.id, updatedAt: sql`now()` })
@@ -351,6 +416,8 @@ async function purchaseRefunded(tx: Tx, outcome: PurchaseRefunded, effects: Effe
  * `lapsed`, which a payment can resume; canceled stays canceled) and no longer pays for the install.
  */
 async function subscriptionEnded(tx: Tx, outcome: SubscriptionEnded, effects: Effects) {
+  // Kept even with no purchase yet: a completion delivered later finds it (`endToldFirst`).
+  await recordSubscriptionState(tx, outcome.subscriptionId, outcome.reason, outcome.occurredAt);
   const purchase = await lockPurchase(tx, eq(purchases.subscriptionId, outcome.subscriptionId));
   if (!purchase || isStale(purchase, outcome.occurredAt)) return;
   const endReason = outcome.reason === "canceled" || purchase.endReason === "canceled" ? "canceled" : "lapsed";
@@ -369,6 +436,7 @@ async function subscriptionEnded(tx: Tx, outcome: SubscriptionEnded, effects: Ef
 
 /** A lapsed subscription paid again: the purchase is active again and pays for the user's install, if any. */
 async function subscriptionResumed(tx: Tx, outcome: SubscriptionResumed, effects: Effects) {
+  await recordSubscriptionState(tx, outcome.subscriptionId, "active", outcome.occurredAt);
   const purchase = await lockPurchase(tx, eq(purchases.subscriptionId, outcome.subscriptionId));
   if (!purchase || isStale(purchase, outcome.occurredAt)) return;
   const resumes = purchase.status === "ended" && purchase.endReason === "lapsed";
@@ -396,4 +464,36 @@ async function subscriptionResumed(tx: Tx, outcome: SubscriptionResumed, effects
   if (attached.length > 0) {
     effects.changes.push({ userId: purchase.userId, pluginId: purchase.pluginId, reason: "installed" });
   }
+}
+
+/**
+ * A monthly plugin's renewal paid: recorded once per invoice (its two events, or a redelivery, find
+ * it recorded) against the subscription's purchase, so the publisher's sales count it with its fee.
+ * A subscription no purchase records (its payment was refused, its plugin erased) counts nothing.
+ */
+async function subscriptionRenewed(ctx: PluginsContext, tx: Tx, outcome: SubscriptionRenewed, effects: Effects) {
+  const [purchase] = await tx
+    .select({ id: purchases.id })
+    .from(purchases)
+    .where(eq(purchases.subscriptionId, outcome.subscriptionId));
+  if (!purchase) {
+    ctx.logger.warn(
+      { event: outcome.eventId, subscription: outcome.subscriptionId, invoice: outcome.invoiceId },
+      "a plugin subscription renewal of no recorded purchase: not counted",
+    );
+    return;
+  }
+  const [renewal] = await tx
+    .insert(subscriptionRenewals)
+    .values({
+      invoiceId: outcome.invoiceId,
+      purchaseId: purchase.id,
+      amount: outcome.amount,
+      currency: outcome.currency.toLowerCase(),
+      platformFee: outcome.platformFee,
+      paidAt: new Date(outcome.occurredAt),
+    })
+    .onConflictDoNothing()
+    .returning({ invoiceId: subscriptionRenewals.invoiceId });
+  if (renewal) effects.events.push("renewed");
 }

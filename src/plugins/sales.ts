@@ -4,18 +4,19 @@ import type { PluginsContext } from "./context";
 import { decodeTimeCursor, encodeCursor } from "./cursor";
 import { requireDeveloper } from "./developers";
 import type { PluginSales, SalesPage, SalesQuery } from "./model";
-import { pluginRows, purchases } from "./tables";
+import { pluginRows, purchases, subscriptionRenewals } from "./tables";
 
 const SALES_ORDER = "sales";
 
 const total = (expression: ReturnType<typeof sql>) => sql<number>`coalesce(${expression}, 0)::bigint`.mapWith(Number);
 
+type SalesTotals = PluginSales["totals"][number];
+
 /**
  * The caller's sales: each of their plugins that sold at least once, newest plugin first (keyset:
- * the plugin's creation time and id), with its totals per currency: purchases, gross, the platform's
- * fees, refunds, and the purchases still active. A subscription counts its first payment (renewals
- * are in the publisher's Stripe dashboard). Only the developer's own plugins: another developer's
- * sales are never in it.
+ * the plugin's creation time and id), with its totals per currency: purchases, subscriptions'
+ * renewals, gross and the platform's fees (both of purchases and renewals), refunds, and the
+ * purchases still active. Only the developer's own plugins: another developer's sales are never in it.
  */
 export async function listSales({ ctx, user, input }: VerbArgs<PluginsContext, SalesQuery>): Promise<SalesPage> {
   await requireDeveloper(ctx, user);
@@ -35,29 +36,10 @@ export async function listSales({ ctx, user, input }: VerbArgs<PluginsContext, S
     .orderBy(desc(pluginRows.createdAt), desc(pluginRows.id))
     .limit(input.limit + 1);
   const page = plugins.slice(0, input.limit);
-  const totals =
-    page.length === 0
-      ? []
-      : await ctx.db
-          .select({
-            pluginId: purchases.pluginId,
-            currency: purchases.currency,
-            count: total(sql`count(*)`),
-            gross: total(sql`sum(${purchases.amount})`),
-            platformFees: total(sql`sum(${purchases.platformFee})`),
-            refundCount: total(sql`count(*) filter (where ${purchases.amountRefunded} > 0)`),
-            refunded: total(sql`sum(${purchases.amountRefunded})`),
-            active: total(sql`count(*) filter (where ${purchases.status} = 'active')`),
-          })
-          .from(purchases)
-          .where(
-            inArray(
-              purchases.pluginId,
-              page.map((plugin) => plugin.id),
-            ),
-          )
-          .groupBy(purchases.pluginId, purchases.currency)
-          .orderBy(purchases.currency);
+  const totals = await totalsOf(
+    ctx,
+    page.map((plugin) => plugin.id),
+  );
   const last = page.at(-1);
   return {
     items: page.map(
@@ -65,19 +47,80 @@ export async function listSales({ ctx, user, input }: VerbArgs<PluginsContext, S
         plugin_id: plugin.id,
         slug: plugin.slug,
         name: plugin.name,
-        totals: totals
-          .filter((row) => row.pluginId === plugin.id)
-          .map((row) => ({
-            currency: row.currency,
-            purchases: row.count,
-            gross: row.gross,
-            platform_fees: row.platformFees,
-            refunds: { count: row.refundCount, amount: row.refunded },
-            active: row.active,
-          })),
+        totals: totals.get(plugin.id) ?? [],
       }),
     ),
     next_cursor:
       plugins.length > input.limit && last ? encodeCursor(SALES_ORDER, last.createdAt.toISOString(), last.id) : null,
   };
+}
+
+/** Each plugin's totals per currency, of its purchases and of its subscriptions' renewals. */
+async function totalsOf(ctx: PluginsContext, pluginIds: string[]): Promise<Map<string, SalesTotals[]>> {
+  const byPlugin = new Map<string, Map<string, SalesTotals>>();
+  if (pluginIds.length === 0) return new Map();
+  const entry = (pluginId: string, currency: string): SalesTotals => {
+    const currencies = byPlugin.get(pluginId) ?? new Map<string, SalesTotals>();
+    byPlugin.set(pluginId, currencies);
+    const found = currencies.get(currency);
+    if (found) return found;
+    const fresh = {
+      currency,
+      purchases: 0,
+      renewals: 0,
+      gross: 0,
+      platform_fees: 0,
+      refunds: { count: 0, amount: 0 },
+      active: 0,
+    };
+    currencies.set(currency, fresh);
+    return fresh;
+  };
+  const bought = await ctx.db
+    .select({
+      pluginId: purchases.pluginId,
+      currency: purchases.currency,
+      count: total(sql`count(*)`),
+      gross: total(sql`sum(${purchases.amount})`),
+      platformFees: total(sql`sum(${purchases.platformFee})`),
+      refundCount: total(sql`count(*) filter (where ${purchases.amountRefunded} > 0)`),
+      refunded: total(sql`sum(${purchases.amountRefunded})`),
+      active: total(sql`count(*) filter (where ${purchases.status} = 'active')`),
+    })
+    .from(purchases)
+    .where(inArray(purchases.pluginId, pluginIds))
+    .groupBy(purchases.pluginId, purchases.currency);
+  for (const row of bought) {
+    Object.assign(entry(row.pluginId, row.currency), {
+      purchases: row.count,
+      gross: row.gross,
+      platform_fees: row.platformFees,
+      refunds: { count: row.refundCount, amount: row.refunded },
+      active: row.active,
+    });
+  }
+  const renewed = await ctx.db
+    .select({
+      pluginId: purchases.pluginId,
+      currency: subscriptionRenewals.currency,
+      count: total(sql`count(*)`),
+      gross: total(sql`sum(${subscriptionRenewals.amount})`),
+      platformFees: total(sql`sum(${subscriptionRenewals.platformFee})`),
+    })
+    .from(subscriptionRenewals)
+    .innerJoin(purchases, eq(purchases.id, subscriptionRenewals.purchaseId))
+    .where(inArray(purchases.pluginId, pluginIds))
+    .groupBy(purchases.pluginId, subscriptionRenewals.currency);
+  for (const row of renewed) {
+    const totals = entry(row.pluginId, row.currency);
+    totals.renewals = row.count;
+    totals.gross += row.gross;
+    totals.platform_fees += row.platformFees;
+  }
+  return new Map(
+    [...byPlugin].map(([pluginId, currencies]) => [
+      pluginId,
+      [...currencies.values()].sort((a, b) => a.currency.localeCompare(b.currency)),
+    ]),
+  );
 }

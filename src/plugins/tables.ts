@@ -307,6 +307,52 @@ export const purchases = plugins.table(
   ],
 );
 
+/** What Stripe last said of a plugin subscription: paying, stopped collecting, or over for good. */
+export type SubscriptionState = "active" | "lapsed" | "canceled";
+
+/**
+ * The newest state Stripe told of each plugin subscription, by the Stripe time of the event that
+ * told it, kept whether or not its purchase is recorded yet: Stripe may deliver a subscription's end
+ * before its Checkout's completion, and the completion then finds the end here and grants nothing.
+ * `canceled` is final. Every outcome about a subscription writes (or locks) its row first, so the
+ * completion and the end serialise on it whichever comes first.
+ */
+export const subscriptionStates = plugins.table(
+  "subscription_states",
+  {
+    subscriptionId: text("subscription_id").primaryKey(),
+    state: text("state").$type<SubscriptionState>().notNull(),
+    /** The Stripe time of the event that told the state. */
+    occurredAt: timestamp("occurred_at", { withTimezone: true, precision: 3 }).notNull(),
+    updatedAt: timestamp("updated_at", { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (table) => [check("subscription_states_state_check", sql`${table.state} in ('active', 'lapsed', 'canceled')`)],
+);
+
+/**
+ * Each paid renewal of a monthly plugin: one row per Stripe invoice after the first (the purchase
+ * holds the first month's payment), so the publisher's sales count every month with its fee.
+ */
+export const subscriptionRenewals = plugins.table(
+  "subscription_renewals",
+  {
+    /** One invoice is paid once: `invoice.paid` and `invoice.payment_succeeded` both name it. */
+    invoiceId: text("invoice_id").primaryKey(),
+    purchaseId: uuid("purchase_id")
+      .notNull()
+      .references(() => purchases.id, { onDelete: "cascade" }),
+    /** What the buyer paid for the month, in the currency's minor unit. */
+    amount: integer("amount").notNull(),
+    currency: text("currency").notNull(),
+    /** The platform's share of `amount` (the subscription's `application_fee_percent`). */
+    platformFee: integer("platform_fee").notNull(),
+    /** The Stripe time of the event that said it was paid. */
+    paidAt: timestamp("paid_at", { withTimezone: true, precision: 3 }).notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (table) => [index("subscription_renewals_purchase_idx").on(table.purchaseId)],
+);
+
 /**
  * What the user granted when they started a Checkout, kept until its payment installs the plugin
  * with exactly that (Stripe's metadata carries who bought what, not the grants). One row per

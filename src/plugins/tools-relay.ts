@@ -6,6 +6,7 @@ import {
   type PluginToolsQueue,
   PluginToolsReply,
 } from "../shared/plugin-tools";
+import type { Tier } from "../shared/tiers";
 import type { PluginsContext } from "./context";
 import { isUsable } from "./installs";
 import { installs, pluginRows, versions } from "./tables";
@@ -16,12 +17,15 @@ const CONCURRENCY = 8;
 
 /**
  * What the agent may use of a user's plugins: the installed ones that are published, not
- * suspended and free or paid for, each on its installed version with exactly what the user
+ * suspended, for the user's tier as the asking side verified it (the installed version's
+ * `tiers`) and free or paid for, each on its installed version with exactly what the user
  * granted. Remote plugins are for the chat service's MCP client, local ones for the device.
+ * Nothing says why a plugin is left out: the model and the device are only not offered it.
  */
 export async function installedTools(
   ctx: PluginsContext,
   userId: string,
+  tier: Tier,
 ): Promise<{ plugins: InstalledRemotePlugin[]; local: InstalledLocalPlugin[] }> {
   const rows = await ctx.db
     .select({ install: installs, plugin: pluginColumns, version: versions })
@@ -41,7 +45,7 @@ export async function installedTools(
   const local: InstalledLocalPlugin[] = [];
   for (const { install, plugin, version } of rows) {
     const { manifest } = version;
-    if (!isUsable(plugin, manifest, install)) continue;
+    if (!isUsable(plugin, manifest, install, tier)) continue;
     const common = {
       pluginId: plugin.id,
       slug: plugin.slug,
@@ -88,7 +92,7 @@ export function startToolsRelay(ctx: PluginsContext, queue: PluginToolsQueue): v
       }
       let reply: PluginToolsReply;
       try {
-        reply = { requestId: data.requestId, ...(await installedTools(ctx, data.userId)) };
+        reply = { requestId: data.requestId, ...(await installedTools(ctx, data.userId, data.tier)) };
         ctx.lookups.inc({ outcome: "answered" });
       } catch (error) {
         ctx.logger.warn({ err: error, user_id: data.userId }, "plugin tools lookup for a chat turn failed");

@@ -482,10 +482,15 @@ export function readConfigFile(variable: string, path: string): string {
   }
 }
 
-/** Variables a service cannot run without in production; development falls back to embedded defaults. */
+/**
+ * Variables a service cannot run without in production; development falls back to embedded defaults.
+ * Chat needs the pseudonym key: without it plugins cannot tell one user from another (docs/plugin-tools.md).
+ * Plugins needs no Stripe: a marketplace of free plugins runs without it, paid ones answer 503 and
+ * the start says so (`paidPluginsMissing`, docs/plugins.md).
+ */
 export const requiredInProduction: Record<ServiceName, (keyof Env)[]> = {
   auth: ["DATABASE_URL", "REDIS_URL", "JWT_PRIVATE_KEY_FILE", "MASTER_KEY_FILE", "SMTP_URL", "MAIL_FROM"],
-  chat: ["DATABASE_URL", "REDIS_URL", "LLM_BASE_URL"],
+  chat: ["DATABASE_URL", "REDIS_URL", "LLM_BASE_URL", "PLUGIN_PSEUDONYM_KEY_FILE"],
   agent: ["DATABASE_URL", "REDIS_URL", "LLM_BASE_URL"],
   billing: ["DATABASE_URL", "REDIS_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"],
   storage: [

@@ -1,18 +1,25 @@
 import { z } from "zod";
 import { type JobQueue, openSharedJobQueue } from "./jobs";
 import type { Platform } from "./platform";
+import { Tier } from "./tiers";
 
 /**
  * The chat agent's plugin tools, answered by the plugins service, which alone reads its schema.
  * As with `documents_search` (document-search.ts), the two services never call each other over
  * HTTP: the chat instance starting a turn puts a lookup on this queue and waits on its own reply
- * channel; any plugins replica answers with the signed-in user's installed, paid-up plugins (remote ones for the agent, local ones for the device)
- * and what each was granted. No token crosses: the queue lives on the internal Redis.
+ * channel; any plugins replica answers with the signed-in user's installed, paid-up plugins that are
+ * for the user's tier (remote ones for the agent, local ones for the device) and what each was granted. No token crosses: the queue lives on the internal Redis.
  */
 export const PLUGIN_TOOLS_QUEUE = "plugins-installed-tools";
 
 export const PluginToolsJob = z.object({
   userId: z.string().min(1),
+  /**
+   * The tier the asking side verified (the turn's token, the device session's): only plugins whose
+   * installed version lists it are answered, so a user who moved to a tier a plugin is not for stops
+   * getting it without uninstalling it. Required: a lookup that cannot say is not answered.
+   */
+  tier: Tier,
   /** The chat instance waiting; the reply goes to its channel (`keys.pluginToolsReplies`). */
   replyTo: z.string().min(1),
   requestId: z.string().min(1),

@@ -14,6 +14,7 @@ import {
   type PluginToolsJob,
   type PluginToolsReply,
 } from "../../src/shared/plugin-tools";
+import type { Tier } from "../../src/shared/tiers";
 
 export interface RecordedCall {
   tool: string;
@@ -191,6 +192,8 @@ export function localPlugin(overrides: Partial<InstalledLocalPlugin> = {}): Inst
 export interface PluginsReplica {
   /** What the stand-in answers for each user (nothing installed when absent). */
   installed: Map<string, { plugins?: InstalledRemotePlugin[]; local?: InstalledLocalPlugin[]; error?: string }>;
+  /** The tiers a plugin (by id) is for, as its installed version says; absent: every tier. */
+  tiers: Map<string, Tier[]>;
   /** Jobs it took, in order. */
   jobs: PluginToolsJob[];
   /** Replaces the answer with raw text for one user (a malformed reply). */
@@ -198,24 +201,31 @@ export interface PluginsReplica {
   close(): Promise<void>;
 }
 
-/** Stands in for a plugins replica: takes lookups off the queue and answers on the asking instance's channel. */
+/**
+ * Stands in for a plugins replica: takes lookups off the queue and answers on the asking instance's
+ * channel, with the plugins of the job's user that are for the job's tier.
+ */
 export function startPluginsReplica(platform: Platform): PluginsReplica {
   const queue = openPluginToolsQueue(platform);
   const installed: PluginsReplica["installed"] = new Map();
+  const tiers: PluginsReplica["tiers"] = new Map();
   const raw = new Map<string, string>();
   const jobs: PluginToolsJob[] = [];
   queue.process(
     async (job) => {
       jobs.push(job.data);
-      const { userId, requestId, replyTo } = job.data;
+      const { userId, requestId, replyTo, tier } = job.data;
       const entry = installed.get(userId) ?? {};
+      // As the plugins service does: only what the installed version is for the asking tier.
+      const forTier = <T extends { pluginId: string }>(list: T[] | undefined) =>
+        (list ?? []).filter((plugin) => tiers.get(plugin.pluginId)?.includes(tier) ?? true);
       const reply: PluginToolsReply = entry.error
         ? { requestId, error: entry.error }
-        : { requestId, plugins: entry.plugins ?? [], local: entry.local ?? [] };
+        : { requestId, plugins: forTier(entry.plugins), local: forTier(entry.local) };
       const text = raw.get(userId)?.replace("$REQUEST_ID", requestId) ?? JSON.stringify(reply);
       await platform.bus.publish(platform.keys.pluginToolsReplies(replyTo), text);
     },
     { concurrency: 4 },
   );
-  return { installed, jobs, raw, close: () => queue.close() };
+  return { installed, tiers, jobs, raw, close: () => queue.close() };
 }

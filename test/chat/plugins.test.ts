@@ -8,8 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { endpointProblem } from "../../src/chat/agent/plugin-client";
+import { pluginToolset } from "../../src/chat/agent/plugins";
 import { DeviceClient, type PluginsFrame, type ToolHandler } from "../../src/client";
-import { eventually } from "../../src/shared/testing";
+import type { RateLimiter } from "../../src/shared/rate-limit";
+import { captureLogger, eventually } from "../../src/shared/testing";
 import type { Tier } from "../../src/shared/tiers";
 import { type ChatHarness, promptOf, readSse, startChat, turns } from "./harness";
 import {
@@ -420,15 +422,158 @@ describe("what a plugin's server learns", () => {
     }
   });
 
+  test("in production a name resolving inside the network is refused before connecting; nothing reaches it", async () => {
+    const asked: string[] = [];
+    const answers: Record<string, string[]> = {
+      "rebound.plugins.example": ["93.184.216.34", "127.0.0.1"],
+      "metadata.plugins.example": ["::ffff:169.254.169.254"],
+      "public.plugins.invalid": ["93.184.216.34"],
+    };
+    const resolveHost = async (host: string) => {
+      asked.push(host);
+      return answers[host] ?? [];
+    };
+    const opened = async (endpoint: string, strict = true) => {
+      const { logger, lines } = captureLogger();
+      const toolset = await pluginToolset({
+        plugins: {
+          lookup: {
+            installed: async () => ({
+              remote: [remotePlugin(endpoint, { limits: { callsPerMinute: 60, timeoutMs: 1000 } })],
+              local: [],
+            }),
+            onChanged: () => () => {},
+            start: async () => {},
+            close: async () => {},
+          },
+          limiter: h.parts.engine.plugins?.limiter as RateLimiter,
+          keys: h.platform.keys,
+          strictEndpoints: strict,
+          resolveHost,
+        },
+        userId: user(),
+        tier: "free",
+        rpc: h.parts.engine.rpc,
+        device: Promise.resolve(undefined),
+        deviceDeadlineMs: 1000,
+        logger,
+        signal: new AbortController().signal,
+      });
+      await toolset.close();
+      const reason = lines.find(
+        (line) => line.msg === "plugin server not reached; the turn goes on without its tools",
+      )?.err;
+      return { tools: Object.keys(toolset.tools), reason: reason as string | undefined };
+    };
+
+    const rebound = await opened("https://rebound.plugins.example/mcp");
+    expect(rebound).toEqual({
+      tools: [],
+      reason: "endpoint refused: rebound.plugins.example resolves to a private or loopback address (127.0.0.1)",
+    });
+    expect((await opened("https://metadata.plugins.example/mcp")).reason).toContain(
+      "resolves to a private or loopback address (::ffff:169.254.169.254)",
+    );
+    expect((await opened("https://gone.plugins.example/mcp")).reason).toContain(
+      "endpoint refused: gone.plugins.example did not resolve",
+    );
+    expect(asked).toEqual(["rebound.plugins.example", "metadata.plugins.example", "gone.plugins.example"]);
+    // The literal check stays, without resolving anything.
+    expect((await opened("https://10.0.0.8/mcp")).reason).toBe("endpoint refused: a private or loopback address");
+    expect(asked).toHaveLength(3);
+    // A public answer passes the check: the client goes on to connect (and fails on a name that is nowhere).
+    const onward = await opened("https://public.plugins.invalid/mcp");
+    expect(onward.tools).toEqual([]);
+    expect(onward.reason).toBeDefined();
+    expect(onward.reason).not.toContain("endpoint refused");
+    expect(asked.at(-1)).toBe("public.plugins.invalid");
+    // Outside production the test server on 127.0.0.1 is connected, and nothing is resolved.
+    expect((await opened(mcp.url, false)).tools).toContain("weather__lookup_weather");
+    expect(asked).toHaveLength(4);
+  });
+
   test("production connects only https endpoints on public addresses", () => {
     expect(endpointProblem("https://plugins.example.com/mcp", true)).toBeUndefined();
     expect(endpointProblem("http://plugins.example.com/mcp", true)).toBe("plain http");
-    for (const host of ["127.0.0.1", "10.0.0.5", "192.168.1.2", "169.254.169.254", "localhost", "[::1]"]) {
+    for (const host of [
+      "127.0.0.1",
+      "10.0.0.5",
+      "192.168.1.2",
+      "169.254.169.254",
+      "100.64.1.1",
+      "localhost",
+      "db.internal",
+      "printer.local",
+      "[::1]",
+      "[fd00::1]",
+      "[::ffff:169.254.169.254]",
+      "[::ffff:7f00:1]",
+    ]) {
       expect(endpointProblem(`https://${host}/mcp`, true)).toBe("a private or loopback address");
     }
     expect(endpointProblem("https://user:pass@plugins.example.com/mcp", true)).toBe("credentials in the URL");
     expect(endpointProblem("http://127.0.0.1:4000/mcp", false)).toBeUndefined();
     expect(endpointProblem("ftp://plugins.example.com/mcp", false)).toBe("scheme ftp:");
+  });
+});
+
+describe("the user's tier", () => {
+  /** One turn over REST with a token of the tier; the plugin tools the model was offered. */
+  async function offeredOn(userId: string, tier: Tier) {
+    h.llm.script({ text: "ok" });
+    const index = turns(h);
+    const response = await h.chatJson(await h.token(userId, tier), { text: "hello" });
+    expect(response.status).toBe(200);
+    return promptOf(h.llm, index).tools.filter((name) => name.includes("__"));
+  }
+  const jobsOf = (userId: string) => replica.jobs.filter((job) => job.userId === userId);
+
+  test("each turn's lookup carries its token's tier, and an answer is kept per tier: a plan change never gets the old one", async () => {
+    const userId = user();
+    const proOnly = remotePlugin(mcp.url);
+    replica.installed.set(userId, { plugins: [proOnly] });
+    replica.tiers.set(proOnly.pluginId, ["pro", "power", "team"]);
+
+    expect(await offeredOn(userId, "pro")).toContain("weather__lookup_weather");
+    expect(jobsOf(userId).map((job) => job.tier)).toEqual(["pro"]);
+    // Within the 60 s the pro answer is kept, a free turn asks for its own and is not offered it.
+    expect(await offeredOn(userId, "free")).toEqual([]);
+    expect(jobsOf(userId).map((job) => job.tier)).toEqual(["pro", "free"]);
+    // Each tier's answer is kept: no lookup for either now.
+    expect(await offeredOn(userId, "pro")).toContain("weather__lookup_weather");
+    expect(await offeredOn(userId, "free")).toEqual([]);
+    expect(jobsOf(userId)).toHaveLength(2);
+    // A change forgets the user's answers for every tier.
+    await h.platform.bus.publish(h.platform.keys.pluginsChanged(userId), "{}");
+    await eventually(
+      async () => {
+        await offeredOn(userId, "free");
+        return jobsOf(userId).length;
+      },
+      (count) => count === 3,
+    );
+    expect(jobsOf(userId).at(-1)?.tier).toBe("free");
+  });
+
+  test("a device's turn carries the tier of its session", async () => {
+    const userId = user();
+    const proOnly = remotePlugin(mcp.url);
+    replica.installed.set(userId, { plugins: [proOnly] });
+    replica.tiers.set(proOnly.pluginId, ["pro"]);
+    for (const tier of ["free", "pro"] as const) {
+      const device = await h.device(userId, {}, { tier, deviceId: `device-${tier}` });
+      h.llm.script({ text: "ok" });
+      const index = turns(h);
+      const stream = device.chat({ text: "hello" });
+      for await (const _ of stream) {
+        // drained
+      }
+      await stream.done;
+      const offered = promptOf(h.llm, index).tools.includes("weather__lookup_weather");
+      expect({ tier, offered }).toEqual({ tier, offered: tier === "pro" });
+      await device.close();
+    }
+    expect(new Set(jobsOf(userId).map((job) => job.tier))).toEqual(new Set(["free", "pro"]));
   });
 });
 
@@ -511,17 +656,73 @@ describe("the plugins frame", () => {
     expect(mine.frames.every((frame) => frame.local.length === 1)).toBe(true);
   });
 
-  test("the list does not depend on the plan: the plugins service alone decides what is installed", async () => {
+  test("the list is looked up for each socket's own tier: a plugin not for it is not announced", async () => {
     const userId = user();
-    replica.installed.set(userId, { local: [localPlugin()] });
+    const everyone = localPlugin({ slug: "clipboard" });
+    const teamOnly = localPlugin({ slug: "screens" });
+    replica.installed.set(userId, { local: [everyone, teamOnly] });
+    replica.tiers.set(teamOnly.pluginId, ["team"]);
     const free = await listeningDevice(userId, "free");
     const team = await listeningDevice(userId, "team");
     await eventually(
       () => free.frames.length + team.frames.length,
       (count) => count === 2,
     );
-    expect(free.frames).toEqual(team.frames);
-    expect(free.frames[0]?.local).toHaveLength(1);
+    expect(free.frames.map((frame) => frame.local.map((plugin) => plugin.slug))).toEqual([["clipboard"]]);
+    expect(team.frames.map((frame) => frame.local.map((plugin) => plugin.slug))).toEqual([["clipboard", "screens"]]);
+    const tiers = replica.jobs.filter((job) => job.userId === userId).map((job) => job.tier);
+    expect(tiers.sort()).toEqual(["free", "team"]);
+
+    // A change reaches each socket with its own tier's list.
+    replica.installed.set(userId, { local: [teamOnly] });
+    await h.platform.bus.publish(h.platform.keys.pluginsChanged(userId), "{}");
+    await eventually(
+      () => free.frames.length + team.frames.length,
+      (count) => count === 4,
+    );
+    expect(free.frames.at(-1)).toEqual({ type: "plugins", local: [] });
+    expect(team.frames.at(-1)?.local.map((plugin) => plugin.slug)).toEqual(["screens"]);
+  });
+
+  test("after a tier change the device renews its token and gets the list for its new tier", async () => {
+    const userId = user();
+    const everyone = localPlugin({ slug: "clipboard" });
+    const proOnly = localPlugin({ slug: "recorder" });
+    replica.installed.set(userId, { local: [everyone, proOnly] });
+    replica.tiers.set(proOnly.pluginId, ["pro", "power"]);
+    let tier: Tier = "pro";
+    const frames: PluginsFrame[] = [];
+    const client = new DeviceClient({
+      url: h.first.wsUrl,
+      deviceId: `device-${crypto.randomUUID().slice(0, 8)}`,
+      token: () => h.token(userId, tier),
+      backoff: { initialMs: 50, maxMs: 400 },
+    });
+    h.ctx.defer(() => client.close());
+    client.on("plugins", (frame) => frames.push(frame));
+    await client.connect();
+    const slugs = async (count: number) =>
+      (
+        await eventually(
+          () => frames,
+          (all) => all.length >= count,
+        )
+      )[count - 1]?.local.map((plugin) => plugin.slug);
+    expect(await slugs(1)).toEqual(["clipboard", "recorder"]);
+
+    // What auth announces after a tier change: the device is told to refresh, and renews.
+    tier = "free";
+    await h.platform.bus.publish(h.platform.keys.tierChanged(userId), JSON.stringify({ tier }));
+    expect(await slugs(2)).toEqual(["clipboard"]);
+
+    tier = "power";
+    await h.platform.bus.publish(h.platform.keys.tierChanged(userId), JSON.stringify({ tier }));
+    expect(await slugs(3)).toEqual(["clipboard", "recorder"]);
+    expect(replica.jobs.filter((job) => job.userId === userId).map((job) => job.tier)).toEqual([
+      "pro",
+      "free",
+      "power",
+    ]);
   });
 
   test("a socket without a valid token gets no plugins frame", async () => {

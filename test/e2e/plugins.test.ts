@@ -14,7 +14,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { UIMessageChunk } from "ai";
 import { DeviceClient, type PluginsFrame, type ToolHandler } from "../../src/client";
+import { announceTierChanged } from "../../src/shared/events/tier-changed";
 import { eventually, type FakeOpenAi, startFakeOpenAi } from "../../src/shared/testing";
+import type { Tier } from "../../src/shared/tiers";
 import { type ChatInstance, startChat } from "../chat/gateway/helpers";
 import { promptOf, readSse } from "../chat/harness";
 import { startMcpServer, type TestMcpServer } from "../chat/plugin-servers";
@@ -84,10 +86,10 @@ function remoteManifest(
 }
 
 /** A local plugin's manifest: a package the app downloads and checks against its digest. */
-function localManifest(slug: string) {
+function localManifest(slug: string, options: { tiers?: string[] } = {}) {
   const bytes = `the ${slug} package`;
   return {
-    ...manifest({ slug, local: true, deviceTools: ["note_create"], origins: [], data: [] }),
+    ...manifest({ slug, local: true, deviceTools: ["note_create"], origins: [], data: [], tiers: options.tiers }),
     runtime: {
       type: "local",
       package: {
@@ -111,8 +113,11 @@ async function person(): Promise<Person> {
 
 const installs = async (user: Person) => (await p.call("GET", "/installs", { token: user.token })).body.items;
 
-/** The user's device on chat: records each device tool call it runs and each `plugins` frame. */
-async function connectDevice(user: Person) {
+/**
+ * The user's device on chat: records each device tool call it runs and each `plugins` frame. Its
+ * tokens are of `tier()` when it asks for one (a pro user unless said otherwise).
+ */
+async function connectDevice(user: Person, tier: () => Tier = () => "pro") {
   const calls: Array<{ name: string; args: unknown; origin: string }> = [];
   const frames: PluginsFrame[] = [];
   const answers: Record<string, unknown> = { task_list: TASKS, note_search: NOTES };
@@ -126,7 +131,7 @@ async function connectDevice(user: Person) {
   const client = new DeviceClient({
     url: chat.wsUrl,
     deviceId: `device-${short()}`,
-    token: () => p.token(user.userId, "pro"),
+    token: () => p.token(user.userId, tier()),
     tools,
     backoff: { initialMs: 50, maxMs: 400 },
   });
@@ -533,5 +538,87 @@ describe("plugins end to end", () => {
     expect((await p.call("POST", `/admin/plugins/${pluginId}/unsuspend`, { token: admin })).status).toBe(200);
     expect(await nextFrame(device, frames)).toBeDefined();
     expect(await offeredNow()).toEqual([`${slug}__device_tasks`, `${slug}__lookup_weather`]);
+  }, 15_000);
+  test("a pro-only plugin installed on pro is not offered to a turn with a free token, and its install says why", async () => {
+    const slug = `pro-${short()}`;
+    const pluginId = await publish({ ...remoteManifest(slug), tiers: ["pro", "power", "team"] });
+    const user = await person();
+    expect((await p.install(user.token, pluginId, deviceGrants())).status).toBe(201);
+    const onFree: Person = { userId: user.userId, token: await p.token(user.userId, "free") };
+
+    const city = `Quito-${short()}`;
+    llm.script({ text: "Hello." });
+    let first = modelSteps();
+    await restTurn(user, "Hello");
+    expect(pluginToolsOffered(first).sort()).toEqual([`${slug}__device_tasks`, `${slug}__lookup_weather`]);
+
+    // The same user with a free token (the plan dropped): the turn is not offered it, and a forced call reaches nothing.
+    llm.script(
+      { toolCalls: [{ id: "call_free", name: `${slug}__lookup_weather`, args: { city } }] },
+      { text: "I cannot." },
+    );
+    first = modelSteps();
+    await restTurn(onFree, `Weather in ${city}?`);
+    expect(pluginToolsOffered(first)).toEqual([]);
+    expect(toolResults(first + 1)[0]?.content).toContain(`tool_refused: ${slug}__lookup_weather`);
+    expect(mcp.calls.filter((call) => call.args.city === city)).toEqual([]);
+    expect(await installs(onFree)).toEqual([
+      expect.objectContaining({
+        plugin_id: pluginId,
+        available: false,
+        unavailable_reason: expect.objectContaining({ code: "tier_not_supported" }),
+      }),
+    ]);
+
+    // Back on pro, the install (kept all along) is offered again.
+    llm.script({ text: "Hello again." });
+    first = modelSteps();
+    await restTurn(user, "Hello again");
+    expect(pluginToolsOffered(first).sort()).toEqual([`${slug}__device_tasks`, `${slug}__lookup_weather`]);
+    expect(await installs(user)).toEqual([expect.objectContaining({ available: true, unavailable_reason: null })]);
+  }, 15_000);
+
+  test("after a tier change the device renews its token and its plugins frame drops a pro-only local plugin", async () => {
+    const proSlug = `rec-${short()}`;
+    const proId = await publish(localManifest(proSlug, { tiers: ["pro", "power"] }));
+    const everyoneSlug = `pad-${short()}`;
+    const everyoneId = await publish(localManifest(everyoneSlug));
+    const user = await person();
+    let tier: Tier = "pro";
+    const device = await connectDevice(user, () => tier);
+    expect((await p.install(user.token, proId, deviceGrants("note_create"))).status).toBe(201);
+    expect((await p.install(user.token, everyoneId, deviceGrants("note_create"))).status).toBe(201);
+    const listed = async () =>
+      (
+        await eventually(
+          () =>
+            device.frames
+              .at(-1)
+              ?.local.map((plugin) => plugin.slug)
+              .sort(),
+          (slugs) => slugs?.length === 2,
+        )
+      )?.join(",");
+    expect(await listed()).toBe([everyoneSlug, proSlug].sort().join(","));
+
+    // The plan drops to free: auth announces the applied change, the gateway tells the device, it renews.
+    const frames = device.frames.length;
+    tier = "free";
+    await announceTierChanged(chat.platform, {
+      eventId: crypto.randomUUID(),
+      userId: user.userId,
+      tier: "free",
+      previousTier: "pro",
+      reason: "customer.subscription.deleted",
+      occurredAt: Date.now(),
+    });
+    expect(await nextFrame(device, frames)).toEqual({
+      type: "plugins",
+      local: [expect.objectContaining({ id: everyoneId, slug: everyoneSlug })],
+    });
+    // Still installed: the plugins service keeps the install for when the plan allows it again.
+    expect((await installs(user)).map((each: { plugin_id: string }) => each.plugin_id).sort()).toEqual(
+      [proId, everyoneId].sort(),
+    );
   }, 15_000);
 });

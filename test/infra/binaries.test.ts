@@ -46,6 +46,7 @@ async function productionEnv(name: ServiceName): Promise<Record<string, string>>
     REDIS_URL: TEST_REDIS_URL,
     JWT_PRIVATE_KEY_FILE: keys.privateKeyFile,
     MASTER_KEY_FILE: keys.masterKeyFile,
+    PLUGIN_PSEUDONYM_KEY_FILE: keys.pluginPseudonymKeyFile,
     // Nothing listens there: start-up must not depend on reaching the LLM or Stripe.
     LLM_BASE_URL: "http://127.0.0.1:9/v1",
     STRIPE_SECRET_KEY: "sk_test_unused",

@@ -43,6 +43,7 @@ interface ComposeService {
   logging?: { driver: string; options?: Record<string, string> };
   command?: string[];
   stop_grace_period?: string;
+  ulimits?: Record<string, number | { soft: number; hard: number }>;
 }
 interface ComposeFile {
   services: Record<string, ComposeService>;
@@ -817,6 +818,16 @@ describe("resources and logs", () => {
     );
     expect(all.cpus).toBeLessThanOrEqual(8);
     expect(all.mebibytes).toBeLessThanOrEqual(12 * 1024);
+  });
+
+  // One open file per device socket: chat's memory limit lets a replica hold ~40,000 idle devices
+  // (docs/capacity.md), more than the daemon's default limit may allow. Bun raises soft to hard.
+  test("chat may hold at least 65536 open files, soft and hard", () => {
+    const nofile = (compose.services["chat-service"] as ComposeService).ulimits?.nofile;
+    const { soft, hard } = typeof nofile === "number" ? { soft: nofile, hard: nofile } : (nofile ?? {});
+    expect({ soft, hard }).toEqual({ soft: expect.any(Number), hard: expect.any(Number) });
+    expect(soft).toBeGreaterThanOrEqual(65536);
+    expect(hard).toBeGreaterThanOrEqual(soft as number);
   });
 
   test("auth gets at least the CPU bench/RESULTS.md sized it for", () => {

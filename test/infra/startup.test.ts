@@ -7,6 +7,8 @@ import { tmpdir } from "node:os";
 import postgres from "postgres";
 import {
   createTestDatabase,
+  deleteKeysWithPrefix,
+  eventually,
   randomSuffix,
   TEST_DATABASE_URL,
   TEST_REDIS_URL,
@@ -314,6 +316,71 @@ describe("the PostgreSQL password", () => {
       expect(most).toBeLessThanOrEqual(2);
     } finally {
       await admin.end();
+    }
+  }, 30_000);
+});
+
+describe("the plugins service in production without Stripe", () => {
+  const paidWarning = (line: LogLine) =>
+    typeof line.msg === "string" && line.msg.startsWith("paid plugins cannot be sold");
+  /** Ready: migrated and started, so the start's warnings are all written. */
+  const readyOn = (port: number) =>
+    eventually(
+      () => fetch(`http://127.0.0.1:${port}/ready`).then((response) => response.status),
+      (status) => status === 200,
+    );
+  const plugins = async (variables: Record<string, string>, keyPrefix: string) => {
+    const keys = await testKeys();
+    return new ServiceProcess(
+      ["bun", "src/main.ts"],
+      isolatedEnv({
+        SERVICE_NAME: "plugins",
+        NODE_ENV: "production",
+        PORT: "0",
+        HOST: "127.0.0.1",
+        DATABASE_URL: database.url,
+        REDIS_URL: TEST_REDIS_URL,
+        REDIS_KEY_PREFIX: keyPrefix,
+        JWT_PUBLIC_KEY_FILE: keys.publicKeyFile,
+        PLUGINS_ADMIN_USER_IDS: "00000000-0000-4000-8000-000000000001",
+        ...variables,
+      }),
+    );
+  };
+
+  test("starts (free plugins need no Stripe) and warns once, naming what keeps paid plugins from being sold", async () => {
+    const keyPrefix = `t:${randomSuffix()}`;
+    try {
+      await using service = await plugins({}, keyPrefix);
+      const port = await service.port();
+      await service.waitForLog(paidWarning);
+      expect(await readyOn(port)).toBe(200);
+      const warnings = service.logs.filter(paidWarning);
+      expect(warnings).toHaveLength(1);
+      const { level, missing, msg } = warnings[0] as LogLine;
+      expect({ level, missing }).toEqual({
+        level: "warn",
+        missing: ["STRIPE_SECRET_KEY", "PLUGINS_STRIPE_WEBHOOK_SECRET"],
+      });
+      expect(msg).toContain("503 plugin_payments_unconfigured");
+    } finally {
+      await deleteKeysWithPrefix(keyPrefix);
+    }
+  }, 30_000);
+
+  test("with only the key, the missing webhook secret is named; with both, no warning", async () => {
+    const keyPrefix = `t:${randomSuffix()}`;
+    try {
+      await using keyOnly = await plugins({ STRIPE_SECRET_KEY: "sk_test_unused" }, keyPrefix);
+      expect((await keyOnly.waitForLog(paidWarning)).missing).toEqual(["PLUGINS_STRIPE_WEBHOOK_SECRET"]);
+      await using both = await plugins(
+        { STRIPE_SECRET_KEY: "sk_test_unused", PLUGINS_STRIPE_WEBHOOK_SECRET: "whsec_unused" },
+        keyPrefix,
+      );
+      expect(await readyOn(await both.port())).toBe(200);
+      expect(both.logs.filter(paidWarning)).toEqual([]);
+    } finally {
+      await deleteKeysWithPrefix(keyPrefix);
     }
   }, 30_000);
 });

@@ -204,3 +204,50 @@ describe("the tier subscriptions billing's tests use", () => {
     expect(fake.invoice(subscription.id, "paid").next_payment_attempt).toBeNull();
   });
 });
+
+describe("subscriptions over time", () => {
+  test("a renewal is a paid invoice of the price, with the platform's percent of it; both its events name it", async () => {
+    const destination = await payableAccount();
+    const session = await stripe.checkout.sessions.create({
+      mode: "subscription",
+      line_items: [item(499, true)],
+      success_url: "https://a.test/s",
+      subscription_data: { application_fee_percent: 20, transfer_data: { destination } },
+    });
+    const { subscription } = fake.completeCheckout(session.id);
+    const first = JSON.parse(fake.emittedOf("invoice.paid").at(-1) as string).data.object;
+    expect(first).toMatchObject({ billing_reason: "subscription_create", amount_paid: 499, status: "paid" });
+    const periodEnd = (subscription.items as { data: Array<{ current_period_end: number }> }).data[0]
+      ?.current_period_end as number;
+    const renewal = fake.renewSubscription(subscription.id);
+    expect(renewal.invoice).toMatchObject({
+      billing_reason: "subscription_cycle",
+      amount_paid: 499,
+      currency: "eur",
+      parent: { subscription_details: { subscription: subscription.id } },
+    });
+    const paid = JSON.parse(renewal.paid);
+    const succeeded = JSON.parse(renewal.succeeded);
+    expect([paid.type, succeeded.type]).toEqual(["invoice.paid", "invoice.payment_succeeded"]);
+    expect(paid.id).not.toBe(succeeded.id);
+    expect(paid.data.object.id).toBe(succeeded.data.object.id);
+    expect(renewal.subscription.items).toMatchObject({ data: [{ current_period_start: periodEnd }] });
+    const fees = [...fake.applicationFees.values()].filter((fee) => fee.account === destination);
+    expect(fees.map((fee) => fee.amount)).toEqual([100, 100]);
+    expect((await stripe.invoices.list({ customer: String(subscription.customer) })).data).toHaveLength(2);
+  });
+
+  test("a canceled subscription refuses every change but its metadata, as Stripe does", async () => {
+    const subscription = fake.createSubscription({ customer: "cus_1", price: "price_pro_monthly" });
+    await stripe.subscriptions.cancel(subscription.id);
+    expect(await refusal(stripe.subscriptions.update(subscription.id, { cancel_at_period_end: false }))).toMatchObject({
+      status: 400,
+      code: "invalid_canceled_subscription_fields",
+      param: "cancel_at_period_end",
+    });
+    expect(await stripe.subscriptions.update(subscription.id, { metadata: { note: "kept" } })).toMatchObject({
+      status: "canceled",
+    });
+    expect(() => fake.renewSubscription(subscription.id)).toThrow("canceled");
+  });
+});

@@ -4,6 +4,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import {
   cancelPluginSubscription,
+  keepPluginSubscription,
   outcomeOf,
   type PaymentOutcome,
   refundPluginPurchase,
@@ -274,6 +275,64 @@ describe("subscription ended", () => {
       kind: "ignored",
       reason: "not_ours",
     });
+  });
+});
+
+describe("subscription renewed", () => {
+  test("a paid renewal names the invoice, the amount and the platform's percent of it; the first invoice is no renewal", async () => {
+    const { input, subscription } = await subscribed();
+    const [first] = h.fake.emittedOf("invoice.paid").slice(-1);
+    expect(await deliver(first as string)).toMatchObject({ kind: "ignored", reason: "first_invoice" });
+    const renewal = h.fake.renewSubscription(subscription.id);
+    const expected = {
+      kind: "subscription_renewed" as const,
+      userId: input.userId,
+      pluginId: input.pluginId,
+      version: "1.2.0",
+      subscriptionId: subscription.id,
+      invoiceId: renewal.invoice.id,
+      amount: 499,
+      currency: "eur",
+      platformFee: 100,
+    };
+    expect(await deliver(renewal.paid)).toEqual({
+      ...expected,
+      eventId: eventOf(renewal.paid).id,
+      occurredAt: eventOf(renewal.paid).created * 1000,
+    });
+    expect(await deliver(renewal.succeeded)).toMatchObject({ ...expected, eventId: eventOf(renewal.succeeded).id });
+  });
+
+  test("billing's tier invoices and invoices with nothing paid are not counted", async () => {
+    const tier = h.fake.createSubscription({ customer: "cus_x", price: "price_pro", metadata: { user_id: "u1" } });
+    expect(await deliver(h.fake.event("invoice.paid", h.fake.invoice(tier.id, "paid")))).toMatchObject({
+      kind: "ignored",
+      reason: "not_ours",
+    });
+    const { subscription } = await subscribed();
+    const credited = { ...h.fake.invoice(subscription.id, "paid"), amount_paid: 0 };
+    expect(await deliver(h.fake.event("invoice.paid", credited))).toMatchObject({
+      kind: "ignored",
+      reason: "no_change",
+    });
+  });
+
+  test("keeping a subscription set to end renews it; one Stripe ended is reported ended", async () => {
+    const { subscription } = await subscribed();
+    await cancelPluginSubscription(h.deps, subscription.id, "period_end");
+    expect(await keepPluginSubscription(h.deps, subscription.id)).toBe("kept");
+    expect(h.fake.subscriptions.get(subscription.id)).toMatchObject({ status: "active", cancel_at_period_end: false });
+    await cancelPluginSubscription(h.deps, subscription.id, "now");
+    expect(await keepPluginSubscription(h.deps, subscription.id)).toBe("ended");
+    h.fake.subscriptions.delete(subscription.id);
+    expect(await keepPluginSubscription(h.deps, subscription.id)).toBe("ended");
+    h.fake.unavailable = true;
+    try {
+      const error = await rejection(keepPluginSubscription(h.deps, subscription.id));
+      expect([error.status, error.code]).toEqual([503, "stripe_unavailable"]);
+    } finally {
+      h.fake.unavailable = false;
+    }
   });
 });
 

@@ -3,7 +3,7 @@
 // as docs/plugins.md says (canonical JSON, node:crypto's Ed25519), and helpers that walk a plugin
 // through publishing, review and install over HTTP.
 import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
-import { createPluginsService } from "../../src/plugins";
+import { createPluginsService, type PluginsServiceOptions } from "../../src/plugins";
 import { canonicalJson } from "../../src/plugins/manifest";
 import { createTestContext, type PlatformOverrides, type TestContext } from "../../src/shared/testing";
 import type { Tier } from "../../src/shared/tiers";
@@ -85,10 +85,11 @@ export interface Developer {
   privateKey: KeyObject;
 }
 
-export async function startPlugins(overrides: PlatformOverrides = {}) {
+/** The service on a fresh database; `service` as production would run it (strict endpoints) or not. */
+export async function startPlugins(overrides: PlatformOverrides = {}, service: PluginsServiceOptions = {}) {
   const ctx: TestContext = await createTestContext();
   const adminId = newUserId();
-  const server = await ctx.start([createPluginsService], {
+  const server = await ctx.start([(platform) => createPluginsService(platform, service)], {
     ...overrides,
     service: "plugins",
     env: { PLUGINS_ADMIN_USER_IDS: adminId, ...overrides.env },

@@ -115,6 +115,34 @@ describe("installing", () => {
     expect(await installCount(id)).toBe(1);
   });
 
+  test("availability is judged for the token's tier: a pro-only install is unavailable to the same user on free, and says why", async () => {
+    const id = await p.publishLive(dev, manifest({ tiers: ["pro", "power"] }));
+    const userId = newUserId();
+    const pro = await p.token(userId, "pro");
+    expect((await p.install(pro, id)).body).toMatchObject({ available: true, unavailable_reason: null });
+    const onFree = (await p.call("GET", "/installs", { token: await p.token(userId, "free") })).body.items;
+    expect(onFree).toEqual([
+      expect.objectContaining({
+        plugin_id: id,
+        available: false,
+        unavailable_reason: {
+          code: "tier_not_supported",
+          message: "the installed version is for the pro, power tier(s), not for free",
+        },
+      }),
+    ]);
+    // Still installed, grants kept: back on a listed tier it is available again.
+    const onPower = (await p.call("GET", "/installs", { token: await p.token(userId, "power") })).body.items;
+    expect(onPower).toEqual([expect.objectContaining({ available: true, unavailable_reason: null })]);
+    // A suspension says so, whatever the tier.
+    const admin = await p.adminToken();
+    await p.call("POST", `/admin/plugins/${id}/suspend`, { token: admin, body: { reason: "checking" } });
+    expect((await p.call("GET", "/installs", { token: pro })).body.items[0]).toMatchObject({
+      available: false,
+      unavailable_reason: { code: "suspended" },
+    });
+  });
+
   test("a paid plugin without a purchase is 402 payment_required naming the checkout route, one-off or monthly", async () => {
     for (const pricing of [
       { model: "one_off", amount: 999, currency: "eur" },

@@ -7,6 +7,7 @@ import { silentLogger } from "../../src/shared/logger";
 import { openPluginToolsQueue, type PluginToolsJob, PluginToolsReply } from "../../src/shared/plugin-tools";
 import { eventually } from "../../src/shared/testing";
 import { FakeStripe, signWebhook } from "../../src/shared/testing/fake-stripe";
+import type { Tier } from "../../src/shared/tiers";
 import { type Answer, type Developer, manifest, newUserId, startPlugins } from "./harness";
 
 export const WEBHOOK_SECRET = "whsec_plugin_purchases";
@@ -54,10 +55,10 @@ export async function startPaidPlugins() {
     }),
   );
 
-  /** The plugin ids the chat lookup offers the user's agent now. */
-  const offered = async (userId: string): Promise<string[]> => {
+  /** The plugin ids the chat lookup offers the user's agent now (a team user, as the buyers here are). */
+  const offered = async (userId: string, tier: Tier = "team"): Promise<string[]> => {
     const requestId = crypto.randomUUID();
-    const job: PluginToolsJob = { userId, replyTo: chat.instanceId, requestId, expiresAt: Date.now() + 10_000 };
+    const job: PluginToolsJob = { userId, tier, replyTo: chat.instanceId, requestId, expiresAt: Date.now() + 10_000 };
     await queue.add(requestId, job);
     const reply = await eventually(
       async () => replies.get(requestId),

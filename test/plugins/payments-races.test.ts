@@ -1,12 +1,13 @@
 // Races of paid plugins with real concurrency on the real PostgreSQL: Stripe delivering the same
 // event many times at once, a refund meeting the user's own reinstall, a payment meeting the user's
-// install attempt. Each round is a new purchase; the invariants must hold in every round.
+// install attempt, a subscription's end meeting its own completion, a renewal's events meeting each
+// other. Each round is a new purchase; the invariants must hold in every round.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { and, eq } from "drizzle-orm";
 import { refundPluginPurchase } from "../../src/plugins/payments";
-import { installs, pluginRows, purchases } from "../../src/plugins/tables";
+import { installs, pluginRows, purchases, subscriptionRenewals } from "../../src/plugins/tables";
 import type { Developer } from "./harness";
-import { ONE_OFF, type PaidPlugins, startPaidPlugins } from "./payments-harness";
+import { MONTHLY, ONE_OFF, type PaidPlugins, startPaidPlugins } from "./payments-harness";
 
 let p: PaidPlugins;
 let publisher: Developer & { accountId: string };
@@ -80,5 +81,45 @@ describe("races", () => {
       expect(await p.offered(buyer.userId)).toEqual([]);
     }
     expect(await installCount(id)).toBe(0);
+  }, 60_000);
+
+  test("a subscription's deletion delivered with its checkout's completion: never left active; 20 rounds", async () => {
+    const id = await p.paidPlugin(publisher, MONTHLY);
+    for (let round = 0; round < 20; round++) {
+      const buyer = await p.subscribedCheckout(id);
+      await p.stripe.subscriptions.cancel(buyer.subscription.id);
+      const deleted = p.lastEmitted("customer.subscription.deleted");
+      // Both at the same moment, started in either order.
+      const order = round % 2 === 0 ? [buyer.event, deleted] : [deleted, buyer.event];
+      const answers = await Promise.all(order.map((event) => p.deliver(event)));
+      expect(answers.map((answer) => answer.body.outcome)).toEqual(["processed", "processed"]);
+      const bought = await purchasesOf(buyer.userId);
+      expect(bought.map((row) => [row.status, row.endReason])).toEqual([["ended", "canceled"]]);
+      const installed = await installsOf(buyer.userId, id);
+      expect(installed.map((row) => row.entitlementId)).toEqual([null]);
+      expect(await p.offered(buyer.userId)).toEqual([]);
+    }
+    expect(await installCount(id)).toBe(20);
+  }, 60_000);
+
+  test("a renewal's invoice.paid and invoice.payment_succeeded, each twice, at once: one renewal; 10 rounds", async () => {
+    const id = await p.paidPlugin(publisher, MONTHLY);
+    const buyer = await p.subscribedCheckout(id);
+    await p.deliver(buyer.event);
+    const [purchase] = await purchasesOf(buyer.userId);
+    for (let round = 0; round < 10; round++) {
+      const renewal = p.fake.renewSubscription(buyer.subscription.id);
+      const events = [renewal.paid, renewal.succeeded, renewal.paid, renewal.succeeded];
+      const answers = await Promise.all(events.map((event) => p.deliver(event)));
+      expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200]);
+      expect(answers.filter((answer) => answer.body.outcome === "duplicate")).toHaveLength(2);
+    }
+    const renewals = await db()
+      .select()
+      .from(subscriptionRenewals)
+      .where(eq(subscriptionRenewals.purchaseId, purchase?.id as string));
+    expect(renewals).toHaveLength(10);
+    expect(new Set(renewals.map((row) => row.invoiceId)).size).toBe(10);
+    expect(renewals.every((row) => row.amount === 499 && row.platformFee === 62)).toBe(true);
   }, 60_000);
 });

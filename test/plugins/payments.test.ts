@@ -1,7 +1,8 @@
 // Paid plugins end to end over HTTP: a publisher's Stripe Express account and its onboarding, a
 // user's Checkout paying the publisher with the platform's fee kept, the signed webhook installing
 // the plugin (the chat lookup then offers it), refunds uninstalling it, a subscription's lapse,
-// resumption and end, uninstalling a monthly plugin, account deletion, and the publisher's sales.
+// resumption and end, a subscription's events out of order, uninstalling and reinstalling a monthly
+// plugin, renewals, account deletion, and the publisher's sales.
 // The real stripe-node client talks to the fake Stripe API; PostgreSQL and Redis are real.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { and, eq } from "drizzle-orm";
@@ -390,14 +391,15 @@ describe("a monthly plugin", () => {
     expect((await installOf(userId, id))?.entitlementId).toBe(current?.id as string);
   });
 
-  test("uninstalling sets the subscription to end with the paid period; the purchase pays for a reinstall until it ends", async () => {
+  test("uninstalling sets the subscription to end with the paid period; reinstalling before it ends renews it again", async () => {
     const id = await p.paidPlugin(publisher, MONTHLY);
     const buyer = await p.subscribedCheckout(id);
     await p.deliver(buyer.event);
-    const updates = () => p.fake.requestsTo("POST", `/v1/subscriptions/${buyer.subscription.id}`);
+    const updates = () =>
+      p.fake.requestsTo("POST", `/v1/subscriptions/${buyer.subscription.id}`).map((request) => request.params);
 
     expect((await p.call("DELETE", `/installs/${id}`, { token: buyer.token })).status).toBe(204);
-    expect(updates().map((request) => request.params)).toEqual([{ cancel_at_period_end: "true" }]);
+    expect(updates()).toEqual([{ cancel_at_period_end: "true" }]);
     expect(p.fake.subscriptions.get(buyer.subscription.id)).toMatchObject({
       status: "active",
       cancel_at_period_end: true,
@@ -408,16 +410,90 @@ describe("a monthly plugin", () => {
     });
     expect(await p.offered(buyer.userId)).toEqual([]);
 
-    // Still paid for: reinstalling needs no payment, and a second uninstall asks Stripe nothing more.
+    // Still paid for: reinstalling needs no payment, and undoes the cancellation so access goes on.
     expect((await p.install(buyer.token, id)).status).toBe(201);
+    expect(updates()).toEqual([{ cancel_at_period_end: "true" }, { cancel_at_period_end: "false" }]);
+    expect(p.fake.subscriptions.get(buyer.subscription.id)).toMatchObject({
+      status: "active",
+      cancel_at_period_end: false,
+    });
+    expect(await purchaseBySubscription(buyer.subscription.id)).toMatchObject({
+      status: "active",
+      cancelAtPeriodEnd: false,
+    });
     expect(await p.offered(buyer.userId)).toEqual([id]);
-    expect((await p.call("DELETE", `/installs/${id}`, { token: buyer.token })).status).toBe(204);
-    expect(updates()).toHaveLength(1);
-    expect((await p.install(buyer.token, id)).status).toBe(201);
+    // The next period is paid as ever.
+    const renewal = p.fake.renewSubscription(buyer.subscription.id);
+    expect((await p.deliver(renewal.paid)).body.outcome).toBe("processed");
+    expect(await p.offered(buyer.userId)).toEqual([id]);
 
-    // The period ends: Stripe deletes the subscription, and access ends.
+    // Uninstalled again, the subscription is set to end again; a reinstall already there asks Stripe nothing.
+    expect((await p.call("DELETE", `/installs/${id}`, { token: buyer.token })).status).toBe(204);
+    expect(updates()).toHaveLength(3);
+    expect(updates()[2]).toEqual({ cancel_at_period_end: "true" });
+    expect((await p.install(buyer.token, id)).status).toBe(201);
+    expect(codeOf(await p.install(buyer.token, id))).toEqual({ status: 409, code: "already_installed" });
+    expect(updates()).toHaveLength(4);
+    expect(p.fake.subscriptions.get(buyer.subscription.id)).toMatchObject({ cancel_at_period_end: false });
+
+    // Uninstalled for good: the period ends, Stripe deletes the subscription, and access ends.
+    expect((await p.call("DELETE", `/installs/${id}`, { token: buyer.token })).status).toBe(204);
     await p.stripe.subscriptions.cancel(buyer.subscription.id);
     await p.deliver(p.lastEmitted("customer.subscription.deleted"));
+    expect(await p.offered(buyer.userId)).toEqual([]);
+    expect(codeOf(await p.install(buyer.token, id))).toEqual({ status: 402, code: "payment_required" });
+    expect(updates()).toHaveLength(5);
+  });
+
+  test("a reinstall Stripe cannot confirm is 503 and installs nothing; one the user may not make asks Stripe nothing", async () => {
+    const id = await p.paidPlugin(publisher, MONTHLY, { tiers: ["pro", "power", "team"] });
+    const buyer = await p.subscribedCheckout(id);
+    await p.deliver(buyer.event);
+    expect((await p.call("DELETE", `/installs/${id}`, { token: buyer.token })).status).toBe(204);
+    const updates = () => p.fake.requestsTo("POST", `/v1/subscriptions/${buyer.subscription.id}`).length;
+    expect(updates()).toBe(1);
+
+    p.fake.unavailable = true;
+    try {
+      expect(codeOf(await p.install(buyer.token, id))).toEqual({ status: 503, code: "stripe_unavailable" });
+    } finally {
+      p.fake.unavailable = false;
+    }
+    expect(await installOf(buyer.userId, id)).toBeUndefined();
+    expect(await purchaseBySubscription(buyer.subscription.id)).toMatchObject({ cancelAtPeriodEnd: true });
+    expect(p.fake.subscriptions.get(buyer.subscription.id)).toMatchObject({ cancel_at_period_end: true });
+
+    // The same user on a tier the plugin is not for: refused before Stripe is asked.
+    const freeToken = await p.token(buyer.userId, "free");
+    const requests = updates();
+    expect(codeOf(await p.install(freeToken, id))).toEqual({ status: 403, code: "tier_not_supported" });
+    expect(updates()).toBe(requests);
+    expect(p.fake.subscriptions.get(buyer.subscription.id)).toMatchObject({ cancel_at_period_end: true });
+    // Another user's purchase is not theirs to keep.
+    expect(codeOf(await p.install(await p.token(newUserId(), "team"), id))).toEqual({
+      status: 402,
+      code: "payment_required",
+    });
+    expect(updates()).toBe(requests);
+
+    // Stripe answering again, the reinstall goes through and the subscription renews.
+    expect((await p.install(buyer.token, id)).status).toBe(201);
+    expect(p.fake.subscriptions.get(buyer.subscription.id)).toMatchObject({ cancel_at_period_end: false });
+    expect(await p.offered(buyer.userId)).toEqual([id]);
+  });
+
+  test("a reinstall after Stripe ended the subscription, before its deletion arrived: installed, then unpaid when it does", async () => {
+    const id = await p.paidPlugin(publisher, MONTHLY);
+    const buyer = await p.subscribedCheckout(id);
+    await p.deliver(buyer.event);
+    expect((await p.call("DELETE", `/installs/${id}`, { token: buyer.token })).status).toBe(204);
+    // The period ended in Stripe; its webhook is still on the way.
+    const canceled = p.fake.updateSubscription(buyer.subscription.id, { status: "canceled" });
+    expect((await p.install(buyer.token, id)).status).toBe(201);
+    const refused = p.fake.requestsTo("POST", `/v1/subscriptions/${buyer.subscription.id}`).at(-1);
+    expect(refused?.params).toEqual({ cancel_at_period_end: "false" });
+    expect(await purchaseBySubscription(buyer.subscription.id)).toMatchObject({ cancelAtPeriodEnd: true });
+    await p.deliver(p.fake.event("customer.subscription.deleted", canceled));
     expect(await p.offered(buyer.userId)).toEqual([]);
     expect(await listed(buyer.token)).toEqual([expect.objectContaining({ plugin_id: id, available: false })]);
   });
@@ -437,6 +513,157 @@ describe("a monthly plugin", () => {
     }
     expect(await p.offered(buyer.userId)).toEqual([id]);
     expect(p.fake.subscriptions.get(buyer.subscription.id)).toMatchObject({ cancel_at_period_end: false });
+  });
+});
+
+describe("a subscription's events out of order", () => {
+  /** What one buyer's purchase and install of `pluginId` came to, as the user and the publisher see them. */
+  const stateOf = async (buyer: { userId: string; token: string; subscription: { id: string } }, pluginId: string) => {
+    const purchase = await purchaseBySubscription(buyer.subscription.id);
+    const install = await installOf(buyer.userId, pluginId);
+    return {
+      purchase: {
+        status: purchase?.status as string | undefined,
+        endReason: purchase?.endReason as string | null | undefined,
+        amount: purchase?.amount,
+      },
+      install: install && { paidBy: install.entitlementId, grants: install.grantedDeviceTools },
+      offered: await p.offered(buyer.userId),
+    };
+  };
+
+  test("deleted before its checkout's completion arrives: the completion grants nothing, as in order", async () => {
+    const id = await p.paidPlugin(publisher, MONTHLY);
+    // In order: paid, then deleted.
+    const first = await p.subscribedCheckout(id);
+    expect((await p.deliver(first.event)).body.outcome).toBe("processed");
+    await p.stripe.subscriptions.cancel(first.subscription.id);
+    expect((await p.deliver(p.lastEmitted("customer.subscription.deleted"))).body.outcome).toBe("processed");
+    // Out of order: Stripe delivers the deletion first.
+    const second = await p.subscribedCheckout(id);
+    await p.stripe.subscriptions.cancel(second.subscription.id);
+    const heard = await listen(second.userId);
+    expect((await p.deliver(p.lastEmitted("customer.subscription.deleted"))).body.outcome).toBe("processed");
+    expect(await purchasesOf(second.userId)).toEqual([]);
+    expect((await p.deliver(second.event)).body.outcome).toBe("processed");
+
+    const expected = {
+      purchase: { status: "ended", endReason: "canceled", amount: 499 },
+      install: { paidBy: null, grants: ["task_list"] },
+      offered: [],
+    };
+    expect(await stateOf(first, id)).toEqual(expected);
+    expect(await stateOf(second, id)).toEqual(expected);
+    expect(await listed(second.token)).toEqual([expect.objectContaining({ plugin_id: id, available: false })]);
+    expect(await installCount(id)).toBe(2);
+    // Nothing the agent could use was ever announced to the second buyer's chat.
+    await p.offered(second.userId);
+    expect(heard).toEqual([]);
+    // A redelivery of either changes nothing; buying again is a new purchase, which pays for the install.
+    expect((await p.deliver(second.event)).body.outcome).toBe("duplicate");
+    const again = await p.checkout(second.token, id);
+    expect(again.status).toBe(200);
+    expect((await p.deliver(p.fake.completeCheckout(again.body.session_id).event)).body.outcome).toBe("processed");
+    expect(await p.offered(second.userId)).toEqual([id]);
+    expect(await installCount(id)).toBe(2);
+  });
+
+  test("the last failed renewal before the completion: the purchase lapsed, and a later payment resumes it", async () => {
+    const id = await p.paidPlugin(publisher, MONTHLY);
+    const buyer = await p.subscribedCheckout(id);
+    const final = p.fake.failInvoicePayment(buyer.subscription.id, { final: true });
+    expect((await p.deliver(final.event)).body.outcome).toBe("processed");
+    expect((await p.deliver(p.lastEmitted("customer.subscription.updated"))).body.outcome).toBe("processed");
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("processed");
+    expect(await stateOf(buyer, id)).toEqual({
+      purchase: { status: "ended", endReason: "lapsed", amount: 499 },
+      install: { paidBy: null, grants: ["task_list"] },
+      offered: [],
+    });
+    // Paid again: the newer resumption brings it back, the install paid for by the same purchase.
+    p.fake.renewSubscription(buyer.subscription.id);
+    expect((await p.deliver(p.lastEmitted("customer.subscription.updated"))).body.outcome).toBe("processed");
+    const purchase = await purchaseBySubscription(buyer.subscription.id);
+    expect(await stateOf(buyer, id)).toEqual({
+      purchase: { status: "active", endReason: null, amount: 499 },
+      install: { paidBy: purchase?.id as string, grants: ["task_list"] },
+      offered: [id],
+    });
+  });
+
+  test("an update of the subscription older than its completion does not end it; a deletion of another one changes nothing", async () => {
+    const id = await p.paidPlugin(publisher, MONTHLY);
+    const buyer = await p.subscribedCheckout(id);
+    const other = await p.subscribedCheckout(id);
+    const paidAt = JSON.parse(buyer.event).created as number;
+    // A lapse Stripe dated before the payment cannot end what the payment started.
+    const stale = p.fake.event(
+      "customer.subscription.updated",
+      { ...p.fake.subscriptions.get(buyer.subscription.id), status: "unpaid" },
+      { previousAttributes: { status: "active" }, created: paidAt - 60 },
+    );
+    expect((await p.deliver(stale)).body.outcome).toBe("processed");
+    await p.stripe.subscriptions.cancel(other.subscription.id);
+    expect((await p.deliver(p.lastEmitted("customer.subscription.deleted"))).body.outcome).toBe("processed");
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("processed");
+    expect(await stateOf(buyer, id)).toMatchObject({ purchase: { status: "active", endReason: null }, offered: [id] });
+  });
+});
+
+describe("renewals", () => {
+  test("each paid renewal is counted once with its fee; the first invoice is the checkout's own payment", async () => {
+    const seller = await p.payablePublisher();
+    const id = await p.paidPlugin(seller, MONTHLY, { name: "Renewing" });
+    const buyer = await p.subscribedCheckout(id);
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("processed");
+    // Stripe's invoice.paid of the first invoice says nothing new.
+    expect((await p.deliver(p.lastEmitted("invoice.paid"))).body.outcome).toBe("ignored");
+    const totals = async () =>
+      (await p.call("GET", "/developers/me/sales", { token: seller.token })).body.items[0]?.totals;
+    const renewed = async () => {
+      const text = await p.server.platform.metrics.registry.getSingleMetricAsString("plugins_purchase_events_total");
+      return Number(/plugins_purchase_events_total\{event="renewed"\} (\d+)/.exec(text)?.[1] ?? 0);
+    };
+    const before = await renewed();
+
+    for (let month = 0; month < 2; month++) {
+      const renewal = p.fake.renewSubscription(buyer.subscription.id);
+      expect(renewal.invoice).toMatchObject({ billing_reason: "subscription_cycle", amount_paid: 499 });
+      // Both events of one invoice, each possibly delivered again: one renewal.
+      expect((await p.deliver(renewal.paid)).body.outcome).toBe("processed");
+      expect((await p.deliver(renewal.succeeded)).body.outcome).toBe("processed");
+      expect((await p.deliver(renewal.paid)).body.outcome).toBe("duplicate");
+    }
+    expect(await totals()).toEqual([
+      {
+        currency: "eur",
+        purchases: 1,
+        renewals: 2,
+        gross: 3 * 499,
+        platform_fees: 3 * 62,
+        refunds: { count: 0, amount: 0 },
+        active: 1,
+      },
+    ]);
+    expect((await renewed()) - before).toBe(2);
+    // The platform's share is what Stripe took of each renewal's charge.
+    const fees = [...p.fake.applicationFees.values()].filter((fee) => fee.account === seller.accountId);
+    expect(fees.map((fee) => fee.amount)).toEqual([62, 62, 62]);
+
+    // A renewal of billing's tier subscriptions, or of a subscription no purchase records, counts nothing.
+    const tier = p.fake.createSubscription({ customer: "cus_tier", price: "price_pro_monthly" });
+    expect((await p.deliver(p.fake.event("invoice.paid", p.fake.invoice(tier.id, "paid")))).body.outcome).toBe(
+      "ignored",
+    );
+    const unknown = p.fake.createSubscription({
+      customer: "cus_other",
+      price: "price_unknown",
+      metadata: p.fake.subscriptions.get(buyer.subscription.id)?.metadata as Record<string, string>,
+    });
+    expect((await p.deliver(p.fake.event("invoice.paid", p.fake.invoice(unknown.id, "paid")))).body.outcome).toBe(
+      "processed",
+    );
+    expect((await totals())?.[0]).toMatchObject({ renewals: 2, gross: 3 * 499 });
   });
 });
 
@@ -629,7 +856,7 @@ describe("the webhook", () => {
 });
 
 describe("publishers see their sales", () => {
-  test("per plugin: purchases, gross, platform fees, refunds; paginated; nobody else sees them", async () => {
+  test("per plugin: purchases, renewals, gross, platform fees, refunds; paginated; nobody else sees them", async () => {
     const seller = await p.payablePublisher();
     const tool = await p.paidPlugin(seller, ONE_OFF, { name: "Tool" });
     const service = await p.paidPlugin(seller, MONTHLY, { name: "Service" });
@@ -641,6 +868,9 @@ describe("publishers see their sales", () => {
     await p.deliver(p.lastEmitted("charge.refunded"));
     const subscriber = await p.subscribedCheckout(service);
     await p.deliver(subscriber.event);
+    // A month later: the renewal counts with its fee (the first invoice is the purchase itself).
+    await p.deliver(p.lastEmitted("invoice.paid"));
+    await p.deliver(p.fake.renewSubscription(subscriber.subscription.id).paid);
 
     const sales = (token: string, query = "") => p.call("GET", `/developers/me/sales${query}`, { token });
     const page1 = await sales(seller.token, "?limit=1");
@@ -652,7 +882,15 @@ describe("publishers see their sales", () => {
         slug: expect.any(String),
         name: "Service",
         totals: [
-          { currency: "eur", purchases: 1, gross: 499, platform_fees: 62, refunds: { count: 0, amount: 0 }, active: 1 },
+          {
+            currency: "eur",
+            purchases: 1,
+            renewals: 1,
+            gross: 998,
+            platform_fees: 124,
+            refunds: { count: 0, amount: 0 },
+            active: 1,
+          },
         ],
       },
     ]);
@@ -667,6 +905,7 @@ describe("publishers see their sales", () => {
             {
               currency: "eur",
               purchases: 2,
+              renewals: 0,
               gross: 3000,
               platform_fees: 376,
               refunds: { count: 1, amount: 1500 },

@@ -40,6 +40,7 @@ async function lookup(userId: string, overrides: Partial<PluginToolsJob> = {}, w
   const requestId = crypto.randomUUID();
   await queue.add(requestId, {
     userId,
+    tier: "free",
     replyTo: chat.instanceId,
     requestId,
     expiresAt: Date.now() + 10_000,
@@ -180,11 +181,77 @@ describe("the user's plugin tools", () => {
       tier: "pro",
     });
     expect((await lookup(userId))?.plugins).toEqual([]);
+    expect((await p.call("GET", "/installs", { token: await p.token(userId, "pro") })).body.items[0]).toMatchObject({
+      available: false,
+      unavailable_reason: { code: "payment_required" },
+    });
     await db
       .update(installs)
       .set({ entitlementId: purchaseId })
       .where(and(eq(installs.userId, userId), eq(installs.pluginId, id)));
     expect((await lookup(userId))?.plugins?.map((each) => each.pluginId)).toEqual([id]);
+  });
+});
+
+describe("the user's tier", () => {
+  test("a plugin whose installed version is not for the lookup's tier is left out, remote and local, without a word", async () => {
+    const proRemote = await p.publishLive(dev, manifest({ tiers: ["pro", "power", "team"] }));
+    const proLocal = await p.publishLive(dev, manifest({ local: true, tiers: ["pro"] }));
+    const everyone = await p.publishLive(dev, manifest());
+    const userId = newUserId();
+    const pro = await p.token(userId, "pro");
+    for (const id of [proRemote, proLocal, everyone]) expect((await p.install(pro, id)).status).toBe(201);
+    const ids = (reply: PluginToolsReply | undefined) => ({
+      plugins: (reply?.plugins ?? []).map((each) => each.pluginId).sort(),
+      local: (reply?.local ?? []).map((each) => each.pluginId),
+      error: reply?.error,
+    });
+
+    expect(ids(await lookup(userId, { tier: "pro" }))).toEqual({
+      plugins: [proRemote, everyone].sort(),
+      local: [proLocal],
+      error: undefined,
+    });
+    // The same user after moving to free: the installs stay, the lookup leaves them out.
+    expect(ids(await lookup(userId, { tier: "free" }))).toEqual({ plugins: [everyone], local: [], error: undefined });
+    expect(ids(await lookup(userId, { tier: "power" }))).toEqual({
+      plugins: [proRemote, everyone].sort(),
+      local: [],
+      error: undefined,
+    });
+    const rows = await p.server.platform.db.select().from(installs).where(eq(installs.userId, userId));
+    expect(rows).toHaveLength(3);
+  });
+
+  test("the installed version's tiers decide, not the live version's", async () => {
+    const body = manifest({ tiers: ["pro"], deviceTools: [], origins: [], data: [] });
+    const id = await p.publishLive(dev, body);
+    const userId = newUserId();
+    await p.install(await p.token(userId, "pro"), id, { device_tools: [], origins: [], data: [] });
+    // 2.0.0 is for free users too, but asks for more: the install stays on 1.0.0 until consent.
+    await p.releaseVersion(
+      dev,
+      id,
+      manifest({
+        slug: body.slug as string,
+        version: "2.0.0",
+        tiers: ["free", "pro"],
+        deviceTools: ["task_list"],
+        origins: [],
+        data: [],
+      }),
+    );
+    expect((await lookup(userId, { tier: "free" }))?.plugins).toEqual([]);
+    expect((await lookup(userId, { tier: "pro" }))?.plugins?.map((each) => each.version)).toEqual(["1.0.0"]);
+  });
+
+  test("a lookup without a tier, or with one that is no tier, is not answered", async () => {
+    const id = await p.publishLive(dev, manifest());
+    const userId = newUserId();
+    await p.install(await p.token(userId), id);
+    expect(await lookup(userId, { tier: undefined }, 1000)).toBeUndefined();
+    expect(await lookup(userId, { tier: "gold" as never }, 1000)).toBeUndefined();
+    expect((await lookup(userId, { tier: "free" }))?.plugins?.map((each) => each.pluginId)).toEqual([id]);
   });
 });
 

@@ -78,6 +78,7 @@ describe("redis topology from the environment", () => {
       DATABASE_URL: "postgres://db/adiuva",
       LLM_BASE_URL: "http://llm",
       JWT_PUBLIC_KEY_FILE: "/keys/pub.pem",
+      PLUGIN_PSEUDONYM_KEY_FILE: "/keys/plugin_pseudonym.key",
     };
     expect(() => loadEnv(production)).toThrow(/REDIS_URL \(or REDIS_SENTINELS or REDIS_CLUSTER_NODES\)/);
     expect(loadEnv({ ...production, REDIS_CLUSTER_NODES: "r1:7000" }).REDIS_CLUSTER_NODES).toBe("r1:7000");

@@ -2,6 +2,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { type CallToolResult, ErrorCode, McpError, type Tool as McpTool } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
+import { checkHost, type HostResolver, isPrivateHost, systemResolver } from "../../shared/network-address";
 import type { InstalledRemotePlugin } from "../../shared/plugin-tools";
 import { withTimeout } from "../../shared/timeout";
 
@@ -49,13 +50,19 @@ export interface PluginClientOptions {
   plugin: InstalledRemotePlugin;
   /** Stable per user and plugin, unlinkable across plugins; absent: the server learns no identity. */
   pseudonym?: string;
-  /** Refuse plain http and addresses on private networks (production). */
+  /** Refuse plain http and addresses on private networks, literal or resolved (production). */
   strictEndpoints: boolean;
+  /** Resolves the endpoint's name in strict mode; the system's resolver by default. */
+  resolveHost?: HostResolver;
   /** Runs a granted device tool for a request of this plugin's server. */
   deviceCall(name: string, args: Record<string, unknown>, signal: AbortSignal): Promise<unknown>;
 }
 
-/** Why an endpoint is not connected, or undefined when it may be. */
+/**
+ * Why an endpoint is not connected, or undefined when it may be, from the URL alone. Strict
+ * (production) also refuses plain http and hosts inside a network written as such (src/shared/network-address.ts);
+ * where a name leads is checked by `resolvedEndpointProblem` before connecting.
+ */
 export function endpointProblem(endpoint: string, strict: boolean): string | undefined {
   let url: URL;
   try {
@@ -71,26 +78,25 @@ export function endpointProblem(endpoint: string, strict: boolean): string | und
   return undefined;
 }
 
-/** Literal addresses (and `localhost`) no plugin of the marketplace may point the server at. */
-function isPrivateHost(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
-  if (host === "localhost" || host.endsWith(".localhost") || host.endsWith(".internal")) return true;
-  const v4 = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(host);
-  if (v4) {
-    const [a, b] = [Number(v4[1]), Number(v4[2])];
-    return (
-      a === 0 ||
-      a === 10 ||
-      a === 127 ||
-      (a === 100 && b >= 64 && b < 128) ||
-      (a === 169 && b === 254) ||
-      (a === 172 && b >= 16 && b < 32) ||
-      (a === 192 && b === 168)
-    );
+/**
+ * Where the endpoint's name leads right now (strict mode): every address it resolves to must be
+ * public. The plugins service checked when the endpoint was published; the name may have been
+ * pointed inside the network since (DNS rebinding), so it is checked again before each connection.
+ */
+export async function resolvedEndpointProblem(
+  endpoint: string,
+  resolve: HostResolver,
+  timeoutMs: number,
+): Promise<string | undefined> {
+  const host = new URL(endpoint).hostname;
+  const verdict = await checkHost(host, resolve, timeoutMs);
+  if (verdict.kind === "private") {
+    return verdict.address
+      ? `${host} resolves to a private or loopback address (${verdict.address})`
+      : "a private or loopback address";
   }
-  return (
-    host === "::" || host === "::1" || /^f[cd]/.test(host) || host.startsWith("fe80") || host.startsWith("::ffff:")
-  );
+  if (verdict.kind === "unresolved") return `${host} did not resolve (${verdict.reason})`;
+  return undefined;
 }
 
 /**
@@ -143,7 +149,11 @@ export class PluginClient {
   /** Connects and lists the server's tools within `deadlineMs`; rejects on any failure (the turn leaves the plugin out). */
   static async open(options: PluginClientOptions, deadlineMs: number, signal: AbortSignal): Promise<PluginClient> {
     const { plugin } = options;
-    const problem = endpointProblem(plugin.endpoint, options.strictEndpoints);
+    const problem =
+      endpointProblem(plugin.endpoint, options.strictEndpoints) ??
+      (options.strictEndpoints
+        ? await resolvedEndpointProblem(plugin.endpoint, options.resolveHost ?? systemResolver, deadlineMs)
+        : undefined);
     if (problem) throw new Error(`endpoint refused: ${problem}`);
     const headers: Record<string, string> = options.pseudonym ? { [PSEUDONYM_HEADER]: options.pseudonym } : {};
     const transport = new StreamableHTTPClientTransport(new URL(plugin.endpoint), {

@@ -8,6 +8,7 @@ import {
   type PluginToolsQueue,
   PluginToolsReply,
 } from "../../shared/plugin-tools";
+import { TIERS, type Tier } from "../../shared/tiers";
 import { withTimeout } from "../../shared/timeout";
 
 /** A user's installed, paid-up plugins, as the plugins service named them. */
@@ -20,10 +21,11 @@ export interface InstalledPlugins {
 
 export interface PluginLookup {
   /**
-   * The user's plugins; undefined when the plugins service did not answer in time, answered with a
-   * failure, or is known to be away (then the lookup goes on in the background, see below).
+   * The user's plugins for their verified tier (the plugins service leaves out those whose
+   * installed version is not for it); undefined when the plugins service did not answer in time,
+   * answered with a failure, or is known to be away (then the lookup goes on in the background, see below).
    */
-  installed(userId: string): Promise<InstalledPlugins | undefined>;
+  installed(userId: string, tier: Tier): Promise<InstalledPlugins | undefined>;
   /** Called with a user id once that user's plugins changed and this instance forgot what it knew of them. */
   onChanged(listener: (userId: string) => void): () => void;
   /** Follows `pluginsChanged` for every user. */
@@ -42,8 +44,11 @@ export interface PluginLookupOptions {
 const DEFAULT_CACHE_MS = 60_000;
 /** Longest a close waits for Redis to take its unsubscribes. */
 const UNSUBSCRIBE_WAIT_MS = 250;
-/** Answers kept at most; past it the expired ones go, then the oldest. */
-const MAX_CACHED_USERS = 10_000;
+/** Answers kept at most (one per user and tier); past it the expired ones go, then the oldest. */
+const MAX_CACHED = 10_000;
+
+/** What an answer is kept under: the user and the tier it was asked for, since the answer depends on both. */
+const cacheKey = (userId: string, tier: Tier) => `${tier}:${userId}`;
 
 type Outcome =
   | { kind: "answered"; plugins: InstalledPlugins }
@@ -60,8 +65,9 @@ interface Lookup {
  * The chat side of the plugin lookup (src/shared/plugin-tools.ts): a job on the shared queue, the
  * answer on this instance's reply channel, matched by request id, as document search does.
  *
- * Answers are kept per user for a short while and forgotten on `pluginsChanged`, so a user's turns
- * do not each make a round trip. Concurrent lookups of one user share one job.
+ * Answers are kept per user and tier for a short while and forgotten on `pluginsChanged`, so a
+ * user's turns do not each make a round trip; a turn with another tier (the user's plan changed)
+ * never gets the answer given for the old one. Concurrent lookups of one user and tier share one job.
  *
  * While no plugins replica answers (none deployed, or all down), turns must not each wait out the
  * deadline: after one lookup went unanswered this instance stops waiting, and lookups go on in the
@@ -107,7 +113,7 @@ export function createPluginLookup(platform: Platform, logger: Logger, options: 
     return replies;
   };
 
-  async function ask(userId: string): Promise<Outcome> {
+  async function ask(userId: string, tier: Tier): Promise<Outcome> {
     await listen();
     const requestId = crypto.randomUUID();
     const answered = new Promise<Outcome>((resolve) => {
@@ -123,30 +129,30 @@ export function createPluginLookup(platform: Platform, logger: Logger, options: 
         resolve(outcome);
       });
     });
-    const job = { userId, replyTo: platform.instanceId, requestId, expiresAt: Date.now() + options.timeoutMs };
+    const job = { userId, tier, replyTo: platform.instanceId, requestId, expiresAt: Date.now() + options.timeoutMs };
     await queue.add(requestId, job).catch((error: Error) => {
       pending.get(requestId)?.({ kind: "failed", reason: `not queued: ${error.message}` });
     });
     return answered;
   }
 
-  function remember(userId: string, plugins: InstalledPlugins): void {
+  function remember(key: string, plugins: InstalledPlugins): void {
     const now = Date.now();
-    if (cache.size >= MAX_CACHED_USERS) {
-      for (const [user, entry] of cache) if (entry.expiresAt <= now) cache.delete(user);
+    if (cache.size >= MAX_CACHED) {
+      for (const [kept, entry] of cache) if (entry.expiresAt <= now) cache.delete(kept);
       const oldest = cache.keys().next();
-      if (cache.size >= MAX_CACHED_USERS && !oldest.done) cache.delete(oldest.value);
+      if (cache.size >= MAX_CACHED && !oldest.done) cache.delete(oldest.value);
     }
-    cache.set(userId, { plugins, expiresAt: now + cacheMs });
+    cache.set(key, { plugins, expiresAt: now + cacheMs });
   }
 
-  function settle(userId: string, lookup: Lookup, outcome: Outcome): InstalledPlugins | undefined {
-    if (running.get(userId) === lookup) running.delete(userId);
+  function settle(userId: string, key: string, lookup: Lookup, outcome: Outcome): InstalledPlugins | undefined {
+    if (running.get(key) === lookup) running.delete(key);
     if (closed) return undefined;
     if (outcome.kind === "answered") {
       if (!answering) logger.info("the plugins service answers again; turns get plugin tools");
       answering = true;
-      if (!lookup.stale) remember(userId, outcome.plugins);
+      if (!lookup.stale) remember(key, outcome.plugins);
       return outcome.plugins;
     }
     if (outcome.kind === "unanswered") {
@@ -163,26 +169,41 @@ export function createPluginLookup(platform: Platform, logger: Logger, options: 
     return undefined;
   }
 
-  function lookUp(userId: string): Lookup {
+  function lookUp(userId: string, tier: Tier): Lookup {
+    const key = cacheKey(userId, tier);
     const lookup: Lookup = { stale: false, promise: Promise.resolve(undefined) };
-    lookup.promise = ask(userId).then(
-      (outcome) => settle(userId, lookup, outcome),
-      (error: Error) => settle(userId, lookup, { kind: "failed", reason: error.message }),
+    lookup.promise = ask(userId, tier).then(
+      (outcome) => settle(userId, key, lookup, outcome),
+      (error: Error) => settle(userId, key, lookup, { kind: "failed", reason: error.message }),
     );
-    running.set(userId, lookup);
+    running.set(key, lookup);
     return lookup;
   }
 
+  /** Forgets what is known of the user's plugins, for every tier: a lookup running now is not kept either. */
+  function forget(userId: string): void {
+    for (const tier of TIERS) {
+      const key = cacheKey(userId, tier);
+      cache.delete(key);
+      const lookup = running.get(key);
+      if (lookup) {
+        lookup.stale = true;
+        running.delete(key);
+      }
+    }
+  }
+
   return {
-    async installed(userId) {
+    async installed(userId, tier) {
       if (closed) return undefined;
-      const cached = cache.get(userId);
+      const key = cacheKey(userId, tier);
+      const cached = cache.get(key);
       if (cached && cached.expiresAt > Date.now()) return cached.plugins;
-      if (answering) return (running.get(userId) ?? lookUp(userId)).promise;
+      if (answering) return (running.get(key) ?? lookUp(userId, tier)).promise;
       // Known to be away: ask in the background, one lookup at a time, and answer now without plugins.
-      if (!probing && !running.has(userId)) {
+      if (!probing && !running.has(key)) {
         probing = true;
-        void lookUp(userId).promise.finally(() => {
+        void lookUp(userId, tier).promise.finally(() => {
           probing = false;
         });
       }
@@ -196,12 +217,7 @@ export function createPluginLookup(platform: Platform, logger: Logger, options: 
       const prefix = keys.pluginsChanged("");
       changes = await bus.psubscribe(keys.pluginsChangedPattern, (_message, channel) => {
         const userId = channel.slice(prefix.length);
-        cache.delete(userId);
-        const lookup = running.get(userId);
-        if (lookup) {
-          lookup.stale = true;
-          running.delete(userId);
-        }
+        forget(userId);
         for (const listener of listeners) {
           try {
             listener(userId);

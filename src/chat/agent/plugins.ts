@@ -6,8 +6,10 @@ import { DEVICE_TOOL_CONTRACT, type DeviceToolName } from "../../shared/device-t
 import { ConfigError, type Env, readConfigFile } from "../../shared/env";
 import type { Keys } from "../../shared/keys";
 import type { Logger } from "../../shared/logger";
+import type { HostResolver } from "../../shared/network-address";
 import type { InstalledRemotePlugin } from "../../shared/plugin-tools";
 import type { RateLimiter } from "../../shared/rate-limit";
+import type { Tier } from "../../shared/tiers";
 import { DEVICE_CALL_ERRORS, DeviceCallRefusal, isTimeout, PluginClient } from "./plugin-client";
 import type { PluginLookup } from "./plugin-lookup";
 import { describeDeviceError } from "./toolset";
@@ -20,13 +22,20 @@ export interface ChatPlugins {
   keys: Keys;
   /** The key of the per-plugin pseudonyms (PLUGIN_PSEUDONYM_KEY_FILE); absent: none is sent. */
   pseudonymKey?: string;
-  /** Production refuses plain http endpoints and private addresses. */
+  /**
+   * Production (NODE_ENV=production) refuses plain http endpoints and hosts inside a network, written
+   * as such or resolved to (checked before each connection).
+   */
   strictEndpoints: boolean;
+  /** Resolves endpoint names in strict mode; the system's resolver by default. */
+  resolveHost?: HostResolver;
 }
 
 export interface PluginToolsetOptions {
   plugins: ChatPlugins | undefined;
   userId: string;
+  /** The turn's verified tier: the plugins service offers only plugins whose installed version it may use. */
+  tier: Tier;
   rpc: DeviceRpc;
   /** Where the plugins' device calls run: the device the turn's device tools use. */
   device: Promise<DeviceInfo | undefined>;
@@ -83,7 +92,7 @@ export async function pluginToolset(options: PluginToolsetOptions): Promise<Plug
   const empty: PluginToolset = { tools: {}, close: async () => {} };
   const { plugins } = options;
   if (!plugins) return empty;
-  const installed = await plugins.lookup.installed(options.userId).catch(() => undefined);
+  const installed = await plugins.lookup.installed(options.userId, options.tier).catch(() => undefined);
   const remote = (installed?.remote ?? []).filter((plugin) => {
     if (SLUG.test(plugin.slug)) return true;
     options.logger.warn({ plugin_id: plugin.pluginId }, "plugin left out: its slug is not [a-z0-9-]");
@@ -117,6 +126,7 @@ async function openClient(
         plugin,
         pseudonym: plugins.pseudonymKey && pluginPseudonym(plugins.pseudonymKey, plugin.pluginId, options.userId),
         strictEndpoints: plugins.strictEndpoints,
+        resolveHost: plugins.resolveHost,
         deviceCall: (name, args, signal) => runDeviceTool(options, plugin, name, args, signal),
       },
       Math.min(plugin.limits.timeoutMs, CONNECT_DEADLINE_MS),

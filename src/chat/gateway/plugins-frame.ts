@@ -1,13 +1,17 @@
 import type { PluginsFrame } from "../../protocol";
 import type { Logger } from "../../shared/logger";
 import type { InstalledLocalPlugin } from "../../shared/plugin-tools";
+import type { Tier } from "../../shared/tiers";
 import type { DeviceConnection } from "./connection";
 import type { DeviceHub } from "./hub";
 
 /** Where the gateway learns a user's local plugins, and hears that they changed. */
 export interface LocalPluginSource {
-  /** Undefined when the plugins service could not say (then no frame is sent). */
-  local(userId: string): Promise<InstalledLocalPlugin[] | undefined>;
+  /**
+   * The user's local plugins for the session's tier (those whose installed version is for it);
+   * undefined when the plugins service could not say (then no frame is sent).
+   */
+  local(userId: string, tier: Tier): Promise<InstalledLocalPlugin[] | undefined>;
   /** Called with a user id after that user's plugins changed; returns the unsubscribe. */
   onChanged(listener: (userId: string) => void): () => void;
 }
@@ -17,6 +21,8 @@ export interface PluginAnnouncer {
   welcomed(connection: DeviceConnection): void;
   /** The user's plugins changed: every socket of theirs on this instance gets the new list. */
   changed(userId: string): void;
+  /** The socket's session moved to another tier (a renewed token): its list may differ, it gets it again. */
+  tierChanged(connection: DeviceConnection): void;
 }
 
 /** The wire form of the local plugins (snake_case, as the rest of the protocol). */
@@ -39,38 +45,60 @@ export function pluginsFrame(local: InstalledLocalPlugin[]): PluginsFrame {
 }
 
 /**
- * Sends `plugins` frames: after each `welcome`, and to the user's sockets on this instance when
- * `pluginsChanged` says their plugins changed. Each lookup takes a number when it starts and a
- * socket never gets an older list after a newer one, whichever answer comes back first; a burst
- * of changes for one user makes at most one lookup more than the one running.
+ * Sends `plugins` frames: after each `welcome`, to the user's sockets on this instance when
+ * `pluginsChanged` says their plugins changed, and to a socket whose session changed tier. The list
+ * is looked up for the session's tier, and a socket gets only a list looked up for the tier it has
+ * when it arrives. Each lookup takes a number when it starts and a socket never gets an older list
+ * after a newer one, whichever answer comes back first; a burst of changes for one user makes at
+ * most one lookup more than the one running (per tier its sockets have).
  */
 export function createPluginAnnouncer(hub: DeviceHub, source: LocalPluginSource, logger: Logger): PluginAnnouncer {
   let started = 0;
   const sent = new WeakMap<DeviceConnection, number>();
   const running = new Map<string, { again: boolean }>();
 
-  const lookUp = (userId: string) =>
-    source.local(userId).catch((error: Error) => {
+  const lookUp = (userId: string, tier: Tier) =>
+    source.local(userId, tier).catch((error: Error) => {
       logger.warn({ err: error.message }, "local plugins not looked up");
       return undefined;
     });
 
-  const deliver = (connections: DeviceConnection[], number: number, local: InstalledLocalPlugin[]) => {
+  const deliver = (connections: DeviceConnection[], tier: Tier, number: number, local: InstalledLocalPlugin[]) => {
     const frame = pluginsFrame(local);
     for (const connection of connections) {
-      if (connection.state !== "open" || (sent.get(connection) ?? 0) > number) continue;
+      // A session that changed tier meanwhile has its own lookup coming.
+      if (connection.state !== "open" || connection.session?.tier !== tier) continue;
+      if ((sent.get(connection) ?? 0) > number) continue;
       sent.set(connection, number);
       connection.send(frame);
     }
   };
 
+  /** The list for one connection's current tier, sent to it alone. */
+  const sendTo = (connection: DeviceConnection) => {
+    const session = connection.session;
+    if (session === undefined) return;
+    const number = ++started;
+    void lookUp(session.userId, session.tier).then((local) => {
+      if (local) deliver([connection], session.tier, number, local);
+    });
+  };
+
+  /** The tiers of the user's sockets here: usually one, two while a renewed token reaches one socket before another. */
+  const tiersOf = (userId: string) =>
+    new Set(hub.connectionsOf(userId).flatMap((connection) => (connection.session ? [connection.session.tier] : [])));
+
   const refresh = async (userId: string, state: { again: boolean }) => {
     try {
       do {
         state.again = false;
-        const number = ++started;
-        const local = await lookUp(userId);
-        if (local) deliver(hub.connectionsOf(userId), number, local);
+        await Promise.all(
+          [...tiersOf(userId)].map(async (tier) => {
+            const number = ++started;
+            const local = await lookUp(userId, tier);
+            if (local) deliver(hub.connectionsOf(userId), tier, number, local);
+          }),
+        );
       } while (state.again && hub.hasUser(userId));
     } finally {
       running.delete(userId);
@@ -78,14 +106,8 @@ export function createPluginAnnouncer(hub: DeviceHub, source: LocalPluginSource,
   };
 
   return {
-    welcomed(connection) {
-      const userId = connection.session?.userId;
-      if (userId === undefined) return;
-      const number = ++started;
-      void lookUp(userId).then((local) => {
-        if (local) deliver([connection], number, local);
-      });
-    },
+    welcomed: sendTo,
+    tierChanged: sendTo,
     changed(userId) {
       if (!hub.hasUser(userId)) return;
       const state = running.get(userId);

@@ -298,9 +298,12 @@ class FrameHandler {
       this.reject(connection, "token belongs to another user");
       return;
     }
+    const previousTier = session.tier;
     session.tier = user.tier;
     session.sessionId = user.sessionId;
     this.armExpiry(connection, user.expiresAt);
+    // Which local plugins the user may use depends on the tier: the device gets the list for the new one.
+    if (user.tier !== previousTier) this.deps.plugins?.tierChanged(connection);
   }
 
   private async chat(

@@ -30,6 +30,19 @@ export function pluginPaymentsConfig(env: Env): PluginPaymentsConfig {
   };
 }
 
+/**
+ * The variables whose absence keeps paid plugins from being sold (checkout, publishers' payment
+ * accounts and the payment webhook answer 503 `plugin_payments_unconfigured`); empty when they can
+ * be. Not required in production: a marketplace of free plugins runs without Stripe, and the
+ * service says at start what it cannot sell.
+ */
+export function paidPluginsMissing(env: Env): string[] {
+  return [
+    ...(env.STRIPE_SECRET_KEY ? [] : ["STRIPE_SECRET_KEY"]),
+    ...(env.PLUGINS_STRIPE_WEBHOOK_SECRET ? [] : ["PLUGINS_STRIPE_WEBHOOK_SECRET"]),
+  ];
+}
+
 /** The same client settings as billing's (timeouts, retries, the tests' API host), under its own app name. */
 function createStripeClient(env: Env, secretKey: string): Stripe {
   const base = env.STRIPE_API_BASE ? new URL(env.STRIPE_API_BASE) : undefined;

@@ -296,6 +296,29 @@ export async function cancelPluginSubscription(
   }
 }
 
+/**
+ * Undoes `cancelPluginSubscription(…, "period_end")` while the period still runs: the subscription
+ * renews again (`cancel_at_period_end=false`). `ended`: Stripe has no running subscription to keep
+ * (deleted, or canceled meanwhile); its `customer.subscription.deleted` ends the purchase.
+ */
+export async function keepPluginSubscription(deps: PaymentsDeps, subscriptionId: string): Promise<"kept" | "ended"> {
+  const stripe = requirePluginStripe(deps.config);
+  try {
+    // A fresh key per request, as the cancellation's: a later cancel and keep must each reach Stripe.
+    await stripe.subscriptions.update(
+      subscriptionId,
+      { cancel_at_period_end: false },
+      { idempotencyKey: `plugin-keep:${subscriptionId}:${crypto.randomUUID()}` },
+    );
+    return "kept";
+  } catch (error) {
+    const canceled =
+      error instanceof Stripe.errors.StripeError && error.code === "invalid_canceled_subscription_fields";
+    if (isMissing(error) || canceled) return "ended";
+    throw toServiceError(deps.logger, "subscriptions.update", error);
+  }
+}
+
 function dedupeKey(userId: string, parts: Array<string | number | null | undefined>): string {
   const window = Math.floor(Date.now() / DEDUPE_WINDOW_MS);
   const digest = createHash("sha256")

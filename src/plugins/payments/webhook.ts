@@ -10,7 +10,7 @@ import { accountStatusOf, type PublisherAccountStatus } from "./stripe-connect";
 /**
  * Plugin payments' Stripe webhook, in two halves. The pure half verifies a delivery and turns its
  * event into a domain outcome (`outcomeOf`): a publisher's account changed, a purchase was paid or
- * refunded, a subscription ended or resumed, or nothing of ours. The other half is the plugins
+ * refunded, a subscription ended, resumed or was renewed, or nothing of ours. The other half is the plugins
  * service's: a `PaymentOutcomeHandler` applies an outcome to its tables.
  *
  * Idempotency: Stripe delivers at least once, sometimes twice at the same moment, and out of order.
@@ -92,6 +92,23 @@ export interface SubscriptionResumed extends OutcomeBase, PurchaseRef {
   status: string;
 }
 
+/**
+ * A monthly plugin's renewal paid (`invoice.paid`, and `invoice.payment_succeeded` of the same
+ * invoice): a payment the publisher's sales count, with the platform's fee of it. The subscription's
+ * first invoice is not one: its Checkout's completion records that payment.
+ */
+export interface SubscriptionRenewed extends OutcomeBase, PurchaseRef {
+  kind: "subscription_renewed";
+  subscriptionId: string;
+  /** What the same invoice's two events share: it is counted once. */
+  invoiceId: string;
+  /** What the buyer paid for the period, in the currency's minor unit. */
+  amount: number;
+  currency: string;
+  /** The platform's share of `amount` (the subscription's `application_fee_percent`). */
+  platformFee: number;
+}
+
 export type IgnoredReason =
   /** An event type plugin payments do not act on. */
   | "unhandled_type"
@@ -102,7 +119,9 @@ export type IgnoredReason =
   /** Checkout completed with a payment still processing (a bank debit): `async_payment_succeeded` follows. */
   | "payment_pending"
   /** A change that neither ends nor resumes anything: a renewal failing while Stripe retries, past_due. */
-  | "no_change";
+  | "no_change"
+  /** A subscription's first invoice paid: the Checkout's `completed` records that payment. */
+  | "first_invoice";
 
 export interface Ignored extends OutcomeBase {
   kind: "ignored";
@@ -117,6 +136,7 @@ export type PaymentOutcome =
   | PurchaseRefunded
   | SubscriptionEnded
   | SubscriptionResumed
+  | SubscriptionRenewed
   | Ignored;
 
 /** The outcomes a handler applies. */
@@ -132,7 +152,9 @@ export type ApplyResult = "processed" | "duplicate";
  * return "processed". Throw to refuse the delivery (503): nothing is recorded and Stripe sends it again.
  *
  * Subscriptions: `canceled` is final, so a late `subscription_resumed` never revives a canceled
- * subscription; keep the newest `occurredAt` applied per subscription and skip older outcomes.
+ * subscription; keep the newest `occurredAt` applied per subscription and skip older outcomes. An
+ * end may arrive before the `purchase_paid` of its subscription: keep it, so that payment grants
+ * nothing. A `subscription_renewed` is counted once per `invoiceId`.
  */
 export interface PaymentOutcomeHandler {
   apply(outcome: AppliedOutcome): Promise<ApplyResult>;
@@ -218,6 +240,9 @@ export function outcomeOf(event: Stripe.Event): PaymentOutcome {
       if (before && LAPSED.has(before)) return { kind: "subscription_resumed", ...common };
       return ignored("no_change");
     }
+    case "invoice.paid":
+    case "invoice.payment_succeeded":
+      return renewalOutcome(event.data.object, base, ignored);
     case "invoice.payment_failed": {
       const invoice = event.data.object;
       const details = invoice.parent?.subscription_details;
@@ -275,6 +300,35 @@ function purchaseOutcome(
     paymentIntentId: idOf(session.payment_intent) || null,
     subscriptionId: idOf(session.subscription) || null,
     customerId: idOf(session.customer) || null,
+  };
+}
+
+function renewalOutcome(
+  invoice: Stripe.Invoice,
+  base: OutcomeBase,
+  ignored: (reason: IgnoredReason) => Ignored,
+): PaymentOutcome {
+  const details = invoice.parent?.subscription_details;
+  const terms = readPurchaseMetadata(details?.metadata);
+  if (terms === "not_ours") return ignored("not_ours");
+  if (terms === "malformed") return ignored("malformed_metadata");
+  const subscriptionId = idOf(details?.subscription);
+  if (!subscriptionId) return ignored("not_ours");
+  if (invoice.billing_reason === "subscription_create") return ignored("first_invoice");
+  // Nothing paid (a credit covered it): no sale to count.
+  if (invoice.amount_paid <= 0) return ignored("no_change");
+  return {
+    kind: "subscription_renewed",
+    ...base,
+    userId: terms.userId,
+    pluginId: terms.pluginId,
+    version: terms.version,
+    subscriptionId,
+    invoiceId: invoice.id,
+    amount: invoice.amount_paid,
+    currency: invoice.currency,
+    // The subscription's percent of the invoice, as Stripe computes the application fee.
+    platformFee: Math.round((invoice.amount_paid * terms.platformFeePercent) / 100),
   };
 }
 

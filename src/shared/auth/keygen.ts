@@ -56,6 +56,21 @@ export function ensureDatabasePassword(dir: string): string | undefined {
   return path;
 }
 
+/**
+ * The chat service's key for per-plugin pseudonyms (PLUGIN_PSEUDONYM_KEY_FILE, the
+ * `plugin_pseudonym_key` secret): 32 random bytes as base64url (43 characters, the file must hold
+ * at least 32), unless the file exists, since a new key changes every user's pseudonym with every
+ * plugin. Returns its path when it created it.
+ */
+export function ensurePluginPseudonymKey(dir: string): string | undefined {
+  const path = pluginPseudonymKeyPath(dir);
+  if (existsSync(path)) return undefined;
+  writeSecret(path, `${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}\n`);
+  return path;
+}
+
+export const pluginPseudonymKeyPath = (dir: string) => `${dir}/plugin_pseudonym.key`;
+
 export interface KeyPaths {
   privateKey: string;
   publicKey: string;

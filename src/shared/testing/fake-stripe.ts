@@ -30,7 +30,8 @@ export interface EmittedEvent {
 
 /**
  * A small in-memory Stripe API on a free port: customers (create, retrieve, delete), Checkout Sessions
- * (create, retrieve), subscriptions (retrieve/update/cancel), invoices (list by customer) and billing portal sessions, speaking Stripe's form-encoded requests and
+ * (create, retrieve), subscriptions (retrieve/update/cancel; a canceled one refuses updates, as
+ * Stripe does), invoices (list by customer) and billing portal sessions, speaking Stripe's form-encoded requests and
  * JSON error shape, honouring Idempotency-Key like Stripe does (same key and body: the stored
  * response; same key, other body: 400). The real SDK talks to it through host/port/protocol.
  *
@@ -107,7 +108,8 @@ export class FakeStripe {
    * What Stripe does when the customer pays a `subscription` session: an active subscription for the
    * session's price (a customer created if the session named none), its paid first invoice and, for a
    * subscription paying a connected account, the charge, the transfer and the platform's fee
-   * (`application_fee_percent` of the invoice). Emits `checkout.session.completed`.
+   * (`application_fee_percent` of the invoice). Emits `checkout.session.completed`, then the first
+   * invoice's `invoice.paid` (`billing_reason: subscription_create`).
    */
   completeCheckout(sessionId: string): { session: StripeObject; subscription: StripeObject; event: string } {
     const session = this.sessions.get(sessionId);
@@ -143,7 +145,12 @@ export class FakeStripe {
       amount_total: amount,
       currency,
     });
-    const invoice = { ...this.invoice(subscription.id, "paid"), amount_due: amount, amount_paid: amount, currency };
+    const invoice = {
+      ...this.invoice(subscription.id, "paid", { billingReason: "subscription_create" }),
+      amount_due: amount,
+      amount_paid: amount,
+      currency,
+    };
     this.invoices.set(invoice.id, { ...invoice, number: `FAKE-${this.invoices.size + 1}`, created: this.tick() });
     if (data.transfer_data?.destination) {
       const percent = Number(data.application_fee_percent ?? 0);
@@ -157,7 +164,53 @@ export class FakeStripe {
       });
     }
     const event = this.emit("checkout.session.completed", session);
+    this.emit("invoice.paid", this.invoices.get(invoice.id) ?? invoice);
     return { session, subscription, event };
+  }
+
+  /**
+   * A renewal the card pays: the subscription's next period starts (`active` again if it was behind),
+   * with its paid invoice (`billing_reason: subscription_cycle`, the price's amount) and, for a
+   * subscription paying a connected account, the charge, the transfer and the platform's
+   * `application_fee_percent` of it. Emits `invoice.paid` and `invoice.payment_succeeded` (the same
+   * invoice), then `customer.subscription.updated` when the status changed.
+   */
+  renewSubscription(subscriptionId: string): {
+    invoice: StripeObject;
+    subscription: StripeObject;
+    paid: string;
+    succeeded: string;
+  } {
+    const current = this.subscriptions.get(subscriptionId);
+    if (!current) throw new Error(`no subscription ${subscriptionId}`);
+    if (current.status === "canceled") throw new Error(`subscription ${subscriptionId} is canceled`);
+    const previousStatus = current.status;
+    const items = current.items as { data: StripeObject[] };
+    for (const item of items.data) {
+      item.current_period_start = item.current_period_end;
+      item.current_period_end = Number(item.current_period_end) + 30 * 24 * 3600;
+    }
+    const invoice = this.invoice(subscriptionId, "paid", { billingReason: "subscription_cycle" });
+    this.invoices.set(invoice.id, { ...invoice, number: `FAKE-${this.invoices.size + 1}`, created: this.tick() });
+    const destination = (current.transfer_data as { destination?: string } | null)?.destination;
+    if (destination) {
+      const amount = Number(invoice.amount_paid);
+      this.charge({
+        amount,
+        currency: String(invoice.currency),
+        customer: current.customer ? String(current.customer) : null,
+        destination,
+        fee: Math.round((amount * Number(current.application_fee_percent ?? 0)) / 100),
+        metadata: {},
+      });
+    }
+    const subscription = this.updateSubscription(subscriptionId, { status: "active" });
+    const paid = this.emit("invoice.paid", invoice);
+    const succeeded = this.emit("invoice.payment_succeeded", invoice);
+    if (previousStatus !== "active") {
+      this.emit("customer.subscription.updated", subscription, { previousAttributes: { status: previousStatus } });
+    }
+    return { invoice, subscription, paid, succeeded };
   }
 
   /**
@@ -356,17 +409,32 @@ export class FakeStripe {
   }
 
   /**
-   * An invoice snapshot for `invoice.*` events, linked to its subscription the current API's way. An
-   * open one has failed once and Stripe retries it in three days, unless it was the `final` attempt.
+   * An invoice snapshot for `invoice.*` events, linked to its subscription the current API's way, for
+   * one period of its price (a price of no known amount: 19 €). An open one has failed once and
+   * Stripe retries it in three days, unless it was the `final` attempt. `billingReason`: why Stripe
+   * made it (`subscription_cycle`, a renewal, by default).
    */
-  invoice(subscriptionId: string, status: "paid" | "open", options: { final?: boolean } = {}): StripeObject {
+  invoice(
+    subscriptionId: string,
+    status: "paid" | "open",
+    options: { final?: boolean; billingReason?: string } = {},
+  ): StripeObject {
     const subscription = this.subscriptions.get(subscriptionId);
     const retries = status === "open" && !options.final;
+    const items = (subscription?.items as { data: Array<{ price?: { unit_amount?: number; currency?: string } }> })
+      ?.data;
+    const price = items?.[0]?.price;
+    const amount = typeof price?.unit_amount === "number" ? price.unit_amount : 1900;
     return {
       id: this.id("in"),
       object: "invoice",
       customer: subscription?.customer ?? null,
       status,
+      billing_reason: options.billingReason ?? "subscription_cycle",
+      amount_due: amount,
+      amount_paid: status === "paid" ? amount : 0,
+      amount_remaining: status === "paid" ? 0 : amount,
+      currency: price?.currency ?? "eur",
       attempt_count: options.final ? 4 : 1,
       attempted: true,
       next_payment_attempt: retries ? this.clock + 3 * 24 * 3600 : null,
@@ -637,6 +705,16 @@ export class FakeStripe {
       const subscription = this.subscriptions.get(second);
       if (!subscription) return missing("subscription", second);
       if (method === "GET") return ok(subscription);
+      if (method === "POST" && subscription.status === "canceled") {
+        const fields = Object.keys(params).filter((key) => !["metadata", "cancellation_details"].includes(key));
+        if (fields.length > 0) {
+          return invalidRequest(
+            "A canceled subscription can only update its cancellation_details and metadata.",
+            fields[0] as string,
+            "invalid_canceled_subscription_fields",
+          );
+        }
+      }
       if (method === "POST") return ok(this.applyUpdate(subscription, params));
       if (method === "DELETE") {
         const canceled = this.updateSubscription(second, { status: "canceled" });

@@ -10,6 +10,8 @@ export interface TestKeys {
   privateKeyFile: string;
   publicKeyFile: string;
   masterKeyFile: string;
+  /** The chat service's key for per-plugin pseudonyms (PLUGIN_PSEUDONYM_KEY_FILE). */
+  pluginPseudonymKeyFile: string;
   kid: string;
   privatePem: string;
   publicPem: string;
@@ -27,10 +29,12 @@ export function testKeys(): Promise<TestKeys> {
       privateKeyFile: `${dir}/jwt_private.pem`,
       publicKeyFile: `${dir}/jwt_public.pem`,
       masterKeyFile: `${dir}/master.key`,
+      pluginPseudonymKeyFile: `${dir}/plugin_pseudonym.key`,
     };
     writeFileSync(files.privateKeyFile, pair.privatePem);
     writeFileSync(files.publicKeyFile, pair.publicPem);
     writeFileSync(files.masterKeyFile, generateMasterKey());
+    writeFileSync(files.pluginPseudonymKeyFile, generateMasterKey());
     const kid = await calculateJwkThumbprint(await exportJWK(await importSPKI(pair.publicPem, ACCESS_TOKEN_ALG)));
     return { dir, ...files, kid, ...pair };
   })();
