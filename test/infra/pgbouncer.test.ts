@@ -14,9 +14,14 @@ const BINARY = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"].find((path) => exis
 const reason = "pgbouncer is not installed (Debian's pgbouncer package)";
 if (!BINARY) console.log(`skipped: ${reason}`);
 
-/** The end-to-end tests of the services: auth, billing and chat together, chat, agent, auth and storage alone. */
+/**
+ * The end-to-end tests of the services: auth, billing and chat together, plugins and chat together,
+ * chat, agent, auth, storage and plugins' paid flow alone.
+ */
 const END_TO_END = [
   "test/e2e/tier-change.test.ts",
+  "test/e2e/plugins.test.ts",
+  "test/plugins/payments.test.ts",
   "test/chat/chat-rest.test.ts",
   "test/agent/e2e.test.ts",
   "test/auth/routes.test.ts",
