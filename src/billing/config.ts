@@ -1,6 +1,7 @@
-import Stripe from "stripe";
+import type Stripe from "stripe";
 import { ConfigError, type Env } from "../shared/env";
 import { UnconfiguredError, unprocessable } from "../shared/errors";
+import { createStripeClient } from "../shared/stripe-client";
 import type { Tier } from "../shared/tiers";
 
 export type PaidTier = Exclude<Tier, "free">;
@@ -39,7 +40,7 @@ export function billingConfig(env: Env): BillingConfig {
     }),
   );
   return {
-    stripe: env.STRIPE_SECRET_KEY ? createStripeClient(env, env.STRIPE_SECRET_KEY) : undefined,
+    stripe: env.STRIPE_SECRET_KEY ? createStripeClient(env, env.STRIPE_SECRET_KEY, "adiuva-billing") : undefined,
     webhookSecret: env.STRIPE_WEBHOOK_SECRET,
     webhookToleranceS: env.STRIPE_WEBHOOK_TOLERANCE_S,
     prices: { pro: env.STRIPE_PRICE_PRO, power: env.STRIPE_PRICE_POWER, team: env.STRIPE_PRICE_TEAM },
@@ -49,18 +50,6 @@ export function billingConfig(env: Env): BillingConfig {
     redirectOrigins,
     appDeepLink: env.APP_DEEP_LINK,
   };
-}
-
-function createStripeClient(env: Env, secretKey: string): Stripe {
-  const base = env.STRIPE_API_BASE ? new URL(env.STRIPE_API_BASE) : undefined;
-  const protocol = base?.protocol === "http:" ? "http" : "https";
-  return new Stripe(secretKey, {
-    maxNetworkRetries: env.STRIPE_MAX_NETWORK_RETRIES,
-    timeout: env.STRIPE_TIMEOUT_MS,
-    telemetry: false,
-    appInfo: { name: "adiuva-billing" },
-    ...(base && { host: base.hostname, port: base.port || (protocol === "http" ? 80 : 443), protocol }),
-  });
 }
 
 /** `scheme://host[:port]` of a URL; unlike `URL.origin` it also works for app schemes. */

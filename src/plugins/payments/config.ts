@@ -1,6 +1,7 @@
-import Stripe from "stripe";
+import type Stripe from "stripe";
 import type { Env } from "../../shared/env";
 import { UnconfiguredError } from "../../shared/errors";
+import { createStripeClient } from "../../shared/stripe-client";
 
 /** Plugin payments' configuration, parsed once from the environment. */
 export interface PluginPaymentsConfig {
@@ -21,7 +22,7 @@ export interface PluginPaymentsConfig {
 
 export function pluginPaymentsConfig(env: Env): PluginPaymentsConfig {
   return {
-    stripe: env.STRIPE_SECRET_KEY ? createStripeClient(env, env.STRIPE_SECRET_KEY) : undefined,
+    stripe: env.STRIPE_SECRET_KEY ? createStripeClient(env, env.STRIPE_SECRET_KEY, "adiuva-plugins") : undefined,
     webhookSecrets: [env.PLUGINS_STRIPE_WEBHOOK_SECRET, env.PLUGINS_STRIPE_CONNECT_WEBHOOK_SECRET].filter(
       (secret): secret is string => secret !== undefined,
     ),
@@ -41,19 +42,6 @@ export function paidPluginsMissing(env: Env): string[] {
     ...(env.STRIPE_SECRET_KEY ? [] : ["STRIPE_SECRET_KEY"]),
     ...(env.PLUGINS_STRIPE_WEBHOOK_SECRET ? [] : ["PLUGINS_STRIPE_WEBHOOK_SECRET"]),
   ];
-}
-
-/** The same client settings as billing's (timeouts, retries, the tests' API host), under its own app name. */
-function createStripeClient(env: Env, secretKey: string): Stripe {
-  const base = env.STRIPE_API_BASE ? new URL(env.STRIPE_API_BASE) : undefined;
-  const protocol = base?.protocol === "http:" ? "http" : "https";
-  return new Stripe(secretKey, {
-    maxNetworkRetries: env.STRIPE_MAX_NETWORK_RETRIES,
-    timeout: env.STRIPE_TIMEOUT_MS,
-    telemetry: false,
-    appInfo: { name: "adiuva-plugins" },
-    ...(base && { host: base.hostname, port: base.port || (protocol === "http" ? 80 : 443), protocol }),
-  });
 }
 
 /** The Stripe client, or 503 `plugin_payments_unconfigured` naming what the operator must set. */
