@@ -371,8 +371,17 @@ describe("the keys subcommand", () => {
       });
     const first = keys(dir);
     expect({ code: first.exitCode, stderr: first.stderr.toString() }).toEqual({ code: 0, stderr: "" });
-    const files = ["jwt_private.pem", "jwt_public.pem", "jwt_extra_public.pem", "master.key", "postgres_password"];
+    const files = [
+      "jwt_private.pem",
+      "jwt_public.pem",
+      "jwt_extra_public.pem",
+      "master.key",
+      "postgres_password",
+      "plugin_pseudonym.key",
+    ];
     expect(readdirSync(dir).sort()).toEqual([...files].sort());
+    // Chat refuses a pseudonym key under 32 characters (PLUGIN_PSEUDONYM_KEY_FILE).
+    expect(readFileSync(`${dir}/plugin_pseudonym.key`, "utf8").trim().length).toBeGreaterThanOrEqual(32);
     const before = files.map((file) => readFileSync(`${dir}/${file}`, "utf8"));
     expect(keys(dir).stdout.toString()).toStartWith(`keys already present in ${dir}`);
     expect(files.map((file) => readFileSync(`${dir}/${file}`, "utf8"))).toEqual(before);
