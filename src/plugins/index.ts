@@ -26,16 +26,16 @@ export interface PluginsServiceOptions {
   resolveHost?: HostResolver;
 }
 
-/** Builds the plugins service (the marketplace of MCP plugins) from its dependencies; no globals. */
-export async function createPluginsService(
-  platform: Platform,
-  options: PluginsServiceOptions = {},
-): Promise<ServiceModule> {
+/**
+ * The service's context from the platform: what its routes, verbs and consumers use. Built once by
+ * the factory (tests build one to call a consumer's work directly, e.g. an erasure racing a payment).
+ */
+export function createPluginsContext(platform: Platform, options: PluginsServiceOptions = {}): PluginsContext {
   const { env, metrics } = platform;
   const logger = platform.logger.child({ module: "plugins" });
   // One switch, as the chat service's: production connects https only, and nothing inside a network.
   const strictEndpoints = options.strictEndpoints ?? env.NODE_ENV === "production";
-  const ctx: PluginsContext = {
+  return {
     platform,
     db: platform.db,
     logger,
@@ -65,6 +65,16 @@ export async function createPluginsService(
       ["event"],
     ),
   };
+}
+
+/** Builds the plugins service (the marketplace of MCP plugins) from its dependencies; no globals. */
+export async function createPluginsService(
+  platform: Platform,
+  options: PluginsServiceOptions = {},
+): Promise<ServiceModule> {
+  const { env } = platform;
+  const ctx = createPluginsContext(platform, options);
+  const { logger } = ctx;
   const lookups = openPluginToolsQueue(platform);
   let userData: UserDataConsumers | undefined;
   return {

@@ -1,18 +1,24 @@
 import { and, eq, isNull, lte, ne, or, type SQL, sql } from "drizzle-orm";
+import { ServiceError } from "../shared/errors";
 import type { PluginsChanged } from "../shared/plugin-tools";
 import type { PublicVerbArgs } from "../shared/verb";
 import { announce } from "./announce";
 import type { PluginsContext, Tx } from "./context";
+import { isErased, lockUser } from "./erased-users";
+import { paymentsDeps } from "./payment-account";
 import {
   type AppliedOutcome,
   type ApplyResult,
+  cancelPluginSubscription,
   handlePaymentWebhook,
+  invoicePaidBy,
   type PaymentOutcomeHandler,
   type PaymentWebhookInput,
   type PaymentWebhookResult,
   type PublisherAccountUpdated,
   type PurchasePaid,
   type PurchaseRefunded,
+  refundPluginPurchase,
   type SubscriptionEnded,
   type SubscriptionRenewed,
   type SubscriptionResumed,
@@ -22,6 +28,7 @@ import {
   checkoutGrants,
   developers,
   installs,
+  paymentRefunds,
   pluginRows,
   processedPaymentEvents,
   purchases,
@@ -33,6 +40,7 @@ import {
 import type { VersionRow } from "./views";
 
 type PurchaseRow = typeof purchases.$inferSelect;
+type RefundRow = typeof paymentRefunds.$inferSelect;
 
 /** What an outcome's transaction did, acted on once it commits: chats to tell, purchase events to count. */
 interface Effects {
@@ -65,12 +73,16 @@ export function receivePaymentWebhook({
  *
  * Locks are taken plugin row (FOR KEY SHARE) → purchase → install, the order installs, uninstalls
  * and approvals take them, so none of them waits on another in a cycle. Outcomes about a
- * subscription first take its `subscription_states` row, which nothing else locks.
+ * subscription first take its `subscription_states` row, refunds and one-off completions their
+ * payment's `payment_refunds` row, which nothing else locks; a completion takes its buyer's
+ * advisory lock (`lockUser`) before all of them, as the erasure of the buyer's data does.
  */
 export function purchaseStore(ctx: PluginsContext): PaymentOutcomeHandler {
   return {
     async apply(outcome: AppliedOutcome): Promise<ApplyResult> {
       const effects: Effects = { changes: [], events: [] };
+      // Asked of Stripe before the transaction, so no lock is held while Stripe answers.
+      const invoiceId = outcome.kind === "purchase_refunded" ? await renewalInvoiceOf(ctx, outcome) : null;
       const result = await ctx.db.transaction(async (tx) => {
         const fresh = await tx
           .insert(processedPaymentEvents)
@@ -78,7 +90,7 @@ export function purchaseStore(ctx: PluginsContext): PaymentOutcomeHandler {
           .onConflictDoNothing()
           .returning({ id: processedPaymentEvents.eventId });
         if (fresh.length === 0) return "duplicate" as const;
-        await applyEffect(ctx, tx, outcome, effects);
+        await applyEffect(ctx, tx, outcome, effects, invoiceId);
         return "processed" as const;
       });
       if (result === "processed") {
@@ -90,14 +102,20 @@ export function purchaseStore(ctx: PluginsContext): PaymentOutcomeHandler {
   };
 }
 
-async function applyEffect(ctx: PluginsContext, tx: Tx, outcome: AppliedOutcome, effects: Effects) {
+async function applyEffect(
+  ctx: PluginsContext,
+  tx: Tx,
+  outcome: AppliedOutcome,
+  effects: Effects,
+  invoiceId: string | null,
+) {
   switch (outcome.kind) {
     case "publisher_account_updated":
       return accountUpdated(ctx, tx, outcome);
     case "purchase_paid":
       return purchasePaid(ctx, tx, outcome, effects);
     case "purchase_refunded":
-      return purchaseRefunded(tx, outcome, effects);
+      return purchaseRefunded(tx, outcome, invoiceId, effects);
     case "subscription_ended":
       return subscriptionEnded(tx, outcome, effects);
     case "subscription_resumed":
@@ -151,55 +169,39 @@ async function accountUpdated(ctx: PluginsContext, tx: Tx, outcome: PublisherAcc
  *
  * A subscription whose end Stripe delivered first (deleted, or lapsed, after this payment) is
  * recorded as that end and pays for nothing: the install is made unpaid, as it would stand had the
- * events come in order.
+ * events come in order. A one-off payment whose full refund Stripe delivered first is recorded as
+ * refunded and installs nothing; a partial one is kept on the purchase. A payment of a user whose
+ * data is erased is given back (`paidAfterErasure`).
  */
 async function purchasePaid(ctx: PluginsContext, tx: Tx, outcome: PurchasePaid, effects: Effects) {
+  // First: an erasure of the buyer's data in flight commits before this reads, or waits for it.
+  await lockUser(tx, outcome.userId, "shared");
+  const erased = await isErased(tx, outcome.userId);
   const ended = outcome.subscriptionId ? await endToldFirst(tx, outcome.subscriptionId, outcome.occurredAt) : undefined;
-  const refuse = (why: string) => {
+  const refunded = outcome.paymentIntentId
+    ? await refundToldFirst(tx, outcome.paymentIntentId, outcome.occurredAt)
+    : undefined;
+  if (erased) return paidAfterErasure(ctx, tx, outcome, { ended, refunded }, effects);
+  const version = await versionPaidFor(tx, outcome);
+  if (typeof version === "string") {
     ctx.logger.error(
-      { event: outcome.eventId, user_id: outcome.userId, plugin_id: outcome.pluginId, why },
+      { event: outcome.eventId, user_id: outcome.userId, plugin_id: outcome.pluginId, why: version },
       "a plugin payment was not honoured; refund it",
     );
     effects.events.push("refused");
-  };
-  if (!UUID.test(outcome.pluginId)) return refuse("not a plugin id");
-  const [plugin] = await tx
-    .select({ id: pluginRows.id })
-    .from(pluginRows)
-    .where(eq(pluginRows.id, outcome.pluginId))
-    .for("key share");
-  if (!plugin) return refuse("the plugin no longer exists");
-  const [version] = await tx
-    .select()
-    .from(versions)
-    .where(and(eq(versions.pluginId, plugin.id), eq(versions.version, outcome.version)));
-  if (version?.status !== "published") return refuse("the version bought is not published");
-  const { pricing } = version.manifest;
-  if (
-    pricing.model !== outcome.model ||
-    pricing.amount !== outcome.amount ||
-    pricing.currency !== outcome.currency.toLowerCase()
-  ) {
-    return refuse(`paid ${outcome.amount} ${outcome.currency} (${outcome.model}) for a price of ${priceOf(version)}`);
+    return;
   }
+  const fullyRefunded = refunded?.fullyRefunded === true;
   const [purchase] = await tx
     .insert(purchases)
     .values({
-      id: crypto.randomUUID(),
+      ...purchaseValues(outcome, version),
       userId: outcome.userId,
-      pluginId: plugin.id,
-      versionId: version.id,
-      version: version.version,
-      model: outcome.model,
-      amount: outcome.amount,
-      currency: pricing.currency,
-      platformFee: outcome.platformFee,
-      checkoutSessionId: outcome.checkoutSessionId,
-      paymentIntentId: outcome.paymentIntentId,
-      subscriptionId: outcome.subscriptionId,
       customerId: outcome.customerId,
       lastOccurredAt: new Date(outcome.occurredAt),
       ...(ended && { status: "ended" as const, endReason: ended.state, lastOccurredAt: ended.occurredAt }),
+      ...(refunded && { amountRefunded: refunded.amountRefunded, lastOccurredAt: latest(outcome, refunded) }),
+      ...(fullyRefunded && { status: "refunded" as const }),
     })
     .onConflictDoNothing()
     .returning();
@@ -219,11 +221,161 @@ async function purchasePaid(ctx: PluginsContext, tx: Tx, outcome: PurchasePaid, 
       and(
         eq(checkoutGrants.sessionId, outcome.checkoutSessionId),
         eq(checkoutGrants.userId, outcome.userId),
-        eq(checkoutGrants.pluginId, plugin.id),
+        eq(checkoutGrants.pluginId, version.pluginId),
       ),
     )
     .returning();
+  if (fullyRefunded) {
+    // As in order (paid, installed, refunded, uninstalled): nothing is installed, nobody is told.
+    ctx.logger.info(
+      { event: outcome.eventId, payment_intent: outcome.paymentIntentId },
+      "a plugin payment's refund arrived before its completion: the purchase is recorded as refunded",
+    );
+    effects.events.push("refunded");
+    return;
+  }
   await entitle(tx, purchase, version, pending, effects.changes);
+}
+
+/**
+ * The version a payment is for, checked against its price (model, amount, currency), with its plugin
+ * row held shared; or why it cannot be honoured.
+ */
+async function versionPaidFor(tx: Tx, outcome: PurchasePaid): Promise<VersionRow | string> {
+  if (!UUID.test(outcome.pluginId)) return "not a plugin id";
+  const [plugin] = await tx
+    .select({ id: pluginRows.id })
+    .from(pluginRows)
+    .where(eq(pluginRows.id, outcome.pluginId))
+    .for("key share");
+  if (!plugin) return "the plugin no longer exists";
+  const [version] = await tx
+    .select()
+    .from(versions)
+    .where(and(eq(versions.pluginId, plugin.id), eq(versions.version, outcome.version)));
+  if (version?.status !== "published") return "the version bought is not published";
+  const { pricing } = version.manifest;
+  if (
+    pricing.model !== outcome.model ||
+    pricing.amount !== outcome.amount ||
+    pricing.currency !== outcome.currency.toLowerCase()
+  ) {
+    return `paid ${outcome.amount} ${outcome.currency} (${outcome.model}) for a price of ${priceOf(version)}`;
+  }
+  return version;
+}
+
+/** A purchase row's terms from its payment: whose it is is up to the caller. */
+const purchaseValues = (outcome: PurchasePaid, version: VersionRow) => ({
+  id: crypto.randomUUID(),
+  pluginId: version.pluginId,
+  versionId: version.id,
+  version: version.version,
+  model: outcome.model,
+  amount: outcome.amount,
+  // The version's price, which the payment matched.
+  currency: outcome.currency.toLowerCase(),
+  platformFee: outcome.platformFee,
+  checkoutSessionId: outcome.checkoutSessionId,
+  paymentIntentId: outcome.paymentIntentId,
+  subscriptionId: outcome.subscriptionId,
+});
+
+/** The later of a payment's time and that of what Stripe told of it first. */
+const latest = (outcome: PurchasePaid, told: { occurredAt: Date }) =>
+  new Date(Math.max(outcome.occurredAt, told.occurredAt.getTime()));
+
+/**
+ * A payment Stripe completed for a user whose data the service has erased (the account was deleted
+ * between checkout and payment, or Stripe delivered the completion late): nothing is recorded for
+ * them. Stripe gives the money back first: a one-off payment refunded in full, a subscription
+ * cancelled at once, each under a key that makes a redelivery the same request (a subscription or
+ * payment already ended or refunded counts as done). Stripe unreachable throws: nothing is recorded
+ * and Stripe delivers the event again. The sale stays in the publisher's figures as an erased
+ * buyer's purchases do, with no user and no customer, refunded or ended (without STRIPE_SECRET_KEY
+ * a one-off payment cannot be refunded: it stays active, and an error asks an operator to).
+ */
+async function paidAfterErasure(
+  ctx: PluginsContext,
+  tx: Tx,
+  outcome: PurchasePaid,
+  told: { ended: { state: SubscriptionState } | undefined; refunded: RefundRow | undefined },
+  effects: Effects,
+) {
+  const [recorded] = await tx
+    .select({ id: purchases.id })
+    .from(purchases)
+    .where(eq(purchases.checkoutSessionId, outcome.checkoutSessionId));
+  if (recorded) return;
+  const givenBack = await giveBack(ctx, outcome, told);
+  if (givenBack) {
+    ctx.logger.warn(
+      {
+        event: outcome.eventId,
+        user_id: outcome.userId,
+        plugin_id: outcome.pluginId,
+        ...(outcome.subscriptionId
+          ? { subscription: outcome.subscriptionId }
+          : { payment_intent: outcome.paymentIntentId }),
+      },
+      outcome.subscriptionId
+        ? "a plugin subscription paid after its buyer's account was deleted: cancelled"
+        : "a plugin payment made after its buyer's account was deleted: refunded",
+    );
+  }
+  await tx.delete(checkoutGrants).where(eq(checkoutGrants.sessionId, outcome.checkoutSessionId));
+  if (outcome.subscriptionId) {
+    await recordSubscriptionState(tx, outcome.subscriptionId, "canceled", outcome.occurredAt);
+  }
+  const version = await versionPaidFor(tx, outcome);
+  if (typeof version === "string") return;
+  const [purchase] = await tx
+    .insert(purchases)
+    .values({
+      ...purchaseValues(outcome, version),
+      userId: null,
+      customerId: null,
+      lastOccurredAt: new Date(outcome.occurredAt),
+      ...(outcome.subscriptionId && { status: "ended" as const, endReason: "canceled" as const }),
+      ...(!outcome.subscriptionId && givenBack && { status: "refunded" as const, amountRefunded: outcome.amount }),
+    })
+    .onConflictDoNothing()
+    .returning({ id: purchases.id, status: purchases.status });
+  if (!purchase) return;
+  effects.events.push("paid");
+  if (purchase.status === "ended") effects.events.push("ended");
+  if (purchase.status === "refunded") effects.events.push("refunded");
+}
+
+/**
+ * Stripe gives a payment back: the subscription cancelled now, or the one-off payment refunded in
+ * full. False when it cannot be (no STRIPE_SECRET_KEY, or a payment that names no payment intent).
+ */
+async function giveBack(
+  ctx: PluginsContext,
+  outcome: PurchasePaid,
+  told: { ended: { state: SubscriptionState } | undefined; refunded: RefundRow | undefined },
+): Promise<boolean> {
+  const payment = outcome.subscriptionId ?? outcome.paymentIntentId;
+  if (!ctx.payments.stripe || !payment) {
+    ctx.logger.error(
+      { event: outcome.eventId, subscription: outcome.subscriptionId, payment_intent: outcome.paymentIntentId },
+      "a plugin payment of a deleted account cannot be given back here (STRIPE_SECRET_KEY unset?); refund it",
+    );
+    return false;
+  }
+  const deps = paymentsDeps(ctx);
+  if (outcome.subscriptionId) {
+    if (told.ended?.state !== "canceled") await cancelPluginSubscription(deps, outcome.subscriptionId, "now");
+    return true;
+  }
+  if (told.refunded?.fullyRefunded) return true;
+  try {
+    await refundPluginPurchase(deps, payment);
+  } catch (error) {
+    if (!(error instanceof ServiceError && error.code === "already_refunded")) throw error;
+  }
+  return true;
 }
 
 /**
@@ -245,6 +397,84 @@ async function endToldFirst(tx: Tx, subscriptionId: string, occurredAt: number) 
   if (!told || told.state === "active") return undefined;
   if (told.state === "lapsed" && told.occurredAt.getTime() < occurredAt) return undefined;
   return { state: told.state, occurredAt: told.occurredAt };
+}
+
+/**
+ * What Stripe told of refunds of this payment before its completion, or undefined when nothing was
+ * refunded. Takes the payment's refund row (made, at 0, if none), so a refund delivered at the same
+ * moment commits before this reads it, or waits for this purchase and then finds it.
+ */
+async function refundToldFirst(tx: Tx, paymentIntentId: string, occurredAt: number): Promise<RefundRow | undefined> {
+  await tx
+    .insert(paymentRefunds)
+    .values({ paymentIntentId, occurredAt: new Date(occurredAt) })
+    .onConflictDoNothing();
+  const [told] = await tx
+    .select()
+    .from(paymentRefunds)
+    .where(eq(paymentRefunds.paymentIntentId, paymentIntentId))
+    .for("update");
+  return told && told.amountRefunded > 0 ? told : undefined;
+}
+
+/**
+ * Records what a refund tells of its payment (Stripe's running total, whether it is all of it, the
+ * renewal invoice it paid when known), unless more was told already: a redelivered or older event
+ * changes nothing. The row stays locked until the transaction ends.
+ */
+async function recordRefund(tx: Tx, outcome: PurchaseRefunded, invoiceId: string | null) {
+  await tx
+    .insert(paymentRefunds)
+    .values({
+      paymentIntentId: outcome.paymentIntentId,
+      amountRefunded: outcome.amountRefunded,
+      fullyRefunded: outcome.fullyRefunded,
+      invoiceId,
+      occurredAt: new Date(outcome.occurredAt),
+    })
+    .onConflictDoUpdate({
+      target: paymentRefunds.paymentIntentId,
+      set: {
+        amountRefunded: sql`greatest(${paymentRefunds.amountRefunded}, excluded.amount_refunded)`,
+        fullyRefunded: sql`${paymentRefunds.fullyRefunded} or excluded.fully_refunded`,
+        invoiceId: sql`coalesce(${paymentRefunds.invoiceId}, excluded.invoice_id)`,
+        occurredAt: sql`greatest(${paymentRefunds.occurredAt}, excluded.occurred_at)`,
+        updatedAt: sql`now()`,
+      },
+    });
+}
+
+/**
+ * The renewal invoice a refunded payment paid, so the publisher's sales count the refund against
+ * it. Asked of Stripe only for a refund that is new, names no purchase (a one-off payment's charge
+ * carries the purchase's metadata, a renewal's none) and whose invoice is not known yet: refunds are
+ * rare, renewals are not, so the renewal's event is never the one that asks.
+ */
+async function renewalInvoiceOf(ctx: PluginsContext, outcome: PurchaseRefunded): Promise<string | null> {
+  if (outcome.purchase) return null;
+  const [seen] = await ctx.db
+    .select({ id: processedPaymentEvents.eventId })
+    .from(processedPaymentEvents)
+    .where(eq(processedPaymentEvents.eventId, outcome.eventId));
+  if (seen) return null;
+  const [known] = await ctx.db
+    .select({ invoiceId: paymentRefunds.invoiceId })
+    .from(paymentRefunds)
+    .where(eq(paymentRefunds.paymentIntentId, outcome.paymentIntentId));
+  if (known?.invoiceId) return known.invoiceId;
+  const [bought] = await ctx.db
+    .select({ id: purchases.id })
+    .from(purchases)
+    .where(eq(purchases.paymentIntentId, outcome.paymentIntentId));
+  if (bought) return null;
+  if (!ctx.payments.stripe) {
+    ctx.logger.warn(
+      { event: outcome.eventId, payment_intent: outcome.paymentIntentId },
+      "STRIPE_SECRET_KEY unset: a refund's invoice cannot be looked up, a renewal's refund is not counted",
+    );
+    return null;
+  }
+  return invoicePaidBy(paymentsDeps(ctx), outcome.paymentIntentId);
 }
 
 /**
@@ -391,10 +621,13 @@ async function withdraw(tx: Tx, purchase: PurchaseRow, how: "uninstall" | "disab
 }
 
 /**
- * Money went back to the buyer of a one-off purchase. The running total is kept (the publisher's
- * sales show it); a full refund ends the purchase and uninstalls the plugin it paid for.
+ * Money went back to the buyer of a one-off purchase, or of a subscription's renewal. The running
+ * total is kept by payment (the publisher's sales count a renewal's against its invoice) and on a
+ * one-off purchase; a full refund ends the purchase and uninstalls the plugin it paid for.
  */
-async function purchaseRefunded(tx: Tx, outcome: PurchaseRefunded, effects: Effects) {
+async function purchaseRefunded(tx: Tx, outcome: PurchaseRefunded, invoiceId: string | null, effects: Effects) {
+  // Kept even with no purchase yet: a completion delivered later finds it (`refundToldFirst`).
+  await recordRefund(tx, outcome, invoiceId);
   const purchase = await lockPurchase(tx, eq(purchases.paymentIntentId, outcome.paymentIntentId));
   if (!purchase || isStale(purchase, outcome.occurredAt)) return;
   await tx

@@ -1,10 +1,10 @@
-import { and, desc, eq, exists, inArray, lt, or, sql } from "drizzle-orm";
+import { and, desc, eq, exists, inArray, isNotNull, lt, or, sql } from "drizzle-orm";
 import type { VerbArgs } from "../shared/verb";
 import type { PluginsContext } from "./context";
 import { decodeTimeCursor, encodeCursor } from "./cursor";
 import { requireDeveloper } from "./developers";
 import type { PluginSales, SalesPage, SalesQuery } from "./model";
-import { pluginRows, purchases, subscriptionRenewals } from "./tables";
+import { paymentRefunds, pluginRows, purchases, subscriptionRenewals } from "./tables";
 
 const SALES_ORDER = "sales";
 
@@ -15,8 +15,8 @@ type SalesTotals = PluginSales["totals"][number];
 /**
  * The caller's sales: each of their plugins that sold at least once, newest plugin first (keyset:
  * the plugin's creation time and id), with its totals per currency: purchases, subscriptions'
- * renewals, gross and the platform's fees (both of purchases and renewals), refunds, and the
- * purchases still active. Only the developer's own plugins: another developer's sales are never in it.
+ * renewals, gross and the platform's fees (both of purchases and renewals), refunds (of one-off
+ * purchases and of renewals), and the purchases still active. Only the developer's own plugins: another developer's sales are never in it.
  */
 export async function listSales({ ctx, user, input }: VerbArgs<PluginsContext, SalesQuery>): Promise<SalesPage> {
   await requireDeveloper(ctx, user);
@@ -99,6 +99,16 @@ async function totalsOf(ctx: PluginsContext, pluginIds: string[]): Promise<Map<s
       active: row.active,
     });
   }
+  // What was refunded of each renewal's invoice (in all: an invoice may have been paid in parts).
+  const renewalRefunds = ctx.db
+    .select({
+      invoiceId: paymentRefunds.invoiceId,
+      amount: sql<number>`sum(${paymentRefunds.amountRefunded})`.as("refunded_amount"),
+    })
+    .from(paymentRefunds)
+    .where(isNotNull(paymentRefunds.invoiceId))
+    .groupBy(paymentRefunds.invoiceId)
+    .as("renewal_refunds");
   const renewed = await ctx.db
     .select({
       pluginId: purchases.pluginId,
@@ -106,9 +116,12 @@ async function totalsOf(ctx: PluginsContext, pluginIds: string[]): Promise<Map<s
       count: total(sql`count(*)`),
       gross: total(sql`sum(${subscriptionRenewals.amount})`),
       platformFees: total(sql`sum(${subscriptionRenewals.platformFee})`),
+      refundCount: total(sql`count(*) filter (where ${renewalRefunds.amount} > 0)`),
+      refunded: total(sql`sum(${renewalRefunds.amount})`),
     })
     .from(subscriptionRenewals)
     .innerJoin(purchases, eq(purchases.id, subscriptionRenewals.purchaseId))
+    .leftJoin(renewalRefunds, eq(renewalRefunds.invoiceId, subscriptionRenewals.invoiceId))
     .where(inArray(purchases.pluginId, pluginIds))
     .groupBy(purchases.pluginId, subscriptionRenewals.currency);
   for (const row of renewed) {
@@ -116,6 +129,8 @@ async function totalsOf(ctx: PluginsContext, pluginIds: string[]): Promise<Map<s
     totals.renewals = row.count;
     totals.gross += row.gross;
     totals.platform_fees += row.platformFees;
+    totals.refunds.count += row.refundCount;
+    totals.refunds.amount += row.refunded;
   }
   return new Map(
     [...byPlugin].map(([pluginId, currencies]) => [

@@ -354,6 +354,46 @@ export const subscriptionRenewals = plugins.table(
 );
 
 /**
+ * What Stripe told of the refunds of each plugin payment, by payment intent (what `charge.refunded`
+ * names), kept whether or not a purchase or renewal records the payment yet: Stripe may deliver a
+ * refund before its Checkout's completion, and the completion then finds it here and grants
+ * nothing. Every refund writes (and locks) its row first, and a one-off payment's completion makes
+ * or locks it too, so the two serialise on it whichever comes first (as `subscription_states` does
+ * for subscriptions): a completion with nothing refunded leaves a row of 0.
+ */
+export const paymentRefunds = plugins.table(
+  "payment_refunds",
+  {
+    paymentIntentId: text("payment_intent_id").primaryKey(),
+    /** Refunded so far, in all (Stripe's running total: a redelivered or older event never adds). */
+    amountRefunded: integer("amount_refunded").notNull().default(0),
+    /** The whole payment went back. */
+    fullyRefunded: boolean("fully_refunded").notNull().default(false),
+    /**
+     * The subscription invoice the payment paid, when it is a renewal's (asked of Stripe when the
+     * refund names no purchase): the publisher's sales count the refund against that renewal.
+     */
+    invoiceId: text("invoice_id"),
+    /** The Stripe time of the newest event that told of the payment. */
+    occurredAt: timestamp("occurred_at", { withTimezone: true, precision: 3 }).notNull(),
+    updatedAt: timestamp("updated_at", { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (table) => [index("payment_refunds_invoice_idx").on(table.invoiceId).where(sql`${table.invoiceId} is not null`)],
+);
+
+/**
+ * Users whose data the service erased (`user_deleted`), written in the erasure's transaction: a
+ * payment Stripe completes for one of them afterwards is given back instead of recorded. Only the
+ * SHA-256 of the id (enough to recognise it when a payment names it; the id itself stays only in
+ * auth's `deleted_users`) and the time.
+ */
+export const erasedUsers = plugins.table("erased_users", {
+  /** Hex SHA-256 of the user id. */
+  userIdSha256: text("user_id_sha256").primaryKey(),
+  erasedAt: timestamp("erased_at", { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+});
+
+/**
  * What the user granted when they started a Checkout, kept until its payment installs the plugin
  * with exactly that (Stripe's metadata carries who bought what, not the grants). One row per
  * Checkout Session; a newer request for the same session replaces it.

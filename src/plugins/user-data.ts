@@ -2,18 +2,21 @@ import { and, asc, eq, inArray, isNotNull, ne, or, sql } from "drizzle-orm";
 import type { PluginsChanged } from "../shared/plugin-tools";
 import { startUserDataConsumers, type UserDataConsumers } from "../shared/user-data";
 import { announce } from "./announce";
-import type { PluginsContext } from "./context";
+import type { PluginsContext, Tx } from "./context";
+import { lockUser, recordErased } from "./erased-users";
 import { paymentsDeps } from "./payment-account";
-import { cancelPluginSubscription } from "./payments";
+import { cancelPluginSubscription, deletePublisherAccount } from "./payments";
 import { removeReview } from "./reviews";
 import {
   checkoutGrants,
   developers,
   installs,
+  paymentRefunds,
   pluginRows,
   purchases,
   reviewReports,
   reviews,
+  subscriptionRenewals,
   versions,
 } from "./tables";
 
@@ -23,8 +26,8 @@ import {
  * Stripe unreachable: throws, and the deletion event comes back later; a subscription Stripe no
  * longer has counts as ended, so a redelivery after a partial run finishes it.
  */
-async function cancelSubscriptions(ctx: PluginsContext, userId: string): Promise<void> {
-  const running = await ctx.db
+async function cancelSubscriptions(ctx: PluginsContext, tx: Tx, userId: string): Promise<void> {
+  const running = await tx
     .select({ subscriptionId: purchases.subscriptionId })
     .from(purchases)
     .innerJoin(pluginRows, eq(pluginRows.id, purchases.pluginId))
@@ -49,17 +52,51 @@ async function cancelSubscriptions(ctx: PluginsContext, userId: string): Promise
 }
 
 /**
+ * Deletes the developer's Stripe Express account: nothing of the publisher stays with the platform's
+ * Stripe. Called after the subscriptions to their plugins are cancelled, so nothing pays into it any
+ * more. An account Stripe no longer has counts as deleted; Stripe unreachable, or refusing (it keeps an
+ * account that still holds a balance until that is paid out), throws and the event comes back.
+ */
+async function deletePaymentAccount(ctx: PluginsContext, userId: string, accountId: string): Promise<void> {
+  if (!ctx.payments.stripe) {
+    ctx.logger.error(
+      { user_id: userId, account: accountId },
+      "STRIPE_SECRET_KEY unset: the Stripe account of a deleted developer is not deleted",
+    );
+    return;
+  }
+  await deletePublisherAccount(paymentsDeps(ctx), accountId);
+  ctx.logger.info({ user_id: userId, account: accountId }, "publisher payment account deleted");
+}
+
+/**
  * Erases everything the plugins service holds of a user, in one transaction: their reviews (their
  * ratings leave the averages) and reports (the counts drop), their installs (the install counts
  * drop), the grants of checkouts they started, and their developer account with every plugin they
- * published: its versions, its sales, and the installs and reviews other users had of it. Those
- * users' chat instances are told once it is committed. Their purchases stay in the publishers'
- * figures without them (no user, no Stripe customer); the subscriptions among them, and those to
- * their own plugins, are cancelled in Stripe first. Idempotent: a second run finds nothing.
+ * published: its versions, its sales, and the installs and reviews other users had of it, and its
+ * Stripe Express account. Those users' chat instances are told once it is committed. Their
+ * purchases stay in the publishers' figures without them (no user, no Stripe customer); the
+ * subscriptions among them, and those to their own plugins, are cancelled in Stripe first. The
+ * SHA-256 of the user's id is kept in `erased_users`, so a payment Stripe completes for them later
+ * is given back.
+ *
+ * The Stripe calls are made inside the transaction, under the user's exclusive lock (a payment's
+ * completion takes it shared): a completion in flight commits first and its subscription is among
+ * those cancelled, one arriving later waits and finds the user erased. A Stripe failure rolls
+ * everything back and throws, so the event comes again. Idempotent: a second run finds nothing.
  */
 export async function eraseUser(ctx: PluginsContext, userId: string): Promise<void> {
-  await cancelSubscriptions(ctx, userId);
   const affected = await ctx.db.transaction(async (tx) => {
+    await lockUser(tx, userId, "exclusive");
+    await recordErased(tx, userId);
+    // Locked: a payment account being made meanwhile is committed, and so deleted, before this reads it.
+    const [developer] = await tx
+      .select({ accountId: developers.stripeAccountId })
+      .from(developers)
+      .where(eq(developers.userId, userId))
+      .for("update");
+    await cancelSubscriptions(ctx, tx, userId);
+    if (developer?.accountId) await deletePaymentAccount(ctx, userId, developer.accountId);
     // Plugin rows before purchase and install rows, in id order, as installs, approvals and the
     // payment webhook take them.
     const touched = await tx
@@ -132,7 +169,8 @@ export async function eraseUser(ctx: PluginsContext, userId: string): Promise<vo
 /**
  * The user's part of a data export: their developer account (with its Stripe account's state) and
  * every plugin and version they published (manifests and signatures as sent), their installs with
- * what they granted, their purchases, and the reviews and reports they wrote.
+ * what they granted, their purchases with their subscriptions' renewals, and the reviews and
+ * reports they wrote.
  */
 export async function exportUser(ctx: PluginsContext, userId: string) {
   const [developer] = await ctx.db.select().from(developers).where(eq(developers.userId, userId));
@@ -187,6 +225,24 @@ export async function exportUser(ctx: PluginsContext, userId: string) {
     .innerJoin(pluginRows, eq(pluginRows.id, purchases.pluginId))
     .where(eq(purchases.userId, userId))
     .orderBy(asc(purchases.createdAt));
+  const renewals =
+    bought.length > 0
+      ? await ctx.db
+          .select({
+            renewal: subscriptionRenewals,
+            refunded: sql<number>`coalesce(sum(${paymentRefunds.amountRefunded}), 0)::int`.mapWith(Number),
+          })
+          .from(subscriptionRenewals)
+          .leftJoin(paymentRefunds, eq(paymentRefunds.invoiceId, subscriptionRenewals.invoiceId))
+          .where(
+            inArray(
+              subscriptionRenewals.purchaseId,
+              bought.map((row) => row.purchase.id),
+            ),
+          )
+          .groupBy(subscriptionRenewals.invoiceId)
+          .orderBy(asc(subscriptionRenewals.paidAt))
+      : [];
   return {
     developer: developer
       ? {
@@ -259,6 +315,16 @@ export async function exportUser(ctx: PluginsContext, userId: string) {
       status: purchase.status,
       end_reason: purchase.endReason,
       created_at: purchase.createdAt.toISOString(),
+      // A subscription's months after the first, each with its invoice.
+      renewals: renewals
+        .filter((row) => row.renewal.purchaseId === purchase.id)
+        .map(({ renewal, refunded }) => ({
+          invoice_id: renewal.invoiceId,
+          amount: renewal.amount,
+          currency: renewal.currency,
+          amount_refunded: refunded,
+          paid_at: renewal.paidAt.toISOString(),
+        })),
     })),
     reports: reports.map((report) => ({
       review_id: report.reviewId,

@@ -2,7 +2,9 @@
 // stripe-node client pointed at the in-memory fake Stripe API (Connect accounts, Checkout with
 // application fees, refunds, subscriptions), webhooks signed with the SDK's own helper, and the
 // lookup the chat service makes, through the real queue, to see what the agent is offered.
+import { createPluginsContext } from "../../src/plugins";
 import { type PaymentsDeps, pluginPaymentsConfig } from "../../src/plugins/payments";
+import { eraseUser } from "../../src/plugins/user-data";
 import { silentLogger } from "../../src/shared/logger";
 import { openPluginToolsQueue, type PluginToolsJob, PluginToolsReply } from "../../src/shared/plugin-tools";
 import { eventually } from "../../src/shared/testing";
@@ -42,6 +44,9 @@ export async function startPaidPlugins() {
   };
   const stripe = deps.config.stripe;
   if (!stripe) throw new Error("no Stripe client");
+  /** The service's own context, to run its erasure directly (as its `user_deleted` consumer does). */
+  const service = createPluginsContext(p.server.platform);
+  const erase = (userId: string) => eraseUser(service, userId);
 
   // A platform standing in for a chat instance: it asks for a user's plugins as a chat turn does.
   const chat = await p.ctx.platform({ service: "chat" });
@@ -133,6 +138,8 @@ export async function startPaidPlugins() {
     fake,
     deps,
     stripe,
+    service,
+    erase,
     offered,
     deliver,
     payablePublisher,

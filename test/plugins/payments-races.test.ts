@@ -1,11 +1,13 @@
 // Races of paid plugins with real concurrency on the real PostgreSQL: Stripe delivering the same
 // event many times at once, a refund meeting the user's own reinstall, a payment meeting the user's
-// install attempt, a subscription's end meeting its own completion, a renewal's events meeting each
-// other. Each round is a new purchase; the invariants must hold in every round.
+// install attempt, a subscription's end meeting its own completion, a refund meeting its own
+// completion, a renewal's events meeting each other, an account's erasure meeting its payment's
+// completion. Each round is a new purchase; the invariants must hold in every round.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { and, eq } from "drizzle-orm";
+import { erasedUserKey } from "../../src/plugins/erased-users";
 import { refundPluginPurchase } from "../../src/plugins/payments";
-import { installs, pluginRows, purchases, subscriptionRenewals } from "../../src/plugins/tables";
+import { erasedUsers, installs, pluginRows, purchases, subscriptionRenewals } from "../../src/plugins/tables";
 import type { Developer } from "./harness";
 import { MONTHLY, ONE_OFF, type PaidPlugins, startPaidPlugins } from "./payments-harness";
 
@@ -100,6 +102,57 @@ describe("races", () => {
       expect(await p.offered(buyer.userId)).toEqual([]);
     }
     expect(await installCount(id)).toBe(20);
+  }, 60_000);
+
+  test("a full refund delivered with its payment's completion: refunded, nothing left installed; 20 rounds", async () => {
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    for (let round = 0; round < 20; round++) {
+      const buyer = await p.paidCheckout(id);
+      await refundPluginPurchase(p.deps, buyer.paymentIntent.id);
+      const refunded = p.lastEmitted("charge.refunded");
+      // Both at the same moment, started in either order.
+      const order = round % 2 === 0 ? [buyer.event, refunded] : [refunded, buyer.event];
+      const answers = await Promise.all(order.map((event) => p.deliver(event)));
+      expect(answers.map((answer) => answer.body.outcome)).toEqual(["processed", "processed"]);
+      const bought = await purchasesOf(buyer.userId);
+      expect(bought.map((row) => [row.status, row.amountRefunded])).toEqual([["refunded", 1500]]);
+      expect(await installsOf(buyer.userId, id)).toEqual([]);
+      expect(await p.offered(buyer.userId)).toEqual([]);
+    }
+    expect(await installCount(id)).toBe(0);
+  }, 60_000);
+
+  test("an account's erasure meeting its payment's completion: nothing of the user stays, no subscription runs on; 20 rounds", async () => {
+    const monthly = await p.paidPlugin(publisher, MONTHLY);
+    const oneOff = await p.paidPlugin(publisher, ONE_OFF);
+    for (let round = 0; round < 20; round++) {
+      const subscribing = round % 2 === 0;
+      const buyer = subscribing ? await p.subscribedCheckout(monthly) : await p.paidCheckout(oneOff);
+      const [delivered] = await Promise.all([p.deliver(buyer.event), p.erase(buyer.userId)]);
+      expect(delivered.body.outcome).toBe("processed");
+      expect(await purchasesOf(buyer.userId)).toEqual([]);
+      expect(await db().select().from(installs).where(eq(installs.userId, buyer.userId))).toEqual([]);
+      expect(
+        await db()
+          .select()
+          .from(erasedUsers)
+          .where(eq(erasedUsers.userIdSha256, erasedUserKey(buyer.userId))),
+      ).toHaveLength(1);
+      expect(await p.offered(buyer.userId)).toEqual([]);
+      if ("subscription" in buyer) {
+        // Cancelled by the erasure (the completion first) or by the completion (the erasure first).
+        expect(p.fake.subscriptions.get(buyer.subscription.id)).toMatchObject({ status: "canceled" });
+        const [kept] = await db().select().from(purchases).where(eq(purchases.subscriptionId, buyer.subscription.id));
+        expect(kept).toMatchObject({ userId: null, customerId: null, status: "ended", endReason: "canceled" });
+      } else {
+        // Completed first: kept, as an erased buyer's one-off purchases are; erased first: refunded.
+        const [kept] = await db().select().from(purchases).where(eq(purchases.paymentIntentId, buyer.paymentIntent.id));
+        const refunded = p.fake.charges.get(buyer.charge.id)?.refunded === true;
+        expect(kept).toMatchObject({ userId: null, customerId: null, status: refunded ? "refunded" : "active" });
+      }
+    }
+    expect(await installCount(monthly)).toBe(0);
+    expect(await installCount(oneOff)).toBe(0);
   }, 60_000);
 
   test("a renewal's invoice.paid and invoice.payment_succeeded, each twice, at once: one renewal; 10 rounds", async () => {

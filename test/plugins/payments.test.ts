@@ -2,14 +2,28 @@
 // user's Checkout paying the publisher with the platform's fee kept, the signed webhook installing
 // the plugin (the chat lookup then offers it), refunds uninstalling it, a subscription's lapse,
 // resumption and end, a subscription's events out of order, uninstalling and reinstalling a monthly
-// plugin, renewals, account deletion, and the publisher's sales.
+// plugin, renewals and their refunds, a refund delivered before its payment's completion, account
+// deletion (a payment completed afterwards given back, a publisher's Stripe account deleted), the
+// export of purchases, and the publisher's sales.
 // The real stripe-node client talks to the fake Stripe API; PostgreSQL and Redis are real.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { and, eq } from "drizzle-orm";
+import { createPluginsContext } from "../../src/plugins";
+import { erasedUserKey } from "../../src/plugins/erased-users";
 import { refundPluginPurchase } from "../../src/plugins/payments";
-import { developers, installs, pluginRows, purchases } from "../../src/plugins/tables";
+import { receivePaymentWebhook } from "../../src/plugins/purchases";
+import {
+  checkoutGrants,
+  developers,
+  erasedUsers,
+  installs,
+  pluginRows,
+  purchases,
+  subscriptionStates,
+} from "../../src/plugins/tables";
 import { publishUserDeleted } from "../../src/shared/events/user-deleted";
-import { eventually } from "../../src/shared/testing";
+import { ExportPartEvent, publishExportRequested } from "../../src/shared/events/user-export";
+import { captureLogger, eventually } from "../../src/shared/testing";
 import { signWebhook } from "../../src/shared/testing/fake-stripe";
 import { type Developer, manifest, newUserId } from "./harness";
 import {
@@ -933,5 +947,363 @@ describe("publishers see their sales", () => {
     expect(codeOf(await sales(seller.token, "?cursor=bm9wZQ"))).toEqual({ status: 422, code: "invalid_cursor" });
     expect(codeOf(await sales(seller.token, "?limit=0"))).toEqual({ status: 422, code: "validation_failed" });
     expect(codeOf(await sales(seller.token, "?plugin_id=x"))).toEqual({ status: 422, code: "validation_failed" });
+  });
+});
+
+describe("a refund delivered before its payment's completion", () => {
+  /** What one buyer's one-off purchase came to, as the user and the publisher see it. */
+  const stateOf = async (buyer: { userId: string; token: string; paymentIntent: { id: string } }, pluginId: string) => {
+    const [purchase] = await db().select().from(purchases).where(eq(purchases.paymentIntentId, buyer.paymentIntent.id));
+    const install = await installOf(buyer.userId, pluginId);
+    return {
+      purchase: purchase && { userId: purchase.userId, status: purchase.status, refunded: purchase.amountRefunded },
+      install: install ? (install.entitlementId === purchase?.id ? "paid" : "unpaid") : "none",
+      listed: await listed(buyer.token),
+      offered: await p.offered(buyer.userId),
+    };
+  };
+
+  test("a full refund first: the completion records the purchase refunded and installs nothing, as in order", async () => {
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    // In order: paid (installed), then refunded (uninstalled).
+    const first = await p.paidCheckout(id);
+    expect((await p.deliver(first.event)).body.outcome).toBe("processed");
+    await refundPluginPurchase(p.deps, first.paymentIntent.id);
+    expect((await p.deliver(p.lastEmitted("charge.refunded"))).body.outcome).toBe("processed");
+    // Out of order: Stripe delivers the refund first.
+    const second = await p.paidCheckout(id);
+    await refundPluginPurchase(p.deps, second.paymentIntent.id);
+    const heard = await listen(second.userId);
+    expect((await p.deliver(p.lastEmitted("charge.refunded"))).body.outcome).toBe("processed");
+    expect(await purchasesOf(second.userId)).toEqual([]);
+    expect((await p.deliver(second.event)).body.outcome).toBe("processed");
+
+    const expected = (userId: string) => ({
+      purchase: { userId, status: "refunded" as const, refunded: 1500 },
+      install: "none",
+      listed: [],
+      offered: [],
+    });
+    expect(await stateOf(first, id)).toEqual(expected(first.userId));
+    expect(await stateOf(second, id)).toEqual(expected(second.userId));
+    expect(await installOf(second.userId, id)).toBeUndefined();
+    expect(await installCount(id)).toBe(0);
+    // Nothing the agent could use was ever announced to the second buyer's chat.
+    await p.offered(second.userId);
+    expect(heard).toEqual([]);
+    // A redelivery changes nothing; the refunded plugin is not the buyer's, and may be bought again.
+    expect((await p.deliver(second.event)).body.outcome).toBe("duplicate");
+    expect(codeOf(await p.install(second.token, id))).toEqual({ status: 402, code: "payment_required" });
+    const again = await p.checkout(second.token, id);
+    expect(again.status).toBe(200);
+    expect((await p.deliver(p.fake.completePayment(again.body.session_id).event)).body.outcome).toBe("processed");
+    expect(await p.offered(second.userId)).toEqual([id]);
+    expect(await installCount(id)).toBe(1);
+  });
+
+  test("a partial refund first is kept on the purchase, which pays for the install; the rest refunded later uninstalls", async () => {
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    const buyer = await p.paidCheckout(id);
+    await p.stripe.refunds.create({ payment_intent: buyer.paymentIntent.id, amount: 400 });
+    expect((await p.deliver(p.lastEmitted("charge.refunded"))).body.outcome).toBe("processed");
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("processed");
+    expect(await stateOf(buyer, id)).toEqual({
+      purchase: { userId: buyer.userId, status: "active", refunded: 400 },
+      install: "paid",
+      listed: [expect.objectContaining({ plugin_id: id, available: true })],
+      offered: [id],
+    });
+    // An older delivery of the partial refund, after the completion, takes nothing back.
+    expect((await p.deliver(p.lastEmitted("charge.refunded"))).body.outcome).toBe("duplicate");
+    await refundPluginPurchase(p.deps, buyer.paymentIntent.id);
+    expect((await p.deliver(p.lastEmitted("charge.refunded"))).body.outcome).toBe("processed");
+    expect(await stateOf(buyer, id)).toEqual({
+      purchase: { userId: buyer.userId, status: "refunded", refunded: 1500 },
+      install: "none",
+      listed: [],
+      offered: [],
+    });
+  });
+});
+
+describe("a payment completed after its buyer's account was deleted", () => {
+  const erasedRow = async (userId: string) =>
+    (
+      await db()
+        .select()
+        .from(erasedUsers)
+        .where(eq(erasedUsers.userIdSha256, erasedUserKey(userId)))
+    )[0];
+  /** The user's erasure through the `user_deleted` event, as auth sends it; resolves once it is committed. */
+  const deleteAccount = async (userId: string) => {
+    await publishUserDeleted(p.server.platform, { userId, deletedAt: Date.now() });
+    await eventually(
+      () => erasedRow(userId),
+      (row) => row !== undefined,
+    );
+  };
+
+  test("one-off: refunded in full through Stripe, nothing recorded for the user, nothing installed", async () => {
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    const buyer = await p.paidCheckout(id);
+    await deleteAccount(buyer.userId);
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("processed");
+
+    expect(await purchasesOf(buyer.userId)).toEqual([]);
+    expect(await installOf(buyer.userId, id)).toBeUndefined();
+    expect(await installCount(id)).toBe(0);
+    expect(await p.offered(buyer.userId)).toEqual([]);
+    // What the service keeps of the erased user is a digest of the id, never the id.
+    expect(JSON.stringify(await db().select().from(erasedUsers))).not.toContain(buyer.userId);
+    const refunds = p.fake.requestsTo("POST", "/v1/refunds").filter((each) => {
+      return each.params.payment_intent === buyer.paymentIntent.id;
+    });
+    expect(refunds).toEqual([
+      expect.objectContaining({
+        params: expect.objectContaining({ refund_application_fee: "true", reverse_transfer: "true" }),
+        idempotencyKey: `plugin-refund:${buyer.paymentIntent.id}`,
+      }),
+    ]);
+    expect(p.fake.charges.get(buyer.charge.id)).toMatchObject({ refunded: true, amount_refunded: 1500 });
+    expect(p.fake.transfers.get(String(buyer.charge.transfer))).toMatchObject({ reversed: true });
+    // The sale stays in the publisher's figures as an erased buyer's does: no user, no customer, refunded.
+    const [kept] = await db().select().from(purchases).where(eq(purchases.paymentIntentId, buyer.paymentIntent.id));
+    expect(kept).toMatchObject({ userId: null, customerId: null, status: "refunded", amountRefunded: 1500 });
+    // The grants of that checkout are gone with the rest.
+    expect(await db().select().from(checkoutGrants).where(eq(checkoutGrants.sessionId, buyer.sessionId))).toEqual([]);
+
+    // A redelivery asks Stripe nothing more; Stripe's refund event changes nothing.
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("duplicate");
+    expect((await p.deliver(p.lastEmitted("charge.refunded"))).body.outcome).toBe("processed");
+    expect(
+      p.fake.requestsTo("POST", "/v1/refunds").filter((each) => each.params.payment_intent === buyer.paymentIntent.id),
+    ).toHaveLength(1);
+    expect(await purchasesOf(buyer.userId)).toEqual([]);
+  });
+
+  test("monthly: the subscription is cancelled at once, nothing recorded for the user, nothing installed", async () => {
+    const id = await p.paidPlugin(publisher, MONTHLY);
+    const buyer = await p.subscribedCheckout(id);
+    await deleteAccount(buyer.userId);
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("processed");
+
+    expect(p.fake.subscriptions.get(buyer.subscription.id)).toMatchObject({ status: "canceled" });
+    expect(p.fake.requestsTo("DELETE", `/v1/subscriptions/${buyer.subscription.id}`)).toEqual([
+      expect.objectContaining({ idempotencyKey: `plugin-cancel:${buyer.subscription.id}` }),
+    ]);
+    expect(await purchasesOf(buyer.userId)).toEqual([]);
+    expect(await installOf(buyer.userId, id)).toBeUndefined();
+    expect(await p.offered(buyer.userId)).toEqual([]);
+    expect(await purchaseBySubscription(buyer.subscription.id)).toMatchObject({
+      userId: null,
+      customerId: null,
+      status: "ended",
+      endReason: "canceled",
+    });
+    const [state] = await db()
+      .select()
+      .from(subscriptionStates)
+      .where(eq(subscriptionStates.subscriptionId, buyer.subscription.id));
+    expect(state?.state).toBe("canceled");
+    // Stripe's deletion event and a redelivery change nothing, and ask Stripe nothing more.
+    expect((await p.deliver(p.lastEmitted("customer.subscription.deleted"))).body.outcome).toBe("processed");
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("duplicate");
+    expect(p.fake.requestsTo("DELETE", `/v1/subscriptions/${buyer.subscription.id}`)).toHaveLength(1);
+  });
+
+  test("what was given back is logged with the event, the user, the plugin and the payment", async () => {
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    const buyer = await p.paidCheckout(id);
+    await deleteAccount(buyer.userId);
+    // The service's own webhook verb, on a context whose log lines are kept.
+    const captured = captureLogger();
+    const ctx = createPluginsContext({ ...p.server.platform, logger: captured.logger });
+    const signature = await signWebhook(buyer.event, WEBHOOK_SECRET);
+    expect(await receivePaymentWebhook({ ctx, input: { payload: buyer.event, signature } })).toEqual({
+      received: true,
+      outcome: "processed",
+    });
+    expect(captured.lines).toContainEqual(
+      expect.objectContaining({
+        msg: "a plugin payment made after its buyer's account was deleted: refunded",
+        event: JSON.parse(buyer.event).id,
+        user_id: buyer.userId,
+        plugin_id: id,
+        payment_intent: buyer.paymentIntent.id,
+      }),
+    );
+    expect(p.fake.charges.get(buyer.charge.id)).toMatchObject({ refunded: true });
+  });
+
+  test("Stripe unreachable: 503 and nothing recorded; Stripe's redelivery gives the payment back", async () => {
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    const buyer = await p.paidCheckout(id);
+    await deleteAccount(buyer.userId);
+    p.fake.unavailable = true;
+    try {
+      expect(codeOf(await p.deliver(buyer.event))).toEqual({ status: 503, code: "stripe_unavailable" });
+    } finally {
+      p.fake.unavailable = false;
+    }
+    expect(await db().select().from(purchases).where(eq(purchases.paymentIntentId, buyer.paymentIntent.id))).toEqual(
+      [],
+    );
+    expect(p.fake.charges.get(buyer.charge.id)).toMatchObject({ refunded: false });
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("processed");
+    expect(p.fake.charges.get(buyer.charge.id)).toMatchObject({ refunded: true });
+    expect(await purchasesOf(buyer.userId)).toEqual([]);
+    expect(await installOf(buyer.userId, id)).toBeUndefined();
+  });
+});
+
+describe("a deleted developer's Stripe account", () => {
+  const developerRow = async (userId: string) =>
+    (await db().select().from(developers).where(eq(developers.userId, userId)))[0];
+
+  test("is deleted with their data; erasing again, or an account Stripe no longer has, is fine", async () => {
+    const dev = await p.payablePublisher();
+    await publishUserDeleted(p.server.platform, { userId: dev.userId, deletedAt: Date.now() });
+    await eventually(
+      () => developerRow(dev.userId),
+      (row) => row === undefined,
+    );
+    expect(p.fake.accounts.has(dev.accountId)).toBe(false);
+    expect(p.fake.requestsTo("DELETE", `/v1/accounts/${dev.accountId}`)).toHaveLength(1);
+    // Again (a redelivery): nothing left to delete, Stripe is not asked.
+    await p.erase(dev.userId);
+    expect(p.fake.requestsTo("DELETE", `/v1/accounts/${dev.accountId}`)).toHaveLength(1);
+
+    // Deleted in Stripe already (a run whose commit failed, or by Stripe's support): counts as done.
+    const gone = await p.payablePublisher();
+    p.fake.accounts.delete(gone.accountId);
+    await p.erase(gone.userId);
+    expect(await developerRow(gone.userId)).toBeUndefined();
+    expect(p.fake.requestsTo("DELETE", `/v1/accounts/${gone.accountId}`)).toHaveLength(1);
+  });
+
+  test("Stripe unreachable: the erasure throws (the event comes again) and keeps everything; it finishes once Stripe answers", async () => {
+    const dev = await p.payablePublisher();
+    const id = await p.paidPlugin(dev, ONE_OFF);
+    const failed = async () => {
+      const text = await p.server.platform.metrics.registry.getSingleMetricAsString("user_data_events_total");
+      return Number(/user_data_events_total\{[^}]*kind="erase"[^}]*outcome="failed"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
+    };
+    const before = await failed();
+    p.fake.unavailable = true;
+    try {
+      // Through the event, as auth sends it: the consumer's handler throws and leaves it pending.
+      await publishUserDeleted(p.server.platform, { userId: dev.userId, deletedAt: Date.now() });
+      await eventually(failed, (n) => n > before);
+      await expect(p.erase(dev.userId)).rejects.toThrow();
+    } finally {
+      p.fake.unavailable = false;
+    }
+    expect(await developerRow(dev.userId)).toMatchObject({ stripeAccountId: dev.accountId });
+    expect(await db().select().from(pluginRows).where(eq(pluginRows.id, id))).toHaveLength(1);
+    expect(
+      await db()
+        .select()
+        .from(erasedUsers)
+        .where(eq(erasedUsers.userIdSha256, erasedUserKey(dev.userId))),
+    ).toEqual([]);
+    expect(p.fake.accounts.has(dev.accountId)).toBe(true);
+
+    await p.erase(dev.userId);
+    expect(p.fake.accounts.has(dev.accountId)).toBe(false);
+    expect(await developerRow(dev.userId)).toBeUndefined();
+    expect(await db().select().from(pluginRows).where(eq(pluginRows.id, id))).toEqual([]);
+  });
+});
+
+describe("refunds of renewals", () => {
+  test("count in the publisher's refunds, once per payment, whether they arrive after the renewal or before it", async () => {
+    const seller = await p.payablePublisher();
+    const id = await p.paidPlugin(seller, MONTHLY, { name: "Refunded monthly" });
+    const buyer = await p.subscribedCheckout(id);
+    await p.deliver(buyer.event);
+    const totals = async () =>
+      (await p.call("GET", "/developers/me/sales", { token: seller.token })).body.items[0]?.totals[0];
+    const lookups = () => p.fake.requestsTo("GET", "/v1/invoice_payments").length;
+
+    const first = p.fake.renewSubscription(buyer.subscription.id);
+    expect((await p.deliver(first.paid)).body.outcome).toBe("processed");
+    const firstPayment = first.paymentIntent?.id as string;
+    const asked = lookups();
+    await p.stripe.refunds.create({ payment_intent: firstPayment, amount: 100 });
+    const partial = p.lastEmitted("charge.refunded");
+    expect((await p.deliver(partial)).body.outcome).toBe("processed");
+    expect(await totals()).toMatchObject({ renewals: 1, gross: 998, refunds: { count: 1, amount: 100 } });
+    // The same event again, and an older one delivered late, count nothing more.
+    expect((await p.deliver(partial)).body.outcome).toBe("duplicate");
+    await p.stripe.refunds.create({ payment_intent: firstPayment });
+    expect((await p.deliver(p.lastEmitted("charge.refunded"))).body.outcome).toBe("processed");
+    expect(await totals()).toMatchObject({ refunds: { count: 1, amount: 499 } });
+    expect(
+      (await p.deliver(partial.replace(/"id": "evt_[^"]+"/, `"id": "evt_late_${crypto.randomUUID()}"`))).body.outcome,
+    ).toBe("processed");
+    expect(await totals()).toMatchObject({ refunds: { count: 1, amount: 499 } });
+    // Stripe was asked once which invoice the payment paid; the later refunds knew it.
+    expect(lookups() - asked).toBe(1);
+
+    // The next month's refund delivered before its renewal's invoice.paid: counted once the renewal is.
+    const second = p.fake.renewSubscription(buyer.subscription.id);
+    await p.stripe.refunds.create({ payment_intent: second.paymentIntent?.id as string });
+    expect((await p.deliver(p.lastEmitted("charge.refunded"))).body.outcome).toBe("processed");
+    expect(await totals()).toMatchObject({ renewals: 1, refunds: { count: 1, amount: 499 } });
+    expect((await p.deliver(second.succeeded)).body.outcome).toBe("processed");
+    expect(await totals()).toEqual({
+      currency: "eur",
+      purchases: 1,
+      renewals: 2,
+      gross: 3 * 499,
+      platform_fees: 3 * 62,
+      refunds: { count: 2, amount: 998 },
+      active: 1,
+    });
+    // A refund of nothing the service knows (a payment no invoice names) is kept and counts nowhere.
+    const before = await totals();
+    const stray = p.fake.event("charge.refunded", {
+      ...p.fake.charges.get(String(first.charge?.id)),
+      id: `ch_stray_${crypto.randomUUID()}`,
+      payment_intent: `pi_stray_${crypto.randomUUID()}`,
+    });
+    expect((await p.deliver(stray)).body.outcome).toBe("processed");
+    expect(await totals()).toEqual(before);
+  });
+
+  test("the buyer's export holds their renewals, with what was refunded of each", async () => {
+    const id = await p.paidPlugin(publisher, MONTHLY);
+    const buyer = await p.subscribedCheckout(id);
+    await p.deliver(buyer.event);
+    const renewals = [p.fake.renewSubscription(buyer.subscription.id), p.fake.renewSubscription(buyer.subscription.id)];
+    for (const renewal of renewals) await p.deliver(renewal.paid);
+    await p.stripe.refunds.create({ payment_intent: renewals[1]?.paymentIntent?.id as string, amount: 200 });
+    await p.deliver(p.lastEmitted("charge.refunded"));
+
+    const exportId = crypto.randomUUID();
+    await publishExportRequested(p.server.platform, { exportId, userId: buyer.userId, requestedAt: Date.now() });
+    const { redis, keys } = p.server.platform;
+    const raw = await eventually(
+      async () =>
+        ((await redis?.xrange(keys.exportPartsStream, "-", "+")) ?? [])
+          .map(([, fields]) => fields[1] as string)
+          .find((entry) => entry.includes(exportId)),
+      (entry) => entry !== undefined,
+    );
+    const data = JSON.parse(ExportPartEvent.parse(JSON.parse(raw as string)).json as string);
+    expect(data.purchases).toEqual([
+      expect.objectContaining({
+        plugin_id: id,
+        model: "monthly",
+        amount: 499,
+        renewals: renewals.map((renewal, index) => ({
+          invoice_id: renewal.invoice.id,
+          amount: 499,
+          currency: "eur",
+          amount_refunded: index === 1 ? 200 : 0,
+          paid_at: expect.any(String),
+        })),
+      }),
+    ]);
   });
 });

@@ -103,6 +103,41 @@ export async function readPublisherAccount(deps: PaymentsDeps, accountId: string
   }
 }
 
+/**
+ * Deletes a publisher's Express account when their developer account is erased. An account Stripe
+ * no longer has counts as deleted, so a redelivered erasure finishes. Anything else throws (Stripe
+ * unreachable: 503; Stripe refusing, as it does while the account still holds a balance: 502), so
+ * the erasure is tried again later.
+ */
+export async function deletePublisherAccount(deps: PaymentsDeps, accountId: string): Promise<void> {
+  const stripe = requirePluginStripe(deps.config);
+  try {
+    await stripe.accounts.del(accountId);
+  } catch (error) {
+    if (isMissing(error)) return;
+    throw toServiceError(deps.logger, "accounts.del", error);
+  }
+}
+
+/**
+ * The subscription invoice a payment paid, or null for a payment no invoice names (a one-off
+ * purchase's). A refund names only its payment intent, and since Stripe's 2025-03-31 API neither a
+ * charge nor a payment intent names its invoice: the invoice's payments are asked for by payment.
+ */
+export async function invoicePaidBy(deps: PaymentsDeps, paymentIntentId: string): Promise<string | null> {
+  const stripe = requirePluginStripe(deps.config);
+  const page = await stripeCall(deps.logger, "invoicePayments.list", () =>
+    stripe.invoicePayments.list({
+      payment: { type: "payment_intent", payment_intent: paymentIntentId },
+      status: "paid",
+      limit: 1,
+    }),
+  );
+  const invoice = page.data[0]?.invoice;
+  if (!invoice) return null;
+  return typeof invoice === "string" ? invoice : invoice.id;
+}
+
 /** The platform's fee on an amount in minor units, rounded to the nearest unit as Stripe rounds. */
 export const platformFeeAmount = (amount: number, percent: number): number => Math.round((amount * percent) / 100);
 

@@ -56,9 +56,10 @@ export interface PurchasePaid extends OutcomeBase, PurchaseRef {
 }
 
 /**
- * `charge.refunded` of a destination charge: money went back to the buyer. The handler finds the
- * purchase by `paymentIntentId` (a payment it does not know, such as a subscription invoice's, changes
- * nothing) and withdraws the entitlement when `fullyRefunded`.
+ * `charge.refunded` of a destination charge: money went back to the buyer. The handler keeps it by
+ * `paymentIntentId` (the completion of a purchase it does not know yet reads it there; a
+ * subscription invoice's counts against its renewal), finds the purchase by it and withdraws the
+ * entitlement when `fullyRefunded`.
  */
 export interface PurchaseRefunded extends OutcomeBase {
   kind: "purchase_refunded";
@@ -153,8 +154,9 @@ export type ApplyResult = "processed" | "duplicate";
  *
  * Subscriptions: `canceled` is final, so a late `subscription_resumed` never revives a canceled
  * subscription; keep the newest `occurredAt` applied per subscription and skip older outcomes. An
- * end may arrive before the `purchase_paid` of its subscription: keep it, so that payment grants
- * nothing. A `subscription_renewed` is counted once per `invoiceId`.
+ * end may arrive before the `purchase_paid` of its subscription, and a refund before that of its
+ * payment: keep them, so that payment grants nothing. A `subscription_renewed` is counted once per
+ * `invoiceId`.
  */
 export interface PaymentOutcomeHandler {
   apply(outcome: AppliedOutcome): Promise<ApplyResult>;

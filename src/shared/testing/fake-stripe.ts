@@ -35,11 +35,13 @@ export interface EmittedEvent {
  * JSON error shape, honouring Idempotency-Key like Stripe does (same key and body: the stored
  * response; same key, other body: 400). The real SDK talks to it through host/port/protocol.
  *
- * Connect, as a marketplace uses it: Express accounts (create, retrieve) and their onboarding links;
+ * Connect, as a marketplace uses it: Express accounts (create, retrieve, delete) and their onboarding links;
  * Checkout Sessions paying a connected account (destination charges in `payment` mode with
  * `payment_intent_data[application_fee_amount]`, subscriptions with
  * `subscription_data[application_fee_percent]`), which record the payment intent, the charge, the
- * transfer and the platform's application fee; refunds (by payment intent or charge).
+ * transfer and the platform's application fee; refunds (by payment intent or charge); the payments
+ * of subscription invoices (`/v1/invoice_payments`, listed by invoice or by payment intent: since the
+ * 2025-03-31 API the only link from a payment to its invoice).
  */
 export class FakeStripe {
   readonly apiKey: string;
@@ -63,6 +65,8 @@ export class FakeStripe {
   /** The platform's share of each destination charge or subscription invoice: what it earned. */
   readonly applicationFees = new Map<string, StripeObject>();
   readonly refunds = new Map<string, StripeObject>();
+  /** Each paid subscription invoice's payment (`invoice_payment`: the invoice and its payment intent). */
+  readonly invoicePayments = new Map<string, StripeObject>();
   /**
    * Events Stripe would send after the changes the fake makes itself (onboarding, payments, refunds,
    * failed invoice payments, cancellations), oldest first. Tests deliver them; the fake sends nothing.
@@ -154,7 +158,7 @@ export class FakeStripe {
     this.invoices.set(invoice.id, { ...invoice, number: `FAKE-${this.invoices.size + 1}`, created: this.tick() });
     if (data.transfer_data?.destination) {
       const percent = Number(data.application_fee_percent ?? 0);
-      this.charge({
+      const { paymentIntent } = this.charge({
         amount,
         currency,
         customer: customerId,
@@ -162,6 +166,7 @@ export class FakeStripe {
         fee: Math.round((amount * percent) / 100),
         metadata: {},
       });
+      this.payInvoice(invoice.id, paymentIntent);
     }
     const event = this.emit("checkout.session.completed", session);
     this.emit("invoice.paid", this.invoices.get(invoice.id) ?? invoice);
@@ -172,12 +177,15 @@ export class FakeStripe {
    * A renewal the card pays: the subscription's next period starts (`active` again if it was behind),
    * with its paid invoice (`billing_reason: subscription_cycle`, the price's amount) and, for a
    * subscription paying a connected account, the charge, the transfer and the platform's
-   * `application_fee_percent` of it. Emits `invoice.paid` and `invoice.payment_succeeded` (the same
-   * invoice), then `customer.subscription.updated` when the status changed.
+   * `application_fee_percent` of it (`paymentIntent` and `charge`; null without a connected account).
+   * Emits `invoice.paid` and `invoice.payment_succeeded` (the same invoice), then
+   * `customer.subscription.updated` when the status changed.
    */
   renewSubscription(subscriptionId: string): {
     invoice: StripeObject;
     subscription: StripeObject;
+    paymentIntent: StripeObject | null;
+    charge: StripeObject | null;
     paid: string;
     succeeded: string;
   } {
@@ -193,9 +201,10 @@ export class FakeStripe {
     const invoice = this.invoice(subscriptionId, "paid", { billingReason: "subscription_cycle" });
     this.invoices.set(invoice.id, { ...invoice, number: `FAKE-${this.invoices.size + 1}`, created: this.tick() });
     const destination = (current.transfer_data as { destination?: string } | null)?.destination;
+    let payment: { paymentIntent: StripeObject; charge: StripeObject } | null = null;
     if (destination) {
       const amount = Number(invoice.amount_paid);
-      this.charge({
+      payment = this.charge({
         amount,
         currency: String(invoice.currency),
         customer: current.customer ? String(current.customer) : null,
@@ -203,6 +212,7 @@ export class FakeStripe {
         fee: Math.round((amount * Number(current.application_fee_percent ?? 0)) / 100),
         metadata: {},
       });
+      this.payInvoice(invoice.id, payment.paymentIntent);
     }
     const subscription = this.updateSubscription(subscriptionId, { status: "active" });
     const paid = this.emit("invoice.paid", invoice);
@@ -210,7 +220,14 @@ export class FakeStripe {
     if (previousStatus !== "active") {
       this.emit("customer.subscription.updated", subscription, { previousAttributes: { status: previousStatus } });
     }
-    return { invoice, subscription, paid, succeeded };
+    return {
+      invoice,
+      subscription,
+      paymentIntent: payment?.paymentIntent ?? null,
+      charge: payment?.charge ?? null,
+      paid,
+      succeeded,
+    };
   }
 
   /**
@@ -444,6 +461,26 @@ export class FakeStripe {
         subscription_details: { subscription: subscriptionId, metadata: subscription?.metadata ?? {} },
       },
     };
+  }
+
+  /** Records that a payment intent paid an invoice, as Stripe's `invoice_payment` object. */
+  private payInvoice(invoiceId: string, paymentIntent: StripeObject): void {
+    const now = this.tick();
+    const payment: StripeObject = {
+      id: this.id("inpay"),
+      object: "invoice_payment",
+      amount_paid: paymentIntent.amount,
+      amount_requested: paymentIntent.amount,
+      created: now,
+      currency: paymentIntent.currency,
+      invoice: invoiceId,
+      is_default: true,
+      livemode: false,
+      payment: { type: "payment_intent", payment_intent: paymentIntent.id },
+      status: "paid",
+      status_transitions: { canceled_at: null, paid_at: now },
+    };
+    this.invoicePayments.set(payment.id, payment);
   }
 
   private item(subscriptionId: string, price: string, now: number): StripeObject {
@@ -684,6 +721,11 @@ export class FakeStripe {
       const account = this.accounts.get(second);
       return account ? ok(account) : missing("account", second);
     }
+    if (first === "accounts" && method === "DELETE" && second && !third) {
+      if (!this.accounts.delete(second)) return missing("account", second);
+      return ok({ id: second, object: "account", deleted: true });
+    }
+    if (first === "invoice_payments" && method === "GET" && !second) return ok(this.listInvoicePayments(params));
     if (first === "account_links" && method === "POST" && !second) return this.createAccountLink(params);
     if (first === "refunds" && method === "POST" && !second) return this.createRefund(params);
     const readable: Record<string, [string, Map<string, StripeObject>]> = {
@@ -839,6 +881,30 @@ export class FakeStripe {
       this.prices.set(price.id, price);
       item.price = price.id;
     }
+  }
+
+  /**
+   * `GET /v1/invoice_payments`, filtered as Stripe filters it: by `invoice`, by
+   * `payment[type]`/`payment[payment_intent]`, by `status`; newest first, `limit` (10) at most.
+   */
+  private listInvoicePayments(params: Record<string, unknown>): Record<string, unknown> {
+    const payment = params.payment as { type?: string; payment_intent?: string } | undefined;
+    const data = [...this.invoicePayments.values()]
+      .filter((each) => params.invoice === undefined || each.invoice === params.invoice)
+      .filter((each) => params.status === undefined || each.status === params.status)
+      .filter((each) => {
+        const paid = each.payment as { type: string; payment_intent?: string };
+        if (payment?.type !== undefined && paid.type !== payment.type) return false;
+        return payment?.payment_intent === undefined || paid.payment_intent === payment.payment_intent;
+      })
+      .reverse();
+    const limit = Number(params.limit ?? 10);
+    return {
+      object: "list",
+      data: data.slice(0, limit),
+      has_more: data.length > limit,
+      url: "/v1/invoice_payments",
+    };
   }
 
   private createAccount(params: Record<string, unknown>): { status: number; body: unknown } {
