@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
 import { conflict, UnconfiguredError, unavailable } from "../shared/errors";
+import { stripeCall } from "../shared/stripe-call";
 import type { VerbArgs } from "../shared/verb";
 import { checkoutSuccessUrl, priceVariable, redirectUrl, requireStripe } from "./config";
 import type { BillingContext } from "./context";
 import { ensureCustomer } from "./customer";
 import type { CheckoutInput, CheckoutResult } from "./model";
-import { stripeCall } from "./stripe-call";
 import { currentSubscription } from "./subscription";
 import { isEntitled } from "./sync";
 

@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
+import { stripeCall } from "../shared/stripe-call";
 import { requireStripe } from "./config";
 import type { BillingContext } from "./context";
-import { stripeCall } from "./stripe-call";
 import { lockCustomer } from "./sync";
 import { customers } from "./tables";
 

@@ -1,10 +1,10 @@
 import { notFound } from "../shared/errors";
+import { stripeCall } from "../shared/stripe-call";
 import type { VerbArgs } from "../shared/verb";
 import { redirectUrl, requireStripe } from "./config";
 import type { BillingContext } from "./context";
 import { findCustomerId } from "./customer";
 import type { PortalInput, PortalResult } from "./model";
-import { stripeCall } from "./stripe-call";
 
 /** A Stripe customer-portal session for the user's own customer; 404 before any checkout. */
 export async function createPortal({ ctx, user, input }: VerbArgs<BillingContext, PortalInput>): Promise<PortalResult> {

@@ -1,12 +1,12 @@
 import { desc, eq } from "drizzle-orm";
 import type { Database } from "../shared/db";
 import { notFound } from "../shared/errors";
+import { stripeCall } from "../shared/stripe-call";
 import { tierRank } from "../shared/tiers";
 import type { VerbArgs } from "../shared/verb";
 import { requireStripe } from "./config";
 import type { BillingContext } from "./context";
 import type { CancelQuery, SubscriptionView } from "./model";
-import { stripeCall } from "./stripe-call";
 import { isEntitled, lockCustomer, type SubscriptionRow, storeSubscription } from "./sync";
 import { customers, subscriptions } from "./tables";
 

@@ -1,8 +1,8 @@
 import { asc, eq } from "drizzle-orm";
 import Stripe from "stripe";
+import { isMissing, toServiceError } from "../shared/stripe-call";
 import { startUserDataConsumers, type UserDataConsumers } from "../shared/user-data";
 import type { BillingContext } from "./context";
-import { isMissing, toServiceError } from "./stripe-call";
 import { lockCustomer } from "./sync";
 import { customers, outbox, subscriptions } from "./tables";
 

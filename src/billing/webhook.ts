@@ -1,10 +1,10 @@
 import type Stripe from "stripe";
 import { badRequest, unavailable } from "../shared/errors";
+import { isMissing, toServiceError } from "../shared/stripe-call";
 import type { PublicVerbArgs } from "../shared/verb";
 import { requireStripe } from "./config";
 import type { BillingContext } from "./context";
 import type { WebhookResult } from "./model";
-import { isMissing, toServiceError } from "./stripe-call";
 import { idOf, lockCustomerByStripeId, storeSubscription } from "./sync";
 import { processedEvents } from "./tables";
 

@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import Stripe from "stripe";
-import { isMissing, stripeCall, toServiceError } from "../../billing/stripe-call";
 import { conflict, notFound, unavailable } from "../../shared/errors";
 import type { Logger } from "../../shared/logger";
+import { isMissing, stripeCall, toServiceError } from "../../shared/stripe-call";
 import { type PluginPaymentsConfig, requirePluginStripe } from "./config";
 import { type PaidPricingModel, PLUGIN_PURCHASE, publisherMetadata, purchaseMetadata } from "./metadata";
 

@@ -1,6 +1,6 @@
 import Stripe from "stripe";
-import { ServiceError, unavailable } from "../shared/errors";
-import type { Logger } from "../shared/logger";
+import { ServiceError, unavailable } from "./errors";
+import type { Logger } from "./logger";
 
 /**
  * Runs one Stripe call and turns its failures into our error family: Stripe being unreachable,
