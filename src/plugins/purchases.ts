@@ -10,6 +10,7 @@ import {
   type AppliedOutcome,
   type ApplyResult,
   cancelPluginSubscription,
+  deleteBuyerCustomer,
   handlePaymentWebhook,
   invoicePaidBy,
   type PaymentOutcomeHandler,
@@ -290,10 +291,12 @@ const latest = (outcome: PurchasePaid, told: { occurredAt: Date }) =>
  * between checkout and payment, or Stripe delivered the completion late): nothing is recorded for
  * them. Stripe gives the money back first: a one-off payment refunded in full, a subscription
  * cancelled at once, each under a key that makes a redelivery the same request (a subscription or
- * payment already ended or refunded counts as done). Stripe unreachable throws: nothing is recorded
- * and Stripe delivers the event again. The sale stays in the publisher's figures as an erased
- * buyer's purchases do, with no user and no customer, refunded or ended (without STRIPE_SECRET_KEY
- * a one-off payment cannot be refunded: it stays active, and an error asks an operator to).
+ * payment already ended or refunded counts as done); the customer Checkout made for them, if any, is
+ * deleted, as the erasure deletes theirs (one Stripe no longer has counts as deleted). Stripe
+ * unreachable throws: nothing is recorded and Stripe delivers the event again. The sale stays in the
+ * publisher's figures as an erased buyer's purchases do, with no user and no customer, refunded or
+ * ended (without STRIPE_SECRET_KEY a one-off payment cannot be refunded: it stays active, and an
+ * error asks an operator to).
  */
 async function paidAfterErasure(
   ctx: PluginsContext,
@@ -308,6 +311,7 @@ async function paidAfterErasure(
     .where(eq(purchases.checkoutSessionId, outcome.checkoutSessionId));
   if (recorded) return;
   const givenBack = await giveBack(ctx, outcome, told);
+  if (outcome.customerId && ctx.payments.stripe) await deleteBuyerCustomer(paymentsDeps(ctx), outcome.customerId);
   if (givenBack) {
     ctx.logger.warn(
       {

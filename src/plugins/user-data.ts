@@ -5,7 +5,7 @@ import { announce } from "./announce";
 import type { PluginsContext, Tx } from "./context";
 import { lockUser, recordErased } from "./erased-users";
 import { paymentsDeps } from "./payment-account";
-import { cancelPluginSubscription, deletePublisherAccount } from "./payments";
+import { cancelPluginSubscription, deleteBuyerCustomer, deletePublisherAccount } from "./payments";
 import { removeReview } from "./reviews";
 import {
   checkoutGrants,
@@ -52,6 +52,32 @@ async function cancelSubscriptions(ctx: PluginsContext, tx: Tx, userId: string):
 }
 
 /**
+ * Deletes in Stripe every customer Checkout made for the user's purchases (a subscription always
+ * has one; a one-off payment only if Stripe made one rather than a guest), as billing deletes its
+ * own: nothing the buyer gave Stripe (name, address, cards) stays once the stored ids are cleared.
+ * Checkout is passed no customer, so it makes one per purchase and a user may have several. A
+ * customer Stripe no longer has counts as deleted; Stripe unreachable throws and the event comes
+ * back with the ids still stored.
+ */
+async function deleteCustomers(ctx: PluginsContext, tx: Tx, userId: string): Promise<void> {
+  const rows = await tx
+    .selectDistinct({ customerId: purchases.customerId })
+    .from(purchases)
+    .where(and(eq(purchases.userId, userId), isNotNull(purchases.customerId)));
+  if (rows.length === 0) return;
+  if (!ctx.payments.stripe) {
+    ctx.logger.error(
+      { user_id: userId, customers: rows.length },
+      "STRIPE_SECRET_KEY unset: the Stripe customers of a deleted account's plugin purchases stay",
+    );
+    return;
+  }
+  for (const { customerId } of rows) {
+    if (customerId) await deleteBuyerCustomer(paymentsDeps(ctx), customerId);
+  }
+}
+
+/**
  * Deletes the developer's Stripe Express account: nothing of the publisher stays with the platform's
  * Stripe. Called after the subscriptions to their plugins are cancelled, so nothing pays into it any
  * more. An account Stripe no longer has counts as deleted; Stripe unreachable, or refusing (it keeps an
@@ -76,9 +102,9 @@ async function deletePaymentAccount(ctx: PluginsContext, userId: string, account
  * published: its versions, its sales, and the installs and reviews other users had of it, and its
  * Stripe Express account. Those users' chat instances are told once it is committed. Their
  * purchases stay in the publishers' figures without them (no user, no Stripe customer); the
- * subscriptions among them, and those to their own plugins, are cancelled in Stripe first. The
- * SHA-256 of the user's id is kept in `erased_users`, so a payment Stripe completes for them later
- * is given back.
+ * subscriptions among them, and those to their own plugins, are cancelled in Stripe first, and the
+ * Stripe customers their checkouts made are deleted there. The SHA-256 of the user's id is kept in
+ * `erased_users`, so a payment Stripe completes for them later is given back.
  *
  * The Stripe calls are made inside the transaction, under the user's exclusive lock (a payment's
  * completion takes it shared): a completion in flight commits first and its subscription is among
@@ -96,6 +122,7 @@ export async function eraseUser(ctx: PluginsContext, userId: string): Promise<vo
       .where(eq(developers.userId, userId))
       .for("update");
     await cancelSubscriptions(ctx, tx, userId);
+    await deleteCustomers(ctx, tx, userId);
     if (developer?.accountId) await deletePaymentAccount(ctx, userId, developer.accountId);
     // Plugin rows before purchase and install rows, in id order, as installs, approvals and the
     // payment webhook take them.

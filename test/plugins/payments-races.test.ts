@@ -140,8 +140,10 @@ describe("races", () => {
       ).toHaveLength(1);
       expect(await p.offered(buyer.userId)).toEqual([]);
       if ("subscription" in buyer) {
-        // Cancelled by the erasure (the completion first) or by the completion (the erasure first).
+        // Cancelled, and its customer deleted, by the erasure (the completion first) or by the
+        // completion (the erasure first).
         expect(p.fake.subscriptions.get(buyer.subscription.id)).toMatchObject({ status: "canceled" });
+        expect(p.fake.customers.has(String(buyer.subscription.customer))).toBe(false);
         const [kept] = await db().select().from(purchases).where(eq(purchases.subscriptionId, buyer.subscription.id));
         expect(kept).toMatchObject({ userId: null, customerId: null, status: "ended", endReason: "canceled" });
       } else {

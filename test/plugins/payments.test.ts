@@ -3,8 +3,8 @@
 // the plugin (the chat lookup then offers it), refunds uninstalling it, a subscription's lapse,
 // resumption and end, a subscription's events out of order, uninstalling and reinstalling a monthly
 // plugin, renewals and their refunds, a refund delivered before its payment's completion, account
-// deletion (a payment completed afterwards given back, a publisher's Stripe account deleted), the
-// export of purchases, and the publisher's sales.
+// deletion (a payment completed afterwards given back, a publisher's Stripe account and a buyer's
+// Stripe customers deleted), the export of purchases, and the publisher's sales.
 // The real stripe-node client talks to the fake Stripe API; PostgreSQL and Redis are real.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { and, eq } from "drizzle-orm";
@@ -1212,6 +1212,111 @@ describe("a deleted developer's Stripe account", () => {
     expect(p.fake.accounts.has(dev.accountId)).toBe(false);
     expect(await developerRow(dev.userId)).toBeUndefined();
     expect(await db().select().from(pluginRows).where(eq(pluginRows.id, id))).toEqual([]);
+  });
+});
+
+describe("a deleted buyer's Stripe customers", () => {
+  /** A one-off bought by `token` whose Checkout made a Stripe customer (Stripe may, rather than a guest). */
+  const oneOffWithCustomer = async (token: string, pluginId: string) => {
+    const started = await p.checkout(token, pluginId);
+    const customer = await p.stripe.customers.create({ email: "buyer@adiuva.test" });
+    Object.assign(p.fake.sessions.get(started.body.session_id) ?? {}, { customer: customer.id });
+    expect((await p.deliver(p.fake.completePayment(started.body.session_id).event)).body.outcome).toBe("processed");
+    return customer.id;
+  };
+  const customerDeletions = (customerId: string) => p.fake.requestsTo("DELETE", `/v1/customers/${customerId}`);
+
+  test("each one their purchases made is deleted with their data, nobody else's; erasing again, or one Stripe no longer has, is fine", async () => {
+    const monthly = await p.paidPlugin(publisher, MONTHLY);
+    const oneOff = await p.paidPlugin(publisher, ONE_OFF);
+    const buyer = await p.subscribedCheckout(monthly);
+    await p.deliver(buyer.event);
+    const subscriber = String(buyer.subscription.customer);
+    const payer = await oneOffWithCustomer(buyer.token, oneOff);
+    expect((await purchasesOf(buyer.userId)).map((row) => row.customerId).sort()).toEqual([subscriber, payer].sort());
+    const other = await p.subscribedCheckout(monthly);
+    await p.deliver(other.event);
+
+    await publishUserDeleted(p.server.platform, { userId: buyer.userId, deletedAt: Date.now() });
+    await eventually(
+      () => purchasesOf(buyer.userId),
+      (rows) => rows.length === 0,
+    );
+    expect(p.fake.customers.has(subscriber)).toBe(false);
+    expect(p.fake.customers.has(payer)).toBe(false);
+    expect(customerDeletions(subscriber)).toHaveLength(1);
+    expect(customerDeletions(payer)).toHaveLength(1);
+    // Another subscriber of the same plugin keeps theirs.
+    expect(p.fake.customers.has(String(other.subscription.customer))).toBe(true);
+    expect(await db().select().from(purchases).where(eq(purchases.customerId, subscriber))).toEqual([]);
+
+    // Again (a redelivery): no customer left to delete, Stripe is not asked.
+    await p.erase(buyer.userId);
+    expect(customerDeletions(subscriber)).toHaveLength(1);
+    expect(customerDeletions(payer)).toHaveLength(1);
+
+    // Deleted in Stripe already (a run whose commit failed, or by Stripe's support): counts as done.
+    const gone = await p.subscribedCheckout(monthly);
+    await p.deliver(gone.event);
+    p.fake.customers.delete(String(gone.subscription.customer));
+    await p.erase(gone.userId);
+    expect(await purchasesOf(gone.userId)).toEqual([]);
+    expect(customerDeletions(String(gone.subscription.customer))).toHaveLength(1);
+  });
+
+  test("Stripe unreachable: the erasure throws (the event comes again) and keeps the customer; it finishes once Stripe answers", async () => {
+    const monthly = await p.paidPlugin(publisher, MONTHLY);
+    // Subscribed, then cancelled and ended: only the customer is left in Stripe for the erasure.
+    const buyer = await p.subscribedCheckout(monthly);
+    await p.deliver(buyer.event);
+    await p.stripe.subscriptions.cancel(buyer.subscription.id);
+    expect((await p.deliver(p.lastEmitted("customer.subscription.deleted"))).body.outcome).toBe("processed");
+    const customerId = String(buyer.subscription.customer);
+    const failed = async () => {
+      const text = await p.server.platform.metrics.registry.getSingleMetricAsString("user_data_events_total");
+      return Number(/user_data_events_total\{[^}]*kind="erase"[^}]*outcome="failed"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
+    };
+    const before = await failed();
+    p.fake.unavailable = true;
+    try {
+      // Through the event, as auth sends it: the consumer's handler throws and leaves it pending.
+      await publishUserDeleted(p.server.platform, { userId: buyer.userId, deletedAt: Date.now() });
+      await eventually(failed, (n) => n > before);
+      await expect(p.erase(buyer.userId)).rejects.toThrow();
+    } finally {
+      p.fake.unavailable = false;
+    }
+    expect(p.fake.customers.has(customerId)).toBe(true);
+    expect(await purchasesOf(buyer.userId)).toEqual([expect.objectContaining({ customerId, status: "ended" })]);
+    expect(
+      await db()
+        .select()
+        .from(erasedUsers)
+        .where(eq(erasedUsers.userIdSha256, erasedUserKey(buyer.userId))),
+    ).toEqual([]);
+
+    await p.erase(buyer.userId);
+    expect(p.fake.customers.has(customerId)).toBe(false);
+    expect(await purchasesOf(buyer.userId)).toEqual([]);
+  });
+
+  test("a payment completed after the erasure: the customer its Checkout made is deleted with the subscription", async () => {
+    const monthly = await p.paidPlugin(publisher, MONTHLY);
+    const buyer = await p.subscribedCheckout(monthly);
+    await p.erase(buyer.userId);
+    const customerId = String(buyer.subscription.customer);
+    p.fake.unavailable = true;
+    try {
+      expect(codeOf(await p.deliver(buyer.event))).toEqual({ status: 503, code: "stripe_unavailable" });
+    } finally {
+      p.fake.unavailable = false;
+    }
+    expect(p.fake.customers.has(customerId)).toBe(true);
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("processed");
+    expect(p.fake.customers.has(customerId)).toBe(false);
+    expect(p.fake.subscriptions.get(buyer.subscription.id)).toMatchObject({ status: "canceled" });
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("duplicate");
+    expect(customerDeletions(customerId)).toHaveLength(1);
   });
 });
 

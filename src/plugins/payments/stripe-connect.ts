@@ -120,6 +120,22 @@ export async function deletePublisherAccount(deps: PaymentsDeps, accountId: stri
 }
 
 /**
+ * Deletes a buyer's Stripe customer (one Checkout made for a purchase) when their account is erased,
+ * as billing deletes its own: their name, address and saved cards stay with nobody. A customer Stripe
+ * no longer has counts as deleted, so a redelivered erasure finishes; anything else throws (Stripe
+ * unreachable: 503; refusing: 502), so the erasure is tried again later.
+ */
+export async function deleteBuyerCustomer(deps: PaymentsDeps, customerId: string): Promise<void> {
+  const stripe = requirePluginStripe(deps.config);
+  try {
+    await stripe.customers.del(customerId);
+  } catch (error) {
+    if (isMissing(error)) return;
+    throw toServiceError(deps.logger, "customers.del", error);
+  }
+}
+
+/**
  * The subscription invoice a payment paid, or null for a payment no invoice names (a one-off
  * purchase's). A refund names only its payment intent, and since Stripe's 2025-03-31 API neither a
  * charge nor a payment intent names its invoice: the invoice's payments are asked for by payment.
