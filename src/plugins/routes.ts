@@ -2,6 +2,7 @@ import { Elysia } from "elysia";
 import { JSON_BODY, NoContent, responses, SIGNED_IN } from "../shared/contract";
 import { protectedRoutes } from "../shared/protected-routes";
 import { perMinute, routeRateLimit } from "../shared/rate-limit";
+import { stripeWebhookRoute } from "../shared/stripe-webhook-route";
 import {
   approveVersion,
   deleteReviewAsAdmin,
@@ -89,32 +90,15 @@ export function pluginsRoutes(ctx: PluginsContext) {
   });
   return (
     new Elysia({ name: "plugins", prefix: PLUGINS_PREFIX, tags: ["plugins"] })
-      // Public (Stripe calls it), before `protectedRoutes` and so outside its sanitizer: the body
-      // stays unparsed because the signature covers the exact bytes sent.
-      .post(
-        "/payments/webhook",
-        async ({ request }) =>
-          receivePaymentWebhook({
-            ctx,
-            input: {
-              payload: new Uint8Array(await request.arrayBuffer()),
-              signature: request.headers.get("stripe-signature"),
-            },
-          }),
-        {
-          parse: "none",
-          // 413 past MAX_BODY_BYTES; 503 while plugin payments are not configured or the database is away.
-          response: responses({ 200: PaymentWebhookResult }, 400, 413, 503),
-          detail: {
-            summary: "Stripe webhook endpoint of plugin payments (signed)",
-            description:
-              "Called by Stripe for plugin purchases (checkout, refunds, subscriptions) and publishers' Connect accounts: the `Stripe-Signature` header signs the exact bytes of the event.",
-            requestBody: {
-              required: true,
-              content: { "application/json": { schema: { type: "object", description: "A Stripe event" } } },
-            },
-          },
-        },
+      .use(
+        stripeWebhookRoute({
+          path: "/payments/webhook",
+          result: PaymentWebhookResult,
+          summary: "Stripe webhook endpoint of plugin payments (signed)",
+          description:
+            "Called by Stripe for plugin purchases (checkout, refunds, subscriptions) and publishers' Connect accounts: the `Stripe-Signature` header signs the exact bytes of the event.",
+          receive: (input) => receivePaymentWebhook({ ctx, input }),
+        }),
       )
       .use(
         protectedRoutes({
