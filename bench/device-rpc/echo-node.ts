@@ -4,8 +4,9 @@
 // (the lane's client on Sentinel and Cluster), to tell which client is faster on one node.
 // `hop` adds what no device call can avoid: the text goes out on a WebSocket (Bun.serve) to a
 // device (Bun's WebSocket client, in this process as in node-a.ts) that sends it straight back;
-// nothing is parsed on the way.
-// `bun echo-node.ts <key prefix> bun|ioredis|hop`; prints {"ready":true} once subscribed.
+// nothing is parsed on the way. `batched` is `bun` for a caller that sends a turn's calls as one
+// array: what comes back is the same message.
+// `bun echo-node.ts <key prefix> bun|ioredis|hop|batched`; prints {"ready":true} once subscribed.
 import { floorClient } from "./floor-client";
 
 const [prefix = "bench", client = "bun"] = process.argv.slice(2);

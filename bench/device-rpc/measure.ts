@@ -17,6 +17,8 @@ export interface Result {
   throughput: number;
   /** Redis commands per call during the sequential phase (when a counter is given). */
   commandsPerCall: number;
+  /** The same during the throughput phase, where a turn's messages may travel together. */
+  commandsPerCallInFlight: number;
   subscribes: number;
   /** CPU time per call during the throughput phase, in µs: the calling process and node A. */
   callerCpuUs: number;
@@ -67,6 +69,7 @@ export async function measure(
   latencies.sort((x, y) => x - y);
   console.error(`${name}: throughput`);
   let started = 0;
+  const inFlightBefore = await counter?.();
   const cpuBefore = await Promise.all([processCpuUs(process.pid), processCpuUs(ownerPid)]);
   const begin = performance.now();
   const worker = async () => {
@@ -78,12 +81,15 @@ export async function measure(
   await Promise.all(Array.from({ length: workload.inFlight }, worker));
   const seconds = (performance.now() - begin) / 1000;
   const cpuAfter = await Promise.all([processCpuUs(process.pid), processCpuUs(ownerPid)]);
+  const inFlightAfter = await counter?.();
   return {
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     throughput: workload.total / seconds,
     // Minus the one INFO call that ends the window (INFO itself is not counted).
     commandsPerCall: before && after ? (after.total - before.total) / workload.sequential : Number.NaN,
+    commandsPerCallInFlight:
+      inFlightBefore && inFlightAfter ? (inFlightAfter.total - inFlightBefore.total) / workload.total : Number.NaN,
     subscribes: before && after ? after.subscribes - before.subscribes : Number.NaN,
     callerCpuUs: (cpuAfter[0]! - cpuBefore[0]!) / workload.total,
     ownerCpuUs: (cpuAfter[1]! - cpuBefore[1]!) / workload.total,

@@ -98,12 +98,12 @@ console.log(
   `sequential ${SEQUENTIAL} calls; throughput ${TOTAL} calls with ${IN_FLIGHT} in flight; ${ORDER === "peer-first" ? "Socket.IO" : "adiuva"} ran first\n`,
 );
 console.log(
-  "| system | p50 ms | p99 ms | calls/s | Redis cmds/call | SUBSCRIBEs during run | CPU µs/call caller | CPU µs/call node A |",
+  "| system | p50 ms | p99 ms | calls/s | Redis cmds/call | Redis cmds/call, in flight | SUBSCRIBEs during run | CPU µs/call caller | CPU µs/call node A |",
 );
-console.log("|---|---|---|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|---|---|---|");
 for (const [name, r] of Object.entries(results))
   console.log(
-    `| ${name} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${Math.round(r.throughput)} | ${fmt(r.commandsPerCall, 2)} | ${r.subscribes} | ${fmt(r.callerCpuUs, 1)} | ${fmt(r.ownerCpuUs, 1)} |`,
+    `| ${name} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${Math.round(r.throughput)} | ${fmt(r.commandsPerCall, 2)} | ${fmt(r.commandsPerCallInFlight, 2)} | ${r.subscribes} | ${fmt(r.callerCpuUs, 1)} | ${fmt(r.ownerCpuUs, 1)} |`,
   );
 const ours = results.adiuva!;
 for (const peer of ["socket.io (device hop)", "socket.io (bare serverSideEmitWithAck)"]) {

@@ -9,7 +9,7 @@ import { silentLogger } from "../../src/shared/logger";
 import { masterNodes, openRedis } from "../../src/shared/redis";
 import { deleteKeysWithPrefix, randomSuffix, signTestToken, testKeys } from "../../src/shared/testing";
 import { startRedisCluster } from "../../src/shared/testing/redis-servers";
-import { floorClient } from "./floor-client";
+import { type FloorClient, floorClient } from "./floor-client";
 import { type CommandCounter, countCommands, measure, type Result } from "./measure";
 import { benchPlatform, REDIS_URL, readLine } from "./shared";
 
@@ -79,16 +79,25 @@ async function adiuva(name: string, redis: Record<string, string>): Promise<Resu
   return result;
 }
 
-/** The floor: the text of a real call envelope out and back, matched by id, nothing else done. */
-async function echoFloor(kind: "bun" | "ioredis" | "hop"): Promise<Result> {
+/**
+ * The floor: the text of a real call envelope out and back, matched by id, nothing else done.
+ * `batched`: a turn's calls leave as one JSON array, as the device RPC's inbox sender sends them,
+ * and come back as the same array (echo-node.ts sends back what it receives).
+ */
+async function echoFloor(kind: "bun" | "ioredis" | "hop" | "batched"): Promise<Result> {
   const prefix = `bench:${randomSuffix()}`;
   const nodeA = await spawnReady([`${import.meta.dir}/echo-node.ts`, prefix, kind], single);
-  const lane = await floorClient(kind === "ioredis" ? "ioredis" : "bun");
+  const client = await floorClient(kind === "ioredis" ? "ioredis" : "bun");
+  const lane = kind === "batched" ? batching(client) : client;
   const pending = new Map<string, () => void>();
-  await lane.subscribe(`${prefix}:reply`, (message) => {
-    const { id } = JSON.parse(message) as { id: string };
+  const settle = ({ id }: { id: string }) => {
     pending.get(id)?.();
     pending.delete(id);
+  };
+  await lane.subscribe(`${prefix}:reply`, (message) => {
+    const value = JSON.parse(message) as { id: string } | Array<{ id: string }>;
+    if (Array.isArray(value)) value.forEach(settle);
+    else settle(value);
   });
   let next = 0;
   const call = () => {
@@ -113,10 +122,30 @@ async function echoFloor(kind: "bun" | "ioredis" | "hop"): Promise<Result> {
   const stats = counterFor(single);
   const result = await measure(`echo floor (${kind})`, call, nodeA.pid, WORKLOAD, stats.counter);
   stats.close();
-  lane.close();
+  client.close();
   nodeA.kill();
   await nodeA.exited;
   return result;
+}
+
+/** Publishes a turn's messages for a channel as one JSON array (a lone one as it is). */
+function batching(client: FloorClient): FloorClient {
+  const queued = new Map<string, string[]>();
+  const flush = () => {
+    for (const [channel, texts] of queued)
+      client.publish(channel, texts.length === 1 ? texts[0]! : `[${texts.join(",")}]`).catch(() => {});
+    queued.clear();
+  };
+  return {
+    ...client,
+    publish(channel, message) {
+      if (queued.size === 0) setImmediate(flush);
+      const texts = queued.get(channel);
+      if (texts) texts.push(message);
+      else queued.set(channel, [message]);
+      return Promise.resolve();
+    },
+  };
 }
 
 const systems: Array<[string, () => Promise<Result>]> = [
@@ -125,6 +154,7 @@ const systems: Array<[string, () => Promise<Result>]> = [
   ["bare echo floor, one node (Bun client)", () => echoFloor("bun")],
   ["bare echo floor, one node (ioredis)", () => echoFloor("ioredis")],
   ["echo floor with the WebSocket hop, one node (Bun client)", () => echoFloor("hop")],
+  ["bare echo floor, batched per turn, one node (Bun client)", () => echoFloor("batched")],
 ];
 const runs: Array<Record<string, Result>> = [];
 for (let round = 0; round < ROUNDS; round++) {
@@ -142,11 +172,13 @@ console.log(
 );
 runs.forEach((results, round) => {
   console.log(`round ${round + 1}\n`);
-  console.log("| system | p50 ms | p99 ms | calls/s | Redis cmds/call | CPU µs/call caller | CPU µs/call node A |");
-  console.log("|---|---|---|---|---|---|---|");
+  console.log(
+    "| system | p50 ms | p99 ms | calls/s | Redis cmds/call | Redis cmds/call, in flight | CPU µs/call caller | CPU µs/call node A |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|");
   for (const [name, r] of Object.entries(results)) {
     console.log(
-      `| ${name} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${Math.round(r.throughput)} | ${fmt(r.commandsPerCall, 2)} | ${fmt(r.callerCpuUs, 1)} | ${fmt(r.ownerCpuUs, 1)} |`,
+      `| ${name} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${Math.round(r.throughput)} | ${fmt(r.commandsPerCall, 2)} | ${fmt(r.commandsPerCallInFlight, 2)} | ${fmt(r.callerCpuUs, 1)} | ${fmt(r.ownerCpuUs, 1)} |`,
     );
   }
   const one = results["adiuva, one Redis node"]!;
@@ -154,8 +186,9 @@ runs.forEach((results, round) => {
   const floor = results["bare echo floor, one node (Bun client)"]!;
   const ioredisFloor = results["bare echo floor, one node (ioredis)"]!;
   const hopFloor = results["echo floor with the WebSocket hop, one node (Bun client)"]!;
+  const batchedFloor = results["bare echo floor, batched per turn, one node (Bun client)"]!;
   console.log(
-    `\ncluster vs one node: throughput ${fmt(sharded.throughput / one.throughput, 2)}x (target >= 0.8), p50 ${fmt(sharded.p50 / one.p50, 2)}x; one node vs floor: throughput ${fmt(one.throughput / floor.throughput, 2)}x (target >= 0.7); floor with the hop vs floor: ${fmt(hopFloor.throughput / floor.throughput, 2)}x; one node vs floor with the hop: ${fmt(one.throughput / hopFloor.throughput, 2)}x; floor ioredis vs Bun's client: throughput ${fmt(ioredisFloor.throughput / floor.throughput, 2)}x, p99 ${fmt(ioredisFloor.p99 / floor.p99, 2)}x\n`,
+    `\ncluster vs one node: throughput ${fmt(sharded.throughput / one.throughput, 2)}x (target >= 0.8), p50 ${fmt(sharded.p50 / one.p50, 2)}x; one node vs floor: throughput ${fmt(one.throughput / floor.throughput, 2)}x (target >= 0.7); floor with the hop vs floor: ${fmt(hopFloor.throughput / floor.throughput, 2)}x; one node vs floor with the hop: ${fmt(one.throughput / hopFloor.throughput, 2)}x; one node vs batched floor: ${fmt(one.throughput / batchedFloor.throughput, 2)}x; floor ioredis vs Bun's client: throughput ${fmt(ioredisFloor.throughput / floor.throughput, 2)}x, p99 ${fmt(ioredisFloor.p99 / floor.p99, 2)}x\n`,
   );
 });
 process.exit(0);

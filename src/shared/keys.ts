@@ -35,6 +35,11 @@ export function createKeys(prefix = "adiuva") {
     /** Sorted set: the instances holding devices -> until when (Redis clock, ms) their liveness mark lasts. */
     liveInstances: `${p}:presence:instances`,
     instanceInbox: (instanceId: string) => `${p}:inbox:${instanceId}`,
+    /**
+     * Where several inbox messages travel as one (`InboxSender`). The inbox's whole name is its
+     * hash tag, so both channels share a Redis Cluster slot and keep their messages' order.
+     */
+    instanceBatchInbox: (instanceId: string) => `{${p}:inbox:${instanceId}}:batch`,
     deviceStream: (userId: string) => `${p}:stream:${userId}`,
     /** A device lease appeared for the user id published here: callers drop the routes they remember. */
     devicePresenceChanged: `${p}:presence-changed`,

@@ -1,10 +1,13 @@
 // One contract for the device RPC's pub/sub lane: the in-process bus (embedded mode) and the lane of
 // the test topology (Bun's built-in Redis client on one node; ioredis on Sentinel; sharded pub/sub
-// on a Cluster, when test/infra/redis-topologies.test.ts runs this file there). The Redis lane also goes through a TcpProxy in front of the
-// real Redis, to cut its connections and check that subscriptions come back exactly once.
+// on a Cluster, when test/infra/redis-topologies.test.ts runs this file there), and for the inbox
+// sender that batches on it. The Redis lane also goes through a TcpProxy in front of the real
+// Redis, to cut its connections and check that subscriptions come back exactly once.
 import { afterEach, describe, expect, test } from "bun:test";
 import { MemoryBus } from "../../src/shared/bus/memory-bus";
+import { InboxSender, MAX_BATCH_CHARS } from "../../src/shared/device-rpc/inbox";
 import { openLane, RedisLane, type RpcLane } from "../../src/shared/device-rpc/lane";
+import { createKeys } from "../../src/shared/keys";
 import { silentLogger } from "../../src/shared/logger";
 import {
   eventually,
@@ -68,6 +71,83 @@ for (const [name, open] of adapters) {
   });
 }
 
+/** What arrives on an instance's inbox and on its batch channel, each Redis message as it came. */
+async function listen(lane: RpcLane, instanceId: string, keys: ReturnType<typeof createKeys>, batches = true) {
+  const inbox: string[] = [];
+  const batch: string[] = [];
+  await lane.subscribe(keys.instanceInbox(instanceId), (message) => inbox.push(message));
+  if (batches) await lane.subscribe(keys.instanceBatchInbox(instanceId), (message) => batch.push(message));
+  return { inbox, batch };
+}
+
+const message = (n: number, pad = "") => JSON.stringify({ t: "result", id: `c${n}`, ok: true, result: pad, ts: 1 });
+
+for (const [name, open] of adapters) {
+  describe(`inbox sender over the lane: ${name}`, () => {
+    let lane: RpcLane;
+    afterEach(() => lane.close());
+    const keys = createKeys(`t:${randomSuffix()}`);
+
+    test("a turn's messages for one inbox leave as one batch in order; a lone message goes to the inbox", async () => {
+      lane = open();
+      const sender = new InboxSender(lane, keys);
+      const seen = await listen(lane, "i1", keys);
+      const other = await listen(lane, "i2", keys);
+      const sent = await Promise.all([
+        sender.send("i1", message(1)),
+        sender.send("i2", message(9)),
+        sender.send("i1", message(2)),
+        sender.send("i1", message(3)),
+      ]);
+      expect(sent.every((receivers) => receivers >= 1)).toBe(true);
+      expect(await sender.send("i1", message(4))).toBeGreaterThanOrEqual(1);
+      await eventually(
+        () => seen.inbox.length + other.inbox.length,
+        (count) => count === 2,
+      );
+      expect(seen.batch).toEqual([`[${message(1)},${message(2)},${message(3)}]`]);
+      expect(seen.inbox).toEqual([message(4)]);
+      expect(other).toEqual({ inbox: [message(9)], batch: [] });
+    });
+
+    test("an inbox of an earlier version (no batch channel) takes a batch one message at a time, in order", async () => {
+      lane = open();
+      const sender = new InboxSender(lane, keys);
+      const seen = await listen(lane, "old", keys, false);
+      const texts = [1, 2, 3, 4].map((n) => message(n));
+      const sent = await Promise.all(texts.map((text) => sender.send("old", text)));
+      expect(sent.every((receivers) => receivers >= 1)).toBe(true);
+      await eventually(
+        () => seen.inbox.length,
+        (count) => count === 4,
+      );
+      expect(seen.inbox).toEqual(texts);
+    });
+
+    test("nobody listening: every message of a batch reports 0 receivers", async () => {
+      lane = open();
+      const sender = new InboxSender(lane, keys);
+      expect(await Promise.all([sender.send("gone", message(1)), sender.send("gone", message(2))])).toEqual([0, 0]);
+    });
+
+    test("a batch larger than the cap leaves in parts, none over it, every message once and in order", async () => {
+      lane = open();
+      const sender = new InboxSender(lane, keys);
+      const seen = await listen(lane, "big", keys);
+      const texts = Array.from({ length: 100 }, (_, n) => message(n, "x".repeat(2000)));
+      await Promise.all(texts.map((text) => sender.send("big", text)));
+      await eventually(
+        () => [...seen.batch, ...seen.inbox].flatMap((part) => [JSON.parse(part)].flat()).length,
+        (count) => count === 100,
+      );
+      expect(seen.batch.length).toBeGreaterThan(1);
+      for (const part of seen.batch) expect(part.length).toBeLessThanOrEqual(MAX_BATCH_CHARS + 100);
+      const received = [...seen.batch, ...seen.inbox].flatMap((part) => [JSON.parse(part)].flat());
+      expect(received.map((item: { id: string }) => item.id)).toEqual(texts.map((_, n) => `c${n}`));
+    });
+  });
+}
+
 describe("redis lane across a connection loss", () => {
   let proxy: TcpProxy | undefined;
   let lane: RpcLane | undefined;
@@ -107,5 +187,27 @@ describe("redis lane across a connection loss", () => {
     expect(seen.filter((message) => message === "after")).toEqual(["after"]);
     expect(seen[0]).toBe("before");
     expect(seen).not.toContain("down");
+  }, 20_000);
+});
+
+describe("inbox sender across a connection loss", () => {
+  test("a publish refused while Redis is unreachable fails every message of its batch, at once", async () => {
+    const redisPort = Number(new URL(TEST_REDIS_URL).port || 6379);
+    const proxy = new TcpProxy("127.0.0.1", redisPort);
+    const lane = new RedisLane(viaProxy(TEST_REDIS_URL, proxy.start()), silentLogger());
+    try {
+      const sender = new InboxSender(lane, createKeys(`t:${randomSuffix()}`));
+      expect(await sender.send("i1", message(0))).toBe(0);
+      proxy.cut();
+      const started = performance.now();
+      const outcomes = await Promise.all(
+        [1, 2, 3].map((n) => sender.send("i1", message(n)).then(String, () => "failed")),
+      );
+      expect(outcomes).toEqual(["failed", "failed", "failed"]);
+      expect(performance.now() - started).toBeLessThan(100);
+    } finally {
+      await lane.close();
+      proxy.stop();
+    }
   }, 20_000);
 });

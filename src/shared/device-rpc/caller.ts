@@ -1,10 +1,9 @@
 import { DeviceCallError, type DeviceCallErrorCode, type DeviceCallOptions } from "../device-rpc";
-import type { Keys } from "../keys";
 import type { Logger } from "../logger";
 import { type Dispatch, type Presence, withConnection } from "../presence";
 import { Deadlines } from "./deadlines";
 import type { CallOutcome, CallProgress, InboxMessage } from "./envelope";
-import type { RpcLane } from "./lane";
+import type { InboxSender } from "./inbox";
 import type { CallPath, RpcMetrics } from "./metrics";
 import { type Route, RouteCache } from "./routes";
 
@@ -74,8 +73,7 @@ export class RpcCaller {
     private readonly deps: {
       instanceId: string;
       presence: Presence;
-      lane: RpcLane;
-      keys: Keys;
+      inbox: InboxSender;
       logger: Logger;
       metrics: RpcMetrics;
       config: CallerConfig;
@@ -169,15 +167,15 @@ export class RpcCaller {
   }
 
   /**
-   * Straight to the owner of a remembered route, skipping presence: one PUBLISH. Nobody listening
-   * there (the owner stopped, or is restoring its subscription): the route is dropped and the call
-   * goes through presence. Every call takes this path while a route is fresh, so it stays one
+   * Straight to the owner of a remembered route, skipping presence: one inbox message
+   * (`InboxSender`). Nobody listening there (the owner stopped, or is restoring its subscription):
+   * the route is dropped and the call goes through presence. Every call takes this path while a route is fresh, so it stays one
    * promise continuation rather than a chain of async functions.
    */
   private viaRoute(id: string, entry: Pending, request: Omit<CallRequest, "c">, text: string, route: Route): void {
     const { connectionId, instanceId } = route;
     entry.resend = text;
-    this.deps.lane.publish(this.deps.keys.instanceInbox(instanceId), withConnection(text, connectionId)).then(
+    this.deps.inbox.send(instanceId, withConnection(text, connectionId)).then(
       (receivers) => {
         if (receivers > 0) {
           this.handedOver(id, entry, request, { status: "sent", connectionId, instanceId });
@@ -318,7 +316,7 @@ export class RpcCaller {
       return;
     }
     const message = JSON.stringify({ t: "cancel", c: connectionId, id, reason, ts: Date.now() });
-    this.deps.lane.publish(this.deps.keys.instanceInbox(owner), message).catch(() => {});
+    this.deps.inbox.send(owner, message).catch(() => {});
   }
 
   private record(entry: Pending, outcome: string): void {

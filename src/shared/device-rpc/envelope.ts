@@ -1,7 +1,8 @@
 import type { DeviceCallErrorCode } from "../device-rpc";
 
 /**
- * Messages on an instance's inbox channel (`keys.instanceInbox(id)`), subscribed once per instance.
+ * Messages on an instance's inbox channel (`keys.instanceInbox(id)`), subscribed once per instance,
+ * alone, or several as a JSON array on its batch channel (`keys.instanceBatchInbox(id)`).
  * `ts` is the sender's clock when published, for the relay lag metric.
  */
 export type InboxMessage =
@@ -39,14 +40,29 @@ export interface CallFailure {
 export type CallOutcome = Extract<InboxMessage, { t: "result" }>;
 export type CallProgress = Extract<InboxMessage, { t: "progress" }>;
 
-/** Parses an inbox message; anything that is not one of ours is dropped by the caller of this. */
-export function parseInbox(text: string): InboxMessage | undefined {
+/**
+ * Hands each inbox message in `text` to `handle`: one message, or a batch of them as a JSON array
+ * (`InboxSender`). Whatever is not one of ours is dropped, alone or inside a batch.
+ */
+export function readInbox(text: string, handle: (message: InboxMessage) => void): void {
+  let value: unknown;
   try {
-    const value = JSON.parse(text) as InboxMessage;
-    return value && typeof value === "object" && typeof value.t === "string" && typeof value.id === "string"
-      ? value
-      : undefined;
+    value = JSON.parse(text);
   } catch {
-    return undefined;
+    return;
   }
+  if (!Array.isArray(value)) {
+    if (isInboxMessage(value)) handle(value);
+    return;
+  }
+  for (const item of value) if (isInboxMessage(item)) handle(item);
+}
+
+function isInboxMessage(value: unknown): value is InboxMessage {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as InboxMessage).t === "string" &&
+    typeof (value as InboxMessage).id === "string"
+  );
 }

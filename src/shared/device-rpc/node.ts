@@ -4,7 +4,8 @@ import type { Platform } from "../platform";
 import { type Lease, presenceFor } from "../presence";
 import { withTimeout } from "../timeout";
 import { type CallOwner, RpcCaller } from "./caller";
-import { type CallOutcome, type CallProgress, type InboxMessage, parseInbox } from "./envelope";
+import { type CallOutcome, type CallProgress, type InboxMessage, readInbox } from "./envelope";
+import { InboxSender } from "./inbox";
 import { laneFor } from "./lane";
 import { rpcMetrics } from "./metrics";
 
@@ -45,6 +46,7 @@ export interface RpcNode extends DeviceRpc {
 export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}): RpcNode {
   const { env, keys, logger } = platform;
   const lane = laneFor(platform);
+  const inbox = new InboxSender(lane, keys);
   const owner = options.owner;
   // Leases name the platform's instance, so an owner answers on that id. A caller without sockets
   // gets an inbox of its own: in one process (SERVICE_NAME=all) it must not share the gateway's.
@@ -54,8 +56,7 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
   const caller = new RpcCaller({
     instanceId,
     presence,
-    lane,
-    keys,
+    inbox,
     logger,
     metrics,
     owner,
@@ -78,9 +79,18 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
   const instanceTtl = env.DEVICE_INSTANCE_TTL_MS;
   const tick = Math.max(50, Math.floor(instanceTtl / 4));
 
-  const onInbox = (text: string) => {
-    const message = parseInbox(text);
-    if (!message) return;
+  const onInbox = (text: string) => readInbox(text, onMessage);
+
+  // One message of a batch failing must not cost the others theirs: it is logged and skipped.
+  const onMessage = (message: InboxMessage) => {
+    try {
+      handle(message);
+    } catch (error) {
+      logger.error({ err: error, kind: message.t }, "device rpc inbox message failed");
+    }
+  };
+
+  const handle = (message: InboxMessage) => {
     metrics.relayLag.observe({ kind: message.t }, Math.max(0, Date.now() - message.ts) / 1000);
     switch (message.t) {
       case "result":
@@ -108,12 +118,11 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
       else caller.progress(message);
       return;
     }
-    const channel = keys.instanceInbox(to);
     if (message.t === "result") {
-      publishResult(channel, JSON.stringify(message), until ?? Date.now() + env.DEVICE_CALL_DEADLINE_MS);
+      publishResult(to, JSON.stringify(message), until ?? Date.now() + env.DEVICE_CALL_DEADLINE_MS);
       return;
     }
-    lane.publish(channel, JSON.stringify(message)).catch((error: Error) => {
+    inbox.send(to, JSON.stringify(message)).catch((error: Error) => {
       logger.warn({ err: error.message }, "device rpc progress not published");
     });
   };
@@ -127,14 +136,15 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
   // Redis just before the caller's connection dropped) ends at the deadline as
   // `deadline_exceeded`, which the agent runner treats like a disconnect.
   // The first attempt is a plain promise continuation (every result takes it); retries, rare, loop.
-  const publishResult = (channel: string, text: string, until: number) => {
-    lane.publish(channel, text).then(
+  const publishResult = (to: string, text: string, until: number) => {
+    inbox.send(to, text).then(
       (receivers) => {
-        if (receivers === 0) void publishAgain(channel, text, until);
+        if (receivers === 0) void publishAgain(keys.instanceInbox(to), text, until);
       },
-      () => void publishAgain(channel, text, until),
+      () => void publishAgain(keys.instanceInbox(to), text, until),
     );
   };
+  // Rare (an outage): each on its own, on the inbox every version listens on.
   const publishAgain = async (channel: string, text: string, until: number) => {
     for (let attempt = 1, pause = RETRY_FIRST_MS; ; attempt++, pause = Math.min(pause * 2, RETRY_MAX_MS)) {
       if (stopped || Date.now() + pause > until) {
@@ -199,7 +209,7 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
         return;
       }
       const message: InboxMessage = { t: "evict", id: connectionId, user: userId, ts: Date.now() };
-      await lane.publish(keys.instanceInbox(ownerInstance), JSON.stringify(message));
+      await inbox.send(ownerInstance, JSON.stringify(message));
     },
     call: (callOptions) => caller.call(callOptions),
     async isOnline(userId, deviceId) {
@@ -211,6 +221,7 @@ export function createRpcNode(platform: Platform, options: RpcNodeOptions = {}):
       unsubscribes.push(
         await lane.subscribe(keys.devicePresenceChanged, (userId) => caller.forgetRoutes(userId)),
         await lane.subscribe(keys.instanceInbox(instanceId), onInbox),
+        await lane.subscribe(keys.instanceBatchInbox(instanceId), onInbox),
       );
       if (owner) await presence.markInstance(instanceId, instanceTtl);
       sinceMark = 0;

@@ -49,6 +49,53 @@ describe("device rpc across instances", () => {
     expect(await metric(a, "device_rpc_calls_total", 'outcome="ok",path="local"')).toBeGreaterThanOrEqual(1);
   });
 
+  test("2000 calls in flight each get their own answer; a turn's messages to one inbox travel together", async () => {
+    const userId = user();
+    await connectDevice(ctx, { url: a.wsUrl, userId, tools: basicTools });
+    await b.gateway.rpc.call({ userId, name: "task_list", args: {} });
+    const { keys } = a.platform;
+    const counted = { toA: 0, toB: 0 };
+    const listeners = await Promise.all([
+      laneFor(b.platform).subscribe(keys.instanceBatchInbox(a.platform.instanceId), () => counted.toA++),
+      laneFor(b.platform).subscribe(keys.instanceInbox(a.platform.instanceId), () => counted.toA++),
+      laneFor(a.platform).subscribe(keys.instanceBatchInbox(b.platform.instanceId), () => counted.toB++),
+      laneFor(a.platform).subscribe(keys.instanceInbox(b.platform.instanceId), () => counted.toB++),
+    ]);
+    try {
+      const calls = Array.from({ length: 2000 }, (_, n) => ({ n, call: `c${n}` }));
+      const results = await Promise.all(
+        calls.map((args) => b.gateway.rpc.call({ userId, name: "task_list", args, deadlineMs: 30_000 })),
+      );
+      expect(results.map((result) => (result as { args: unknown }).args)).toEqual(calls);
+      // Far fewer Redis messages than calls each way: calls and results went in batches.
+      expect(counted.toA).toBeGreaterThan(0);
+      expect(counted.toA).toBeLessThan(1000);
+      expect(counted.toB).toBeGreaterThan(0);
+      expect(counted.toB).toBeLessThan(1000);
+    } finally {
+      for (const unsubscribe of listeners) await unsubscribe();
+    }
+  }, 30_000);
+
+  test("a batch on an inbox with junk in it: what is ours is handled, the rest dropped, the instance unharmed", async () => {
+    const userId = user();
+    const device = await connectDevice(ctx, { url: a.wsUrl, userId, deviceId: "laptop", tools: basicTools });
+    const [lease] = await a.gateway.rpc.devices(userId);
+    const { keys, instanceId } = a.platform;
+    const evict = { t: "evict", id: lease!.connectionId, user: userId, ts: Date.now() };
+    const closed = closeOf(device);
+    const batchInbox = keys.instanceBatchInbox(instanceId);
+    for (const junk of ["[", "[]", "[[[[[[[[]]]]]]]]", "{}", "null", '"text"', '[1,null,{},{"t":7},{"t":"call"}]'])
+      await laneFor(b.platform).publish(batchInbox, junk);
+    await laneFor(b.platform).publish(batchInbox, JSON.stringify([null, 42, { t: "result" }, evict, "x"]));
+    expect((await closed).code).toBe(4409);
+    const again = await connectDevice(ctx, { url: a.wsUrl, userId, deviceId: "laptop", tools: basicTools });
+    expect(again.status).toBe("open");
+    expect(await b.gateway.rpc.call({ userId, name: "task_list", args: { after: "junk" } })).toMatchObject({
+      args: { after: "junk" },
+    });
+  });
+
   test("a device's error reaches the caller with its code", async () => {
     const userId = user();
     await connectDevice(ctx, { url: a.wsUrl, userId, tools: basicTools });
