@@ -150,7 +150,8 @@ export function isPrivateHost(hostname: string): boolean {
 }
 
 export type HostVerdict =
-  | { kind: "public" }
+  /** `address`: for a name, the first of its addresses (all public), the one to connect to. */
+  | { kind: "public"; address?: string }
   /** A private literal, an internal name, or a name with a private answer (`address`). */
   | { kind: "private"; address?: string }
   /** The name does not resolve; `transient`: it may resolve on a retry (a timeout, a server failure). */
@@ -182,5 +183,5 @@ export async function checkHost(
   if (addresses.length === 0) return { kind: "unresolved", transient: false, reason: "no address" };
   // An answer that is not an address at all is not one we can vouch for.
   const refused = addresses.find((address) => isPrivateAddress(address) || ipFamily(address) === undefined);
-  return refused === undefined ? { kind: "public" } : { kind: "private", address: refused };
+  return refused === undefined ? { kind: "public", address: addresses[0] } : { kind: "private", address: refused };
 }

@@ -192,7 +192,7 @@ describe("checkHost", () => {
       "mapped.example.com": ["::ffff:192.168.0.1"],
       "empty.example.com": [],
     });
-    expect(await checkHost("mcp.example.com", resolve)).toEqual({ kind: "public" });
+    expect(await checkHost("mcp.example.com", resolve)).toEqual({ kind: "public", address: "93.184.216.34" });
     expect(await checkHost("rebound.example.com", resolve)).toEqual({ kind: "private", address: "127.0.0.1" });
     expect(await checkHost("mixed.example.com", resolve)).toEqual({ kind: "private", address: "10.0.0.7" });
     expect(await checkHost("v6-inside.example.com", resolve)).toEqual({ kind: "private", address: "fd00::7" });

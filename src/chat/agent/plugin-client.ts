@@ -2,7 +2,8 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { type CallToolResult, ErrorCode, McpError, type Tool as McpTool } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import { checkHost, type HostResolver, isPrivateHost, systemResolver } from "../../shared/network-address";
+import { type HostResolver, isPrivateHost, systemResolver } from "../../shared/network-address";
+import { type HostPin, HostRefused, pinnedFetch, publicAddressPin } from "../../shared/pinned-fetch";
 import type { InstalledRemotePlugin } from "../../shared/plugin-tools";
 import { withTimeout } from "../../shared/timeout";
 
@@ -60,8 +61,8 @@ export interface PluginClientOptions {
 
 /**
  * Why an endpoint is not connected, or undefined when it may be, from the URL alone. Strict
- * (production) also refuses plain http and hosts inside a network written as such (src/shared/network-address.ts);
- * where a name leads is checked by `resolvedEndpointProblem` before connecting.
+ * (production) also refuses plain http and hosts inside a network written as such
+ * (src/shared/network-address.ts); where a name leads is checked when connecting (`pinnedFetch`).
  */
 export function endpointProblem(endpoint: string, strict: boolean): string | undefined {
   let url: URL;
@@ -75,27 +76,6 @@ export function endpointProblem(endpoint: string, strict: boolean): string | und
   if (!strict) return undefined;
   if (url.protocol !== "https:") return "plain http";
   if (isPrivateHost(url.hostname)) return "a private or loopback address";
-  return undefined;
-}
-
-/**
- * Where the endpoint's name leads right now (strict mode): every address it resolves to must be
- * public. The plugins service checked when the endpoint was published; the name may have been
- * pointed inside the network since (DNS rebinding), so it is checked again before each connection.
- */
-export async function resolvedEndpointProblem(
-  endpoint: string,
-  resolve: HostResolver,
-  timeoutMs: number,
-): Promise<string | undefined> {
-  const host = new URL(endpoint).hostname;
-  const verdict = await checkHost(host, resolve, timeoutMs);
-  if (verdict.kind === "private") {
-    return verdict.address
-      ? `${host} resolves to a private or loopback address (${verdict.address})`
-      : "a private or loopback address";
-  }
-  if (verdict.kind === "unresolved") return `${host} did not resolve (${verdict.reason})`;
   return undefined;
 }
 
@@ -116,12 +96,19 @@ export function allowedOrigins(plugin: InstalledRemotePlugin): Set<string> {
   return origins;
 }
 
-function guardedFetch(origins: Set<string>) {
+/**
+ * Every request the transport makes, redirects included, goes to an allowed origin; in strict mode
+ * only to the address the pin checked for its host (the name is resolved and judged once per turn,
+ * and the connection goes to that address: the name cannot be pointed inside the network between
+ * the check and the connection).
+ */
+function guardedFetch(origins: Set<string>, pin: HostPin | undefined) {
+  const connect = pin ? pinnedFetch({ pin }) : undefined;
   return (url: string | URL, init?: RequestInit): Promise<Response> => {
     const origin = new URL(String(url)).origin;
     if (!origins.has(origin)) return Promise.reject(new Error(`origin_not_allowed: ${origin}`));
     // Never followed by fetch itself, so no hop escapes the check above.
-    return fetch(url, { ...init, redirect: "manual" });
+    return connect ? connect(url, init) : fetch(url, { ...init, redirect: "manual" });
   };
 }
 
@@ -149,16 +136,19 @@ export class PluginClient {
   /** Connects and lists the server's tools within `deadlineMs`; rejects on any failure (the turn leaves the plugin out). */
   static async open(options: PluginClientOptions, deadlineMs: number, signal: AbortSignal): Promise<PluginClient> {
     const { plugin } = options;
-    const problem =
-      endpointProblem(plugin.endpoint, options.strictEndpoints) ??
-      (options.strictEndpoints
-        ? await resolvedEndpointProblem(plugin.endpoint, options.resolveHost ?? systemResolver, deadlineMs)
-        : undefined);
+    const problem = endpointProblem(plugin.endpoint, options.strictEndpoints);
     if (problem) throw new Error(`endpoint refused: ${problem}`);
+    const pin = options.strictEndpoints
+      ? publicAddressPin(options.resolveHost ?? systemResolver, deadlineMs)
+      : undefined;
+    // The endpoint's name is judged before anything is sent, for a clear reason when it is refused.
+    await pin?.(new URL(plugin.endpoint).hostname).catch((error: Error) => {
+      throw error instanceof HostRefused ? new Error(`endpoint refused: ${error.message}`) : error;
+    });
     const headers: Record<string, string> = options.pseudonym ? { [PSEUDONYM_HEADER]: options.pseudonym } : {};
     const transport = new StreamableHTTPClientTransport(new URL(plugin.endpoint), {
       requestInit: { headers },
-      fetch: guardedFetch(allowedOrigins(plugin)),
+      fetch: guardedFetch(allowedOrigins(plugin), pin),
       redirectPolicy: "same-origin",
       // A dropped stream is not retried behind the turn's back: the call fails and the model is told.
       reconnectionOptions: {
