@@ -1,14 +1,9 @@
 import { type ToolSet, tool } from "ai";
 import { z } from "zod";
-import type { Unsubscribe } from "../../shared/bus/bus";
-import {
-  type DocumentSearchHit,
-  type DocumentSearchQueue,
-  DocumentSearchReply,
-  openDocumentSearchQueue,
-} from "../../shared/document-search";
+import { type DocumentSearchHit, DocumentSearchReply, openDocumentSearchQueue } from "../../shared/document-search";
 import type { Logger } from "../../shared/logger";
 import type { Platform } from "../../shared/platform";
+import { createQueueRequester } from "../../shared/queue-request";
 
 /** Thrown when no storage replica answered in time, or it answered with a failure. */
 export class DocumentSearchError extends Error {
@@ -21,74 +16,35 @@ export interface DocumentSearch {
 }
 
 /**
- * The chat side of document search: a job on the shared queue, the answer on this instance's reply
- * channel (subscribed once, on first use), matched by request id. Waits at most `timeoutMs`.
+ * The chat side of document search: a question to any storage replica over the internal queue
+ * (src/shared/queue-request.ts), answered on this instance's reply channel within `timeoutMs`.
  */
 export function createDocumentSearch(platform: Platform, logger: Logger, timeoutMs: number): DocumentSearch {
-  const queue: DocumentSearchQueue = openDocumentSearchQueue(platform);
-  const pending = new Map<string, (reply: DocumentSearchReply) => void>();
-  let subscription: Promise<Unsubscribe> | undefined;
-  const listen = () => {
-    subscription ??= platform.bus
-      .subscribe(platform.keys.documentSearchReplies(platform.instanceId), (message) => {
-        const parsed = DocumentSearchReply.safeParse(safeJson(message));
-        if (parsed.success) pending.get(parsed.data.requestId)?.(parsed.data);
-      })
-      .catch((error) => {
-        subscription = undefined;
-        throw error;
-      });
-    return subscription;
-  };
+  const requests = createQueueRequester({
+    platform,
+    queue: openDocumentSearchQueue(platform),
+    replyChannel: platform.keys.documentSearchReplies(platform.instanceId),
+    replySchema: DocumentSearchReply,
+    timeoutMs,
+  });
   return {
     async search(userId, query, limit, signal) {
-      await listen();
-      const requestId = crypto.randomUUID();
-      const answered = new Promise<DocumentSearchReply>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          pending.delete(requestId);
-          // Not left waiting for a storage replica that may never come: nobody would read its answer.
-          void queue.remove(requestId).catch(() => false);
-          reject(new DocumentSearchError("document search is unavailable right now"));
-        }, timeoutMs);
-        signal?.addEventListener("abort", () => {
-          clearTimeout(timer);
-          pending.delete(requestId);
-          reject(new DocumentSearchError("the turn was stopped"));
-        });
-        pending.set(requestId, (reply) => {
-          clearTimeout(timer);
-          pending.delete(requestId);
-          resolve(reply);
-        });
-      });
-      await queue.add(requestId, {
-        userId,
-        query,
-        limit,
-        replyTo: platform.instanceId,
-        requestId,
-        expiresAt: Date.now() + timeoutMs,
-      });
-      const reply = await answered;
-      if (reply.error || !reply.results) throw new DocumentSearchError(reply.error ?? "the document search failed");
-      return reply.results;
+      const outcome = await requests.ask({ userId, query, limit }, signal);
+      if (outcome.kind === "unanswered") throw new DocumentSearchError("document search is unavailable right now");
+      if (outcome.kind === "failed") {
+        throw new DocumentSearchError(
+          outcome.reason === "stopped" ? "the turn was stopped" : "document search is unavailable right now",
+        );
+      }
+      const { error, results } = outcome.reply;
+      if (error || !results) throw new DocumentSearchError(error ?? "the document search failed");
+      return results;
     },
     async close() {
-      const unsubscribe = await subscription?.catch(() => undefined);
-      await unsubscribe?.();
-      await queue.close().catch((error) => logger.warn({ err: error }, "document search queue did not close"));
+      await requests.close().catch((error) => logger.warn({ err: error }, "document search queue did not close"));
     },
   };
 }
-
-const safeJson = (text: string): unknown => {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-};
 
 const SearchArgs = z.object({
   query: z.string().min(1).max(2000).describe("what to look for, in the words the documents would use"),

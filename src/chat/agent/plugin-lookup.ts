@@ -5,9 +5,9 @@ import {
   type InstalledLocalPlugin,
   type InstalledRemotePlugin,
   openPluginToolsQueue,
-  type PluginToolsQueue,
   PluginToolsReply,
 } from "../../shared/plugin-tools";
+import { createQueueRequester, type RequestOutcome } from "../../shared/queue-request";
 import { TIERS, type Tier } from "../../shared/tiers";
 import { withTimeout } from "../../shared/timeout";
 
@@ -50,10 +50,7 @@ const MAX_CACHED = 10_000;
 /** What an answer is kept under: the user and the tier it was asked for, since the answer depends on both. */
 const cacheKey = (userId: string, tier: Tier) => `${tier}:${userId}`;
 
-type Outcome =
-  | { kind: "answered"; plugins: InstalledPlugins }
-  | { kind: "failed"; reason: string }
-  | { kind: "unanswered" };
+type Outcome = RequestOutcome<PluginToolsReply>;
 
 interface Lookup {
   promise: Promise<InstalledPlugins | undefined>;
@@ -62,8 +59,8 @@ interface Lookup {
 }
 
 /**
- * The chat side of the plugin lookup (src/shared/plugin-tools.ts): a job on the shared queue, the
- * answer on this instance's reply channel, matched by request id, as document search does.
+ * The chat side of the plugin lookup (src/shared/plugin-tools.ts): a question to any plugins
+ * replica over the internal queue (src/shared/queue-request.ts), as document search asks storage.
  *
  * Answers are kept per user and tier for a short while and forgotten on `pluginsChanged`, so a
  * user's turns do not each make a round trip; a turn with another tier (the user's plan changed)
@@ -77,64 +74,20 @@ interface Lookup {
 export function createPluginLookup(platform: Platform, logger: Logger, options: PluginLookupOptions): PluginLookup {
   const { keys, bus } = platform;
   const cacheMs = options.cacheMs ?? DEFAULT_CACHE_MS;
-  const queue: PluginToolsQueue = openPluginToolsQueue(platform);
-  const pending = new Map<string, (outcome: Outcome) => void>();
+  const requests = createQueueRequester({
+    platform,
+    queue: openPluginToolsQueue(platform),
+    replyChannel: keys.pluginToolsReplies(platform.instanceId),
+    replySchema: PluginToolsReply,
+    timeoutMs: options.timeoutMs,
+  });
   const cache = new Map<string, { plugins: InstalledPlugins; expiresAt: number }>();
   const running = new Map<string, Lookup>();
   const listeners = new Set<(userId: string) => void>();
   let answering = true;
   let probing = false;
   let closed = false;
-  let replies: Promise<Unsubscribe> | undefined;
   let changes: Unsubscribe | undefined;
-
-  const onReply = (message: string) => {
-    const value = safeJson(message);
-    const parsed = PluginToolsReply.safeParse(value);
-    if (parsed.success) {
-      const { requestId, error, plugins, local } = parsed.data;
-      pending.get(requestId)?.(
-        error
-          ? { kind: "failed", reason: error }
-          : { kind: "answered", plugins: { remote: plugins ?? [], local: local ?? [] } },
-      );
-      return;
-    }
-    // An answer this side cannot read still ends its wait: the plugins service is there, its reply is not usable.
-    const requestId = (value as { requestId?: unknown } | undefined)?.requestId;
-    if (typeof requestId === "string") pending.get(requestId)?.({ kind: "failed", reason: "unreadable reply" });
-  };
-
-  const listen = () => {
-    replies ??= bus.subscribe(keys.pluginToolsReplies(platform.instanceId), onReply).catch((error) => {
-      replies = undefined;
-      throw error;
-    });
-    return replies;
-  };
-
-  async function ask(userId: string, tier: Tier): Promise<Outcome> {
-    await listen();
-    const requestId = crypto.randomUUID();
-    const answered = new Promise<Outcome>((resolve) => {
-      const timer = setTimeout(() => {
-        pending.delete(requestId);
-        // Nobody will read a late answer: a replica that comes later need not run it.
-        void queue.remove(requestId).catch(() => false);
-        resolve({ kind: "unanswered" });
-      }, options.timeoutMs);
-      pending.set(requestId, (outcome) => {
-        clearTimeout(timer);
-        pending.delete(requestId);
-        resolve(outcome);
-      });
-    });
-    const job = { userId, tier, replyTo: platform.instanceId, requestId, expiresAt: Date.now() + options.timeoutMs };
-    await queue.add(requestId, job).catch((error: Error) => {
-      pending.get(requestId)?.({ kind: "failed", reason: `not queued: ${error.message}` });
-    });
-    return answered;
-  }
 
   function remember(key: string, plugins: InstalledPlugins): void {
     const now = Date.now();
@@ -146,14 +99,18 @@ export function createPluginLookup(platform: Platform, logger: Logger, options: 
     cache.set(key, { plugins, expiresAt: now + cacheMs });
   }
 
-  function settle(userId: string, key: string, lookup: Lookup, outcome: Outcome): InstalledPlugins | undefined {
+  function settle(userId: string, key: string, lookup: Lookup, asked: Outcome): InstalledPlugins | undefined {
     if (running.get(key) === lookup) running.delete(key);
     if (closed) return undefined;
+    // An answer that is a failure (the plugins service could not read its database, say) counts as one.
+    const outcome: Outcome =
+      asked.kind === "answered" && asked.reply.error ? { kind: "failed", reason: asked.reply.error } : asked;
     if (outcome.kind === "answered") {
       if (!answering) logger.info("the plugins service answers again; turns get plugin tools");
       answering = true;
-      if (!lookup.stale) remember(key, outcome.plugins);
-      return outcome.plugins;
+      const plugins = { remote: outcome.reply.plugins ?? [], local: outcome.reply.local ?? [] };
+      if (!lookup.stale) remember(key, plugins);
+      return plugins;
     }
     if (outcome.kind === "unanswered") {
       if (answering) {
@@ -172,7 +129,7 @@ export function createPluginLookup(platform: Platform, logger: Logger, options: 
   function lookUp(userId: string, tier: Tier): Lookup {
     const key = cacheKey(userId, tier);
     const lookup: Lookup = { stale: false, promise: Promise.resolve(undefined) };
-    lookup.promise = ask(userId, tier).then(
+    lookup.promise = requests.ask({ userId, tier }).then(
       (outcome) => settle(userId, key, lookup, outcome),
       (error: Error) => settle(userId, key, lookup, { kind: "failed", reason: error.message }),
     );
@@ -229,24 +186,11 @@ export function createPluginLookup(platform: Platform, logger: Logger, options: 
     },
     async close() {
       closed = true;
-      for (const resolve of [...pending.values()]) resolve({ kind: "failed", reason: "closing" });
       cache.clear();
       // Bounded: while Redis reconnects an unsubscribe waits for it, and the subscriptions go with
       // the platform's connection when it closes anyway.
-      const unsubscribed = (async () => {
-        await changes?.();
-        await (await replies)?.();
-      })().catch(() => {});
-      await withTimeout(unsubscribed, UNSUBSCRIBE_WAIT_MS, "plugin lookup unsubscribe").catch(() => {});
-      await queue.close().catch((error) => logger.warn({ err: error }, "plugin lookup queue did not close"));
+      await withTimeout(Promise.resolve(changes?.()), UNSUBSCRIBE_WAIT_MS, "plugin lookup unsubscribe").catch(() => {});
+      await requests.close().catch((error) => logger.warn({ err: error }, "plugin lookup queue did not close"));
     },
   };
 }
-
-const safeJson = (text: string): unknown => {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-};
