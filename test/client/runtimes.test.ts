@@ -11,6 +11,11 @@
 // brain) and triggers a run on the scenario's device over the files it serves; the instance is
 // stopped once the run is reported, so the restart scenario still finds no agent replica. Each run
 // also gets a scripted server playing the resume scenario (a turn whose socket closes mid-stream).
+// The plugins service runs beside the chat instances on the same PostgreSQL and Redis
+// (support/plugins.ts): two local plugins are published and approved once; each run's user has the
+// first installed before its device connects, and control endpoints install and uninstall them while
+// it is connected, so the `plugins` events the scenario collects come from the real lookup and
+// `pluginsChanged`.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,6 +34,7 @@ import { brainReply } from "../agent/support/fake-llm";
 import { api } from "../agent/support/http";
 import { LAST_SEQ, OTHER_TURN } from "./runtime/resume";
 import { AGENT_DIR, runScenarios, type ScenarioResults } from "./runtime/scenarios";
+import { type LocalPlugins, type PublishedLocalPlugin, startLocalPlugins } from "./support/plugins";
 import { PortProxy } from "./support/proxy";
 import { resumeScript, ScriptedServer } from "./support/scripted-server";
 
@@ -37,6 +43,9 @@ const CHROMIUM = "/usr/bin/chromium";
 let ctx: TestContext;
 let llm: FakeOpenAi;
 let out: string;
+let localPlugins: LocalPlugins;
+/** The local plugins the runs install: `first` before the device connects, `second` while it is connected. */
+let published: Record<"first" | "second", PublishedLocalPlugin>;
 
 beforeAll(async () => {
   ctx = await createTestContext();
@@ -55,6 +64,13 @@ beforeAll(async () => {
     if (messageText(last).includes("sdk-tool")) return { toolCalls: [{ name: "task_list", args: { status: "open" } }] };
     return { text: "ok" };
   });
+  localPlugins = await startLocalPlugins(ctx);
+  // Listed by slug: the first plugin comes first in every list.
+  const suffix = crypto.randomUUID().slice(0, 8);
+  published = {
+    first: await localPlugins.publishLocal(`sdk-a-${suffix}`, "clipboard_read"),
+    second: await localPlugins.publishLocal(`sdk-b-${suffix}`, "screen_capture"),
+  };
   out = mkdtempSync(join(tmpdir(), "sdk-runtimes-"));
   await Promise.all([
     bundle("src/client/index.ts", "node", "sdk-node.mjs"),
@@ -98,10 +114,14 @@ process.exit(0);
 /** One run's server side: a chat instance behind a proxy, and control endpoints for its scenarios. */
 async function openSlot(label: string, page?: { sdk: string; scenarios: string }) {
   const userId = `user-${label}-${crypto.randomUUID()}`;
+  // Installed before the device connects: the list after its welcome holds it.
+  await localPlugins.install(userId, published.first);
+  // A plugin lookup the plugins service answers late (a loaded machine) would leave the instance no
+  // longer waiting for it, and the welcome without its `plugins` frame: the deadline is generous.
   const start = () =>
     ctx.start([(platform) => createChatService(platform)], {
       service: "chat",
-      env: { LLM_BASE_URL: llm.url, LLM_API_KEY: "sk-test", DEVICE_HEARTBEAT_S: "0.5" },
+      env: { LLM_BASE_URL: llm.url, LLM_API_KEY: "sk-test", DEVICE_HEARTBEAT_S: "0.5", CHAT_PLUGIN_LOOKUP_MS: "5000" },
     });
   let instance = await start();
   const proxy = new PortProxy();
@@ -116,6 +136,10 @@ async function openSlot(label: string, page?: { sdk: string; scenarios: string }
     return api(agent.url, await ctx.token(userId, "power"));
   };
   const json = (value: unknown) => Response.json(value ?? null);
+  const pluginNamed = (name: unknown) => {
+    if (name !== "first" && name !== "second") throw new Error(`no plugin ${String(name)}`);
+    return published[name];
+  };
   const routes: Record<string, (body: Record<string, unknown>) => Promise<Response>> = {
     "/token": async (body) => json({ token: await ctx.token(userId, body.tier === "pro" ? "pro" : "free") }),
     "/tier": async () => {
@@ -131,6 +155,14 @@ async function openSlot(label: string, page?: { sdk: string; scenarios: string }
     "/up": async () => {
       instance = await start();
       proxy.listen(Number(new URL(instance.url).port));
+      return json({});
+    },
+    "/install": async (body) => {
+      await localPlugins.install(userId, pluginNamed(body.plugin));
+      return json({});
+    },
+    "/uninstall": async (body) => {
+      await localPlugins.uninstall(userId, pluginNamed(body.plugin));
       return json({});
     },
     "/call": async (body) => {
@@ -233,6 +265,12 @@ function expected(label: string) {
   const tasks = { tasks: [{ id: "t1", title: `from ${label}`, status: "open" }] };
   return {
     welcome: { protocol: sdk.DEVICE_PROTOCOL, status: "open" },
+    plugins: {
+      atWelcome: { type: "plugins" as const, local: [published.first.entry] },
+      afterInstall: { type: "plugins" as const, local: [published.first.entry, published.second.entry] },
+      afterUninstall: { type: "plugins" as const, local: [published.second.entry] },
+      events: 3,
+    },
     chatTool: { calls: [{ args: { status: "open" }, origin: "chat" }], finish: "stop", output: tasks },
     agentRun: {
       finished: "succeeded",

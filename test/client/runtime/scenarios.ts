@@ -2,8 +2,9 @@
 // uses: in Bun directly, and bundled for Node (node-main.mjs) and Chromium (the page in
 // runtimes.test.ts). Nothing here may use an API of one runtime only. The test process drives the
 // server side through `control` (tokens, stopping and restarting the server, device RPC calls,
-// agent runs over the small directory the device serves). The resume scenario (./resume.ts) runs
-// against a scripted server instead, which drops the socket mid-turn at a known chunk.
+// agent runs over the small directory the device serves, installing and uninstalling the user's
+// local plugins). The resume scenario (./resume.ts) runs against a scripted server instead, which
+// drops the socket mid-turn at a known chunk.
 import type * as Sdk from "../../../src/client";
 import { type ResumeResult, runResumeScenario } from "./resume";
 
@@ -19,6 +20,7 @@ export interface ScenarioConfig {
 
 export interface ScenarioResults {
   welcome: { protocol: number; status: string } | string;
+  plugins: PluginsResult | string;
   chatTool: { calls: unknown[]; finish: string | undefined; output: unknown } | string;
   agentRun: AgentRunResult | string;
   renewal: { staleRequests: boolean[]; afterwards: string } | string;
@@ -39,6 +41,15 @@ export interface AgentRunResult {
   reads: Record<string, number>;
   /** Every write call, sorted: a duplicate would show twice. */
   writes: Array<{ tool: string; key: unknown; title: unknown; project_id: unknown }>;
+}
+
+/** The `plugins` events the device got: after its welcome, after an install, after an uninstall. */
+export interface PluginsResult {
+  atWelcome: Sdk.PluginsFrame;
+  afterInstall: Sdk.PluginsFrame;
+  afterUninstall: Sdk.PluginsFrame;
+  /** How many had come by then: one per change, none more. */
+  events: number;
 }
 
 type Close = { code: number; reason: string; willReconnect: boolean };
@@ -66,6 +77,7 @@ export async function runScenarios(
   const closes: Close[] = [];
   const welcomes: string[] = [];
   const agentEvents: Array<{ run_id: string; event: string; status?: unknown }> = [];
+  const pluginEvents: Sdk.PluginsFrame[] = [];
   const agentCalls: Array<{ tool: string; args: Record<string, unknown>; origin: string }> = [];
   const agentTool =
     (tool: string, answer: (args: Record<string, unknown>) => unknown) => (args: unknown, context: Sdk.ToolContext) => {
@@ -107,8 +119,10 @@ export async function runScenarios(
   client.on("close", (close) => closes.push(close));
   client.on("welcome", (welcome) => welcomes.push(welcome.connection_id));
   client.on("agent_event", (event) => agentEvents.push(event));
+  client.on("plugins", (event) => pluginEvents.push(event));
   const results: Omit<ScenarioResults, "uncaught"> = {
     welcome: "not run",
+    plugins: "not run",
     chatTool: "not run",
     agentRun: "not run",
     renewal: "not run",
@@ -127,6 +141,17 @@ export async function runScenarios(
   await attempt("welcome", async () => {
     const welcome = await client.connect();
     return { protocol: welcome.protocol, status: client.status };
+  });
+
+  await attempt("plugins", async () => {
+    // The user installed the control's "first" plugin before the device connected: the event after
+    // the welcome lists it. Each install or uninstall while connected brings the whole new list.
+    const atWelcome = await until(() => pluginEvents[0], "the plugins event after welcome");
+    await post("/install", { plugin: "second" });
+    const afterInstall = await until(() => pluginEvents[1], "a plugins event after the install");
+    await post("/uninstall", { plugin: "first" });
+    const afterUninstall = await until(() => pluginEvents[2], "a plugins event after the uninstall");
+    return { atWelcome, afterInstall, afterUninstall, events: pluginEvents.length };
   });
 
   await attempt("chatTool", async () => {
