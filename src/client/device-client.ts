@@ -117,7 +117,8 @@ export interface DeviceClientEvents {
   session: Extract<ServerFrame, { type: "session" }>;
   /**
    * The user's installed local plugins, the whole list, after `welcome` and whenever it changes.
-   * None comes while the plugins service is unreachable: keep the list from the last one.
+   * None comes while the plugins service is unreachable: keep the list from the last one (the
+   * server sends it once the service answers again).
    */
   plugins: PluginsFrame;
   error: ErrorFrame;

@@ -6,7 +6,7 @@ import { DeviceClient, type PluginsFrame } from "../../src/client";
 import { openPluginToolsQueue } from "../../src/shared/plugin-tools";
 import { eventually } from "../../src/shared/testing";
 import { type ChatHarness, promptOf, startChat, turns } from "./harness";
-import { remotePlugin, startMcpServer, startPluginsReplica, type TestMcpServer } from "./plugin-servers";
+import { localPlugin, remotePlugin, startMcpServer, startPluginsReplica, type TestMcpServer } from "./plugin-servers";
 
 const LOOKUP_MS = 1000;
 
@@ -20,6 +20,8 @@ beforeAll(async () => {
 afterAll(() => h.ctx.close());
 
 const user = () => `user-${crypto.randomUUID()}`;
+/** A device that connects while no replica answers, and stays connected. */
+const lonely = { userId: user(), frames: [] as PluginsFrame[] };
 
 async function timedTurn(userId: string) {
   h.llm.script({ text: "Here is an answer without plugins." });
@@ -59,23 +61,24 @@ describe("with no plugins replica", () => {
   });
 
   test("a device gets welcome and no plugins frame", async () => {
-    const frames: PluginsFrame[] = [];
     const device = new DeviceClient({
       url: h.first.wsUrl,
       deviceId: "lonely-device",
-      token: () => h.token(user()),
+      token: () => h.token(lonely.userId),
     });
     h.ctx.defer(() => device.close());
-    device.on("plugins", (frame) => frames.push(frame));
+    device.on("plugins", (frame) => lonely.frames.push(frame));
     await device.connect();
     // Longer than any lookup it may have caused could take.
     await Bun.sleep(LOOKUP_MS + 200);
-    expect(frames).toEqual([]);
+    expect(lonely.frames).toEqual([]);
   });
 
-  test("once a replica answers, turns get the plugins' tools again", async () => {
+  test("once a replica answers, turns get the plugins' tools again, and the device connected meanwhile its list", async () => {
     const replica = startPluginsReplica(h.platform);
     h.ctx.defer(() => replica.close());
+    const companion = localPlugin();
+    replica.installed.set(lonely.userId, { local: [companion] });
     const userId = user();
     replica.installed.set(userId, { plugins: [remotePlugin(mcp.url)] });
     const offered = await eventually(
@@ -85,5 +88,13 @@ describe("with no plugins replica", () => {
       50,
     );
     expect(offered).toContain("weather__lookup_weather");
-  });
+    // Still connected since the outage, never told of a change: its list arrives once it can be looked up.
+    const [frame] = await eventually(
+      () => lonely.frames,
+      (frames) => frames.length > 0,
+      20_000,
+      100,
+    );
+    expect(frame?.local.map((plugin) => plugin.slug)).toEqual([companion.slug]);
+  }, 30_000);
 });

@@ -44,6 +44,10 @@ export function pluginsFrame(local: InstalledLocalPlugin[]): PluginsFrame {
   };
 }
 
+/** First pause before a socket whose list could not be looked up asks again; doubled up to the last. */
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 30_000;
+
 /**
  * Sends `plugins` frames: after each `welcome`, to the user's sockets on this instance when
  * `pluginsChanged` says their plugins changed, and to a socket whose session changed tier. The list
@@ -51,11 +55,17 @@ export function pluginsFrame(local: InstalledLocalPlugin[]): PluginsFrame {
  * when it arrives. Each lookup takes a number when it starts and a socket never gets an older list
  * after a newer one, whichever answer comes back first; a burst of changes for one user makes at
  * most one lookup more than the one running (per tier its sockets have).
+ *
+ * A socket whose list could not be looked up (the plugins service away) asks again, with backoff
+ * and jitter, until it has a list or closes: a device that connected during an outage gets its
+ * list once the service is back, without waiting for a change or reconnecting. While the service
+ * is away those asks cost nothing (the lookup answers at once and probes it one at a time).
  */
 export function createPluginAnnouncer(hub: DeviceHub, source: LocalPluginSource, logger: Logger): PluginAnnouncer {
   let started = 0;
   const sent = new WeakMap<DeviceConnection, number>();
   const running = new Map<string, { again: boolean }>();
+  const retrying = new WeakSet<DeviceConnection>();
 
   const lookUp = (userId: string, tier: Tier) =>
     source.local(userId, tier).catch((error: Error) => {
@@ -74,14 +84,28 @@ export function createPluginAnnouncer(hub: DeviceHub, source: LocalPluginSource,
     }
   };
 
-  /** The list for one connection's current tier, sent to it alone. */
-  const sendTo = (connection: DeviceConnection) => {
+  /** The list for one connection's current tier, sent to it alone; asked again later if there is none. */
+  const sendTo = (connection: DeviceConnection, pauseMs = RETRY_FIRST_MS) => {
     const session = connection.session;
     if (session === undefined) return;
     const number = ++started;
     void lookUp(session.userId, session.tier).then((local) => {
       if (local) deliver([connection], session.tier, number, local);
+      else retryLater(connection, number, pauseMs);
     });
+  };
+
+  /** `failed`: the number of the lookup that found nothing; a list delivered after it settles the debt. */
+  const retryLater = (connection: DeviceConnection, failed: number, pauseMs: number) => {
+    if (retrying.has(connection) || connection.state === "closed") return;
+    retrying.add(connection);
+    const jittered = pauseMs * (0.8 + Math.random() * 0.4);
+    setTimeout(() => {
+      retrying.delete(connection);
+      // Closed, or given a newer list meanwhile (a change): nothing is owed.
+      if (connection.state !== "open" || (sent.get(connection) ?? 0) > failed) return;
+      sendTo(connection, Math.min(pauseMs * 2, RETRY_MAX_MS));
+    }, jittered).unref?.();
   };
 
   /** The tiers of the user's sockets here: usually one, two while a renewed token reaches one socket before another. */
@@ -106,8 +130,8 @@ export function createPluginAnnouncer(hub: DeviceHub, source: LocalPluginSource,
   };
 
   return {
-    welcomed: sendTo,
-    tierChanged: sendTo,
+    welcomed: (connection) => sendTo(connection),
+    tierChanged: (connection) => sendTo(connection),
     changed(userId) {
       if (!hub.hasUser(userId)) return;
       const state = running.get(userId);
