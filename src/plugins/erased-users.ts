@@ -1,17 +1,18 @@
 import { createHash } from "node:crypto";
 import { eq, sql } from "drizzle-orm";
 import type { Tx } from "./context";
-import { erasedUsers } from "./tables";
+import { erasedPlugins, erasedUsers, pluginRows } from "./tables";
 
 /** The class of the per-user advisory locks of the plugins service (the object is a hash of the user id). */
 const USER_LOCK_CLASS = 0x706c_7567; // "plug"
 
 /**
- * Takes the user's transaction-scoped advisory lock: shared by every payment completed for them
- * (they never wait for each other), exclusive for the erasure of their data. An erasure therefore
- * either waits for a completion in flight to commit, and then finds its purchase (and cancels its
- * subscription), or commits first, and the completion finds the user erased (the check after the
- * lock is a fresh snapshot). Taken first in both transactions, before any row lock.
+ * Takes the user's transaction-scoped advisory lock: shared by every payment completed for them or
+ * for a plugin they publish (they never wait for each other), exclusive for the erasure of their
+ * data. An erasure therefore either waits for a completion in flight to commit, and then finds its
+ * purchase (and cancels its subscription), or commits first, and the completion finds the buyer
+ * erased, or the plugin (the check after the lock is a fresh snapshot). Taken first in both
+ * transactions, before any row lock; a completion takes its two (buyer, publisher) in id order.
  */
 export async function lockUser(tx: Tx, userId: string, mode: "shared" | "exclusive"): Promise<void> {
   await tx.execute(
@@ -38,5 +39,27 @@ export async function isErased(tx: Tx, userId: string): Promise<boolean> {
     .select({ key: erasedUsers.userIdSha256 })
     .from(erasedUsers)
     .where(eq(erasedUsers.userIdSha256, erasedUserKey(userId)));
+  return row !== undefined;
+}
+
+/** Records, in the erasure of a developer's data, that each plugin they published is erased with it. */
+export async function recordPluginsErased(tx: Tx, developerId: string): Promise<void> {
+  await tx
+    .insert(erasedPlugins)
+    .select(
+      tx
+        .select({ pluginId: pluginRows.id, erasedAt: sql<Date>`now()`.as("erased_at") })
+        .from(pluginRows)
+        .where(eq(pluginRows.developerId, developerId)),
+    )
+    .onConflictDoNothing();
+}
+
+/** True once the erasure of the plugin's developer, and so of the plugin, is committed. */
+export async function isPluginErased(tx: Tx, pluginId: string): Promise<boolean> {
+  const [row] = await tx
+    .select({ id: erasedPlugins.pluginId })
+    .from(erasedPlugins)
+    .where(eq(erasedPlugins.pluginId, pluginId));
   return row !== undefined;
 }

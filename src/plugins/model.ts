@@ -421,7 +421,10 @@ export const SalesTotals = z.object({
   gross: z.number().int(),
   /** The platform's share of `gross`. */
   platform_fees: z.number().int(),
-  /** Payments refunded in part or in full (one-off purchases and renewals), and the amount given back. */
+  /**
+   * Payments refunded in part or in full (one-off purchases, subscriptions' first payments and
+   * renewals), and the amount given back.
+   */
   refunds: z.object({ count: z.number().int(), amount: z.number().int() }),
   /** Purchases that pay for the plugin now (not refunded, subscription not ended). */
   active: z.number().int(),

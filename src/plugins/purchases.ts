@@ -4,7 +4,7 @@ import type { PluginsChanged } from "../shared/plugin-tools";
 import type { PublicVerbArgs } from "../shared/verb";
 import { announce } from "./announce";
 import type { PluginsContext, Tx } from "./context";
-import { isErased, lockUser } from "./erased-users";
+import { isErased, isPluginErased, lockUser } from "./erased-users";
 import { paymentsDeps } from "./payment-account";
 import {
   type AppliedOutcome,
@@ -75,8 +75,9 @@ export function receivePaymentWebhook({
  * Locks are taken plugin row (FOR KEY SHARE) → purchase → install, the order installs, uninstalls
  * and approvals take them, so none of them waits on another in a cycle. Outcomes about a
  * subscription first take its `subscription_states` row, refunds and one-off completions their
- * payment's `payment_refunds` row, which nothing else locks; a completion takes its buyer's
- * advisory lock (`lockUser`) before all of them, as the erasure of the buyer's data does.
+ * payment's `payment_refunds` row, which nothing else locks; a completion takes the advisory locks
+ * (`lockUser`) of its buyer and of its plugin's publisher before all of them, as the erasure of
+ * either's data does.
  */
 export function purchaseStore(ctx: PluginsContext): PaymentOutcomeHandler {
   return {
@@ -172,17 +173,26 @@ async function accountUpdated(ctx: PluginsContext, tx: Tx, outcome: PublisherAcc
  * recorded as that end and pays for nothing: the install is made unpaid, as it would stand had the
  * events come in order. A one-off payment whose full refund Stripe delivered first is recorded as
  * refunded and installs nothing; a partial one is kept on the purchase. A payment of a user whose
- * data is erased is given back (`paidAfterErasure`).
+ * data is erased is given back (`paidAfterErasure`), and so is one for a plugin whose developer's
+ * data is erased (`paidForErasedPlugin`).
  */
 async function purchasePaid(ctx: PluginsContext, tx: Tx, outcome: PurchasePaid, effects: Effects) {
-  // First: an erasure of the buyer's data in flight commits before this reads, or waits for it.
-  await lockUser(tx, outcome.userId, "shared");
+  // First: an erasure of the buyer's data, or of the plugin's developer's, in flight commits before
+  // this reads, or waits for this purchase (and cancels its subscription). No plugin row: its
+  // developer's erasure is committed already (or it never was one), and `erased_plugins` says which.
+  const publisherId = await publisherOf(tx, outcome.pluginId);
+  for (const userId of [...new Set([outcome.userId, publisherId ?? outcome.userId])].sort()) {
+    await lockUser(tx, userId, "shared");
+  }
   const erased = await isErased(tx, outcome.userId);
   const ended = outcome.subscriptionId ? await endToldFirst(tx, outcome.subscriptionId, outcome.occurredAt) : undefined;
   const refunded = outcome.paymentIntentId
     ? await refundToldFirst(tx, outcome.paymentIntentId, outcome.occurredAt)
     : undefined;
   if (erased) return paidAfterErasure(ctx, tx, outcome, { ended, refunded }, effects);
+  if (UUID.test(outcome.pluginId) && (await isPluginErased(tx, outcome.pluginId))) {
+    return paidForErasedPlugin(ctx, tx, outcome, { ended, refunded }, effects);
+  }
   const version = await versionPaidFor(tx, outcome);
   if (typeof version === "string") {
     ctx.logger.error(
@@ -238,6 +248,16 @@ async function purchasePaid(ctx: PluginsContext, tx: Tx, outcome: PurchasePaid, 
   await entitle(tx, purchase, version, pending, effects.changes);
 }
 
+/** The developer who publishes the plugin, read without a lock; undefined for a plugin there is no row of. */
+async function publisherOf(tx: Tx, pluginId: string): Promise<string | undefined> {
+  if (!UUID.test(pluginId)) return undefined;
+  const [plugin] = await tx
+    .select({ developerId: pluginRows.developerId })
+    .from(pluginRows)
+    .where(eq(pluginRows.id, pluginId));
+  return plugin?.developerId;
+}
+
 /**
  * The version a payment is for, checked against its price (model, amount, currency), with its plugin
  * row held shared; or why it cannot be honoured.
@@ -280,6 +300,7 @@ const purchaseValues = (outcome: PurchasePaid, version: VersionRow) => ({
   checkoutSessionId: outcome.checkoutSessionId,
   paymentIntentId: outcome.paymentIntentId,
   subscriptionId: outcome.subscriptionId,
+  firstInvoiceId: outcome.firstInvoiceId,
 });
 
 /** The later of a payment's time and that of what Stripe told of it first. */
@@ -310,23 +331,7 @@ async function paidAfterErasure(
     .from(purchases)
     .where(eq(purchases.checkoutSessionId, outcome.checkoutSessionId));
   if (recorded) return;
-  const givenBack = await giveBack(ctx, outcome, told);
-  if (outcome.customerId && ctx.payments.stripe) await deleteBuyerCustomer(paymentsDeps(ctx), outcome.customerId);
-  if (givenBack) {
-    ctx.logger.warn(
-      {
-        event: outcome.eventId,
-        user_id: outcome.userId,
-        plugin_id: outcome.pluginId,
-        ...(outcome.subscriptionId
-          ? { subscription: outcome.subscriptionId }
-          : { payment_intent: outcome.paymentIntentId }),
-      },
-      outcome.subscriptionId
-        ? "a plugin subscription paid after its buyer's account was deleted: cancelled"
-        : "a plugin payment made after its buyer's account was deleted: refunded",
-    );
-  }
+  const givenBack = await givePaymentBack(ctx, outcome, told, "buyer's");
   await tx.delete(checkoutGrants).where(eq(checkoutGrants.sessionId, outcome.checkoutSessionId));
   if (outcome.subscriptionId) {
     await recordSubscriptionState(tx, outcome.subscriptionId, "canceled", outcome.occurredAt);
@@ -349,6 +354,60 @@ async function paidAfterErasure(
   effects.events.push("paid");
   if (purchase.status === "ended") effects.events.push("ended");
   if (purchase.status === "refunded") effects.events.push("refunded");
+}
+
+/**
+ * A payment Stripe completed for a plugin whose developer's data the service has erased, the plugin
+ * with it (the erasure committed before this, or while this waited for it): nothing was sold, so
+ * nothing is recorded or installed and Stripe gives the money back as `paidAfterErasure` has it
+ * give it back (a one-off payment refunded in full, a subscription cancelled at once, a redelivery
+ * the same request), and the customer Checkout made for this purchase only is deleted: no purchase
+ * keeps its id for the buyer's own erasure to delete it. Stripe unreachable throws: nothing is
+ * recorded and Stripe delivers the event again. The erasure cancels the subscriptions of every
+ * completion committed before it; this gives back those that come after.
+ */
+async function paidForErasedPlugin(
+  ctx: PluginsContext,
+  tx: Tx,
+  outcome: PurchasePaid,
+  told: { ended: { state: SubscriptionState } | undefined; refunded: RefundRow | undefined },
+  effects: Effects,
+) {
+  const givenBack = await givePaymentBack(ctx, outcome, told, "publisher's");
+  if (outcome.subscriptionId) {
+    await recordSubscriptionState(tx, outcome.subscriptionId, "canceled", outcome.occurredAt);
+  }
+  effects.events.push(givenBack ? (outcome.subscriptionId ? "ended" : "refunded") : "refused");
+}
+
+/**
+ * A payment nothing may be sold for, given back (`giveBack`), with the Stripe customer Checkout
+ * made for it deleted, and a warning naming whose account was deleted. False when Stripe cannot
+ * give it back (no STRIPE_SECRET_KEY, or a payment that names no payment intent).
+ */
+async function givePaymentBack(
+  ctx: PluginsContext,
+  outcome: PurchasePaid,
+  told: { ended: { state: SubscriptionState } | undefined; refunded: RefundRow | undefined },
+  whose: "buyer's" | "publisher's",
+): Promise<boolean> {
+  const givenBack = await giveBack(ctx, outcome, told);
+  if (outcome.customerId && ctx.payments.stripe) await deleteBuyerCustomer(paymentsDeps(ctx), outcome.customerId);
+  if (!givenBack) return false;
+  ctx.logger.warn(
+    {
+      event: outcome.eventId,
+      user_id: outcome.userId,
+      plugin_id: outcome.pluginId,
+      ...(outcome.subscriptionId
+        ? { subscription: outcome.subscriptionId }
+        : { payment_intent: outcome.paymentIntentId }),
+    },
+    outcome.subscriptionId
+      ? `a plugin subscription paid after its ${whose} account was deleted: cancelled`
+      : `a plugin payment made after its ${whose} account was deleted: refunded`,
+  );
+  return true;
 }
 
 /**
@@ -449,9 +508,10 @@ async function recordRefund(tx: Tx, outcome: PurchaseRefunded, invoiceId: string
 }
 
 /**
- * The renewal invoice a refunded payment paid, so the publisher's sales count the refund against
- * it. Asked of Stripe only for a refund that is new, names no purchase (a one-off payment's charge
- * carries the purchase's metadata, a renewal's none) and whose invoice is not known yet: refunds are
+ * The subscription invoice a refunded payment paid (a renewal's, or the first one, which Checkout
+ * made), so the publisher's sales count the refund against that renewal or that purchase. Asked of
+ * Stripe only for a refund that is new, names no purchase (a one-off payment's charge carries the
+ * purchase's metadata, a subscription invoice's none) and whose invoice is not known yet: refunds are
  * rare, renewals are not, so the renewal's event is never the one that asks.
  */
 async function renewalInvoiceOf(ctx: PluginsContext, outcome: PurchaseRefunded): Promise<string | null> {

@@ -16,7 +16,8 @@ type SalesTotals = PluginSales["totals"][number];
  * The caller's sales: each of their plugins that sold at least once, newest plugin first (keyset:
  * the plugin's creation time and id), with its totals per currency: purchases, subscriptions'
  * renewals, gross and the platform's fees (both of purchases and renewals), refunds (of one-off
- * purchases and of renewals), and the purchases still active. Only the developer's own plugins: another developer's sales are never in it.
+ * purchases, of subscriptions' first payments and of renewals), and the purchases still active.
+ * Only the developer's own plugins: another developer's sales are never in it.
  */
 export async function listSales({ ctx, user, input }: VerbArgs<PluginsContext, SalesQuery>): Promise<SalesPage> {
   await requireDeveloper(ctx, user);
@@ -55,7 +56,13 @@ export async function listSales({ ctx, user, input }: VerbArgs<PluginsContext, S
   };
 }
 
-/** Each plugin's totals per currency, of its purchases and of its subscriptions' renewals. */
+/**
+ * Each plugin's totals per currency, of its purchases and of its subscriptions' renewals. A refund
+ * is kept by payment in `payment_refunds` with Stripe's running total (a redelivered or older event
+ * adds nothing); a one-off purchase keeps its own, a subscription invoice's is summed by invoice,
+ * against its renewal or, for the first invoice, against its purchase. Read at query time, so the
+ * order Stripe delivered the refund and the payment in does not matter.
+ */
 async function totalsOf(ctx: PluginsContext, pluginIds: string[]): Promise<Map<string, SalesTotals[]>> {
   const byPlugin = new Map<string, Map<string, SalesTotals>>();
   if (pluginIds.length === 0) return new Map();
@@ -76,6 +83,20 @@ async function totalsOf(ctx: PluginsContext, pluginIds: string[]): Promise<Map<s
     currencies.set(currency, fresh);
     return fresh;
   };
+  // What was refunded of each subscription invoice (in all: an invoice may have been paid in parts).
+  const refundsByInvoice = (name: string) =>
+    ctx.db
+      .select({
+        invoiceId: paymentRefunds.invoiceId,
+        amount: sql<number>`sum(${paymentRefunds.amountRefunded})`.as("refunded_amount"),
+      })
+      .from(paymentRefunds)
+      .where(isNotNull(paymentRefunds.invoiceId))
+      .groupBy(paymentRefunds.invoiceId)
+      .as(name);
+  const firstRefunds = refundsByInvoice("first_payment_refunds");
+  // A purchase's refunds: its one-off payment's, or its subscription's first payment's.
+  const refundedOf = sql`(${purchases.amountRefunded} + coalesce(${firstRefunds.amount}, 0))`;
   const bought = await ctx.db
     .select({
       pluginId: purchases.pluginId,
@@ -83,11 +104,12 @@ async function totalsOf(ctx: PluginsContext, pluginIds: string[]): Promise<Map<s
       count: total(sql`count(*)`),
       gross: total(sql`sum(${purchases.amount})`),
       platformFees: total(sql`sum(${purchases.platformFee})`),
-      refundCount: total(sql`count(*) filter (where ${purchases.amountRefunded} > 0)`),
-      refunded: total(sql`sum(${purchases.amountRefunded})`),
+      refundCount: total(sql`count(*) filter (where ${refundedOf} > 0)`),
+      refunded: total(sql`sum(${refundedOf})`),
       active: total(sql`count(*) filter (where ${purchases.status} = 'active')`),
     })
     .from(purchases)
+    .leftJoin(firstRefunds, eq(firstRefunds.invoiceId, purchases.firstInvoiceId))
     .where(inArray(purchases.pluginId, pluginIds))
     .groupBy(purchases.pluginId, purchases.currency);
   for (const row of bought) {
@@ -99,16 +121,7 @@ async function totalsOf(ctx: PluginsContext, pluginIds: string[]): Promise<Map<s
       active: row.active,
     });
   }
-  // What was refunded of each renewal's invoice (in all: an invoice may have been paid in parts).
-  const renewalRefunds = ctx.db
-    .select({
-      invoiceId: paymentRefunds.invoiceId,
-      amount: sql<number>`sum(${paymentRefunds.amountRefunded})`.as("refunded_amount"),
-    })
-    .from(paymentRefunds)
-    .where(isNotNull(paymentRefunds.invoiceId))
-    .groupBy(paymentRefunds.invoiceId)
-    .as("renewal_refunds");
+  const renewalRefunds = refundsByInvoice("renewal_refunds");
   const renewed = await ctx.db
     .select({
       pluginId: purchases.pluginId,

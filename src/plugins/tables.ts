@@ -281,6 +281,12 @@ export const purchases = plugins.table(
     paymentIntentId: text("payment_intent_id"),
     /** Monthly: the subscription whose end ends the entitlement. */
     subscriptionId: text("subscription_id"),
+    /**
+     * Monthly: the subscription's first invoice, which Checkout made and `amount` paid (the session's
+     * `invoice`): a refund of that payment is matched with the purchase through it, in
+     * `payment_refunds`. Null for one-off purchases and for subscriptions recorded before it was kept.
+     */
+    firstInvoiceId: text("first_invoice_id"),
     /** The Stripe customer Checkout made for the buyer; null once their account is deleted. */
     customerId: text("customer_id"),
     status: text("status").$type<PurchaseStatus>().notNull().default("active"),
@@ -370,8 +376,9 @@ export const paymentRefunds = plugins.table(
     /** The whole payment went back. */
     fullyRefunded: boolean("fully_refunded").notNull().default(false),
     /**
-     * The subscription invoice the payment paid, when it is a renewal's (asked of Stripe when the
-     * refund names no purchase): the publisher's sales count the refund against that renewal.
+     * The subscription invoice the payment paid (asked of Stripe when the refund names no purchase):
+     * the publisher's sales count the refund against that renewal, or against the purchase whose
+     * `first_invoice_id` it is.
      */
     invoiceId: text("invoice_id"),
     /** The Stripe time of the newest event that told of the payment. */
@@ -390,6 +397,17 @@ export const paymentRefunds = plugins.table(
 export const erasedUsers = plugins.table("erased_users", {
   /** Hex SHA-256 of the user id. */
   userIdSha256: text("user_id_sha256").primaryKey(),
+  erasedAt: timestamp("erased_at", { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+});
+
+/**
+ * The plugins of developers whose data the service erased, written in the erasure's transaction (the
+ * plugin rows go with it): a payment Stripe completes for one of them afterwards is given back
+ * instead of being left to an operator. Only the plugin's id (a random UUID, nothing of the
+ * developer) and the time.
+ */
+export const erasedPlugins = plugins.table("erased_plugins", {
+  pluginId: uuid("plugin_id").primaryKey(),
   erasedAt: timestamp("erased_at", { withTimezone: true, precision: 3 }).notNull().defaultNow(),
 });
 

@@ -3,7 +3,7 @@ import type { PluginsChanged } from "../shared/plugin-tools";
 import { startUserDataConsumers, type UserDataConsumers } from "../shared/user-data";
 import { announce } from "./announce";
 import type { PluginsContext, Tx } from "./context";
-import { lockUser, recordErased } from "./erased-users";
+import { lockUser, recordErased, recordPluginsErased } from "./erased-users";
 import { paymentsDeps } from "./payment-account";
 import { cancelPluginSubscription, deleteBuyerCustomer, deletePublisherAccount } from "./payments";
 import { removeReview } from "./reviews";
@@ -104,12 +104,14 @@ async function deletePaymentAccount(ctx: PluginsContext, userId: string, account
  * purchases stay in the publishers' figures without them (no user, no Stripe customer); the
  * subscriptions among them, and those to their own plugins, are cancelled in Stripe first, and the
  * Stripe customers their checkouts made are deleted there. The SHA-256 of the user's id is kept in
- * `erased_users`, so a payment Stripe completes for them later is given back.
+ * `erased_users`, and the ids of the plugins they published in `erased_plugins`, so a payment
+ * Stripe completes later for them, or for one of those plugins, is given back.
  *
  * The Stripe calls are made inside the transaction, under the user's exclusive lock (a payment's
- * completion takes it shared): a completion in flight commits first and its subscription is among
- * those cancelled, one arriving later waits and finds the user erased. A Stripe failure rolls
- * everything back and throws, so the event comes again. Idempotent: a second run finds nothing.
+ * completion takes its buyer's and its plugin's publisher's shared): a completion in flight commits
+ * first and its subscription is among those cancelled, one arriving later waits and finds the user,
+ * or the plugin, erased. A Stripe failure rolls everything back and throws, so the event comes
+ * again. Idempotent: a second run finds nothing.
  */
 export async function eraseUser(ctx: PluginsContext, userId: string): Promise<void> {
   const affected = await ctx.db.transaction(async (tx) => {
@@ -121,6 +123,8 @@ export async function eraseUser(ctx: PluginsContext, userId: string): Promise<vo
       .from(developers)
       .where(eq(developers.userId, userId))
       .for("update");
+    // After that lock: a plugin being published meanwhile is committed, and so recorded, first.
+    if (developer) await recordPluginsErased(tx, userId);
     await cancelSubscriptions(ctx, tx, userId);
     await deleteCustomers(ctx, tx, userId);
     if (developer?.accountId) await deletePaymentAccount(ctx, userId, developer.accountId);
@@ -270,6 +274,21 @@ export async function exportUser(ctx: PluginsContext, userId: string) {
           .groupBy(subscriptionRenewals.invoiceId)
           .orderBy(asc(subscriptionRenewals.paidAt))
       : [];
+  // What was refunded of each subscription's first payment (matched through its first invoice).
+  const firstInvoices = bought.flatMap((row) => (row.purchase.firstInvoiceId ? [row.purchase.firstInvoiceId] : []));
+  const firstRefunds = new Map(
+    (firstInvoices.length > 0
+      ? await ctx.db
+          .select({
+            invoiceId: paymentRefunds.invoiceId,
+            refunded: sql<number>`sum(${paymentRefunds.amountRefunded})::int`.mapWith(Number),
+          })
+          .from(paymentRefunds)
+          .where(inArray(paymentRefunds.invoiceId, firstInvoices))
+          .groupBy(paymentRefunds.invoiceId)
+      : []
+    ).map((row) => [row.invoiceId, row.refunded]),
+  );
   return {
     developer: developer
       ? {
@@ -338,7 +357,8 @@ export async function exportUser(ctx: PluginsContext, userId: string) {
       model: purchase.model,
       amount: purchase.amount,
       currency: purchase.currency,
-      amount_refunded: purchase.amountRefunded,
+      // A one-off payment's, or a subscription's first payment's.
+      amount_refunded: purchase.amountRefunded + (firstRefunds.get(purchase.firstInvoiceId) ?? 0),
       status: purchase.status,
       end_reason: purchase.endReason,
       created_at: purchase.createdAt.toISOString(),

@@ -4,6 +4,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import {
   cancelPluginSubscription,
+  invoicePaidBy,
   keepPluginSubscription,
   outcomeOf,
   type PaymentOutcome,
@@ -65,12 +66,13 @@ describe("purchase paid", () => {
       checkoutSessionId: session.id,
       paymentIntentId: paymentIntent.id,
       subscriptionId: null,
+      firstInvoiceId: null,
       customerId: null,
     });
   });
 
-  test("a completed monthly checkout names the subscription and the first month's fee", async () => {
-    const { input, event, subscription, session } = await subscribed();
+  test("a completed monthly checkout names the subscription, its first invoice and the first month's fee", async () => {
+    const { input, event, subscription, session, invoice } = await subscribed();
     expect(await deliver(event)).toMatchObject({
       kind: "purchase_paid",
       userId: input.userId,
@@ -81,6 +83,7 @@ describe("purchase paid", () => {
       platformFee: 100,
       paymentIntentId: null,
       subscriptionId: subscription.id,
+      firstInvoiceId: invoice.id,
       customerId: session.customer,
     });
   });
@@ -167,6 +170,26 @@ describe("purchase refunded", () => {
       amountRefunded: 500,
       fullyRefunded: false,
     });
+  });
+
+  test("a refund of a subscription's first payment names its payment, and Stripe says which invoice it paid", async () => {
+    const { paymentIntent, charge, invoice } = await subscribed();
+    if (!paymentIntent || !charge) throw new Error("a subscription paying a connected account has a charge");
+    await h.deps.config.stripe?.refunds.create({ payment_intent: paymentIntent.id, amount: 100 });
+    const [payload] = h.fake.emittedOf("charge.refunded").slice(-1);
+    // The charge carries none of the subscription's metadata: the payment intent is what names it.
+    expect(await deliver(payload as string)).toEqual({
+      kind: "purchase_refunded",
+      eventId: eventOf(payload as string).id,
+      occurredAt: eventOf(payload as string).created * 1000,
+      paymentIntentId: paymentIntent.id,
+      chargeId: charge.id,
+      amountRefunded: 100,
+      currency: "eur",
+      fullyRefunded: false,
+      purchase: null,
+    });
+    expect(await invoicePaidBy(h.deps, paymentIntent.id)).toBe(invoice.id);
   });
 
   test("an unknown payment intent is a 502 refusal of Stripe's, not a refund", async () => {

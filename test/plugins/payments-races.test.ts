@@ -2,7 +2,8 @@
 // event many times at once, a refund meeting the user's own reinstall, a payment meeting the user's
 // install attempt, a subscription's end meeting its own completion, a refund meeting its own
 // completion, a renewal's events meeting each other, an account's erasure meeting its payment's
-// completion. Each round is a new purchase; the invariants must hold in every round.
+// completion, a publisher's erasure meeting a payment's completion for their plugin. Each round is a
+// new purchase; the invariants must hold in every round.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { and, eq } from "drizzle-orm";
 import { erasedUserKey } from "../../src/plugins/erased-users";
@@ -28,6 +29,32 @@ const installsOf = (userId: string, pluginId: string) =>
     .where(and(eq(installs.userId, userId), eq(installs.pluginId, pluginId)));
 const installCount = async (id: string) =>
   (await db().select().from(pluginRows).where(eq(pluginRows.id, id)))[0]?.installCount;
+
+/** Purchases the webhook recorded so far (the service's `plugins_purchase_events_total{event="paid"}`). */
+async function paidCount() {
+  const text = await p.server.platform.metrics.registry.getSingleMetricAsString("plugins_purchase_events_total");
+  return Number(/plugins_purchase_events_total\{event="paid"\} (\d+)/.exec(text)?.[1] ?? 0);
+}
+
+/**
+ * A payment's completion and its plugin publisher's erasure at the same time: started in either order
+ * (by the round's parity), the second 0 to 12 ms after the first, so that across rounds the completion
+ * meets the erasure before it starts, while it holds its locks and calls Stripe, and after it commits.
+ */
+async function completionWithErasure<T>(round: number, complete: () => Promise<T>, erase: () => Promise<void>) {
+  const delay = (Math.floor(round / 2) % 5) * 3;
+  if (round % 2 === 0) return (await Promise.all([complete(), Bun.sleep(delay).then(erase)]))[0];
+  return (await Promise.all([erase(), Bun.sleep(delay).then(complete)]))[1];
+}
+
+/** Nothing of the plugin is left, and nothing the buyer could use: no purchase, no install, not offered. */
+async function expectNothingLeft(userId: string, pluginId: string) {
+  expect(await db().select().from(pluginRows).where(eq(pluginRows.id, pluginId))).toEqual([]);
+  expect(await db().select().from(purchases).where(eq(purchases.pluginId, pluginId))).toEqual([]);
+  expect(await purchasesOf(userId)).toEqual([]);
+  expect(await installsOf(userId, pluginId)).toEqual([]);
+  expect(await p.offered(userId)).toEqual([]);
+}
 
 describe("races", () => {
   test("the same checkout.session.completed delivered 10 times at once: one purchase, one install; 20 rounds", async () => {
@@ -156,6 +183,89 @@ describe("races", () => {
     expect(await installCount(monthly)).toBe(0);
     expect(await installCount(oneOff)).toBe(0);
   }, 60_000);
+
+  test("a first payment's refund delivered with its subscription's completion, each twice: counted once; 20 rounds", async () => {
+    const id = await p.paidPlugin(publisher, MONTHLY);
+    const refundsOfPlugin = async () => {
+      const items = (await p.call("GET", "/developers/me/sales?limit=50", { token: publisher.token })).body
+        .items as Array<{
+        plugin_id: string;
+        totals: Array<{ purchases: number; refunds: { count: number; amount: number } }>;
+      }>;
+      return items.find((item) => item.plugin_id === id)?.totals[0];
+    };
+    for (let round = 0; round < 20; round++) {
+      const buyer = await p.subscribedCheckout(id);
+      await p.stripe.refunds.create({ payment_intent: buyer.paymentIntent?.id as string });
+      const refunded = p.lastEmitted("charge.refunded");
+      const events = round % 2 === 0 ? [buyer.event, refunded] : [refunded, buyer.event];
+      const answers = await Promise.all([...events, ...events].map((event) => p.deliver(event)));
+      expect(answers.map((answer) => answer.body.outcome).sort()).toEqual([
+        "duplicate",
+        "duplicate",
+        "processed",
+        "processed",
+      ]);
+      expect(await refundsOfPlugin()).toMatchObject({
+        purchases: round + 1,
+        refunds: { count: round + 1, amount: (round + 1) * 499 },
+      });
+    }
+  }, 60_000);
+
+  test("a publisher's erasure meeting a subscription's completion: the subscription is cancelled, nothing left for the plugin; 30 rounds", async () => {
+    const outcomes = new Set<string>();
+    for (let round = 0; round < 30; round++) {
+      const dev = await p.payablePublisher();
+      const id = await p.paidPlugin(dev, MONTHLY);
+      const buyer = await p.subscribedCheckout(id);
+      const before = await paidCount();
+      const delivered = await completionWithErasure(
+        round,
+        () => p.deliver(buyer.event),
+        () => p.erase(dev.userId),
+      );
+      expect(delivered.body.outcome).toBe("processed");
+      await expectNothingLeft(buyer.userId, id);
+      // Cancelled by the erasure (the completion first) or by the completion (the erasure first).
+      expect(p.fake.subscriptions.get(buyer.subscription.id)).toMatchObject({ status: "canceled" });
+      expect(p.fake.requestsTo("DELETE", `/v1/subscriptions/${buyer.subscription.id}`).length).toBeGreaterThan(0);
+      outcomes.add((await paidCount()) - before === 1 ? "recorded" : "given back");
+      // Stripe's word of it, delivered afterwards, brings nothing back.
+      expect((await p.deliver(p.lastEmitted("customer.subscription.deleted"))).body.outcome).toBe("processed");
+      await expectNothingLeft(buyer.userId, id);
+    }
+    // The rounds met the erasure at every point: before it, while it ran, and after it.
+    expect([...outcomes].sort()).toEqual(["given back", "recorded"]);
+  }, 120_000);
+
+  test("a publisher's erasure meeting a one-off payment's completion: refunded unless it was a sale before the erasure; 30 rounds", async () => {
+    const outcomes = new Set<string>();
+    for (let round = 0; round < 30; round++) {
+      const dev = await p.payablePublisher();
+      const id = await p.paidPlugin(dev, ONE_OFF);
+      const buyer = await p.paidCheckout(id);
+      const before = await paidCount();
+      const delivered = await completionWithErasure(
+        round,
+        () => p.deliver(buyer.event),
+        () => p.erase(dev.userId),
+      );
+      expect(delivered.body.outcome).toBe("processed");
+      await expectNothingLeft(buyer.userId, id);
+      // Recorded before the erasure (a sale the erasure takes with the plugin, as it takes every
+      // earlier one), or refunded in full: never neither, never both.
+      const recorded = (await paidCount()) - before;
+      const refunds = p.fake
+        .requestsTo("POST", "/v1/refunds")
+        .filter((each) => each.params.payment_intent === buyer.paymentIntent.id);
+      expect([recorded, refunds.length]).toEqual(recorded === 1 ? [1, 0] : [0, 1]);
+      expect(p.fake.charges.get(buyer.charge.id)?.refunded).toBe(recorded === 0);
+      outcomes.add(recorded === 1 ? "recorded" : "refunded");
+    }
+    // The rounds met the erasure at every point: before it, while it ran, and after it.
+    expect([...outcomes].sort()).toEqual(["recorded", "refunded"]);
+  }, 120_000);
 
   test("a renewal's invoice.paid and invoice.payment_succeeded, each twice, at once: one renewal; 10 rounds", async () => {
     const id = await p.paidPlugin(publisher, MONTHLY);

@@ -2,8 +2,9 @@
 // user's Checkout paying the publisher with the platform's fee kept, the signed webhook installing
 // the plugin (the chat lookup then offers it), refunds uninstalling it, a subscription's lapse,
 // resumption and end, a subscription's events out of order, uninstalling and reinstalling a monthly
-// plugin, renewals and their refunds, a refund delivered before its payment's completion, account
-// deletion (a payment completed afterwards given back, a publisher's Stripe account and a buyer's
+// plugin, renewals and their refunds, refunds of a subscription's first payment, a refund delivered
+// before its payment's completion, account deletion (a payment completed afterwards given back, for
+// an erased buyer or for an erased publisher's plugin, a publisher's Stripe account and a buyer's
 // Stripe customers deleted), the export of purchases, and the publisher's sales.
 // The real stripe-node client talks to the fake Stripe API; PostgreSQL and Redis are real.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -15,6 +16,7 @@ import { receivePaymentWebhook } from "../../src/plugins/purchases";
 import {
   checkoutGrants,
   developers,
+  erasedPlugins,
   erasedUsers,
   installs,
   pluginRows,
@@ -1410,5 +1412,267 @@ describe("refunds of renewals", () => {
         })),
       }),
     ]);
+  });
+});
+
+describe("refunds of a subscription's first payment", () => {
+  const salesOf = async (token: string) => (await p.call("GET", "/developers/me/sales", { token })).body.items;
+  const lookups = () => p.fake.requestsTo("GET", "/v1/invoice_payments").length;
+
+  test("count in the publisher's refunds once, however often Stripe sends them; the subscription keeps paying for the plugin", async () => {
+    const seller = await p.payablePublisher();
+    const id = await p.paidPlugin(seller, MONTHLY, { name: "First month refunded" });
+    const buyer = await p.subscribedCheckout(id);
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("processed");
+    expect((await p.deliver(p.lastEmitted("invoice.paid"))).body.outcome).toBe("ignored");
+    const firstPayment = buyer.paymentIntent?.id as string;
+    expect(firstPayment).toEqual(expect.any(String));
+    const asked = lookups();
+
+    await p.stripe.refunds.create({ payment_intent: firstPayment, amount: 150 });
+    const partial = p.lastEmitted("charge.refunded");
+    // Delivered three times at once, then again: counted once.
+    const answers = await Promise.all([p.deliver(partial), p.deliver(partial), p.deliver(partial)]);
+    expect(answers.map((answer) => answer.body.outcome).sort()).toEqual(["duplicate", "duplicate", "processed"]);
+    // Each delivery in flight before the first committed may have asked Stripe which invoice it paid.
+    const askedAtOnce = lookups() - asked;
+    expect(askedAtOnce).toBeGreaterThanOrEqual(1);
+    expect(askedAtOnce).toBeLessThanOrEqual(3);
+    expect((await p.deliver(partial)).body.outcome).toBe("duplicate");
+    const totals = async () => (await salesOf(seller.token))[0]?.totals;
+    expect(await totals()).toEqual([
+      {
+        currency: "eur",
+        purchases: 1,
+        renewals: 0,
+        gross: 499,
+        platform_fees: 62,
+        refunds: { count: 1, amount: 150 },
+        active: 1,
+      },
+    ]);
+    // The rest of it: Stripe's running total, so the payment counts once with all of it.
+    await p.stripe.refunds.create({ payment_intent: firstPayment });
+    expect((await p.deliver(p.lastEmitted("charge.refunded"))).body.outcome).toBe("processed");
+    expect((await totals())?.[0]?.refunds).toEqual({ count: 1, amount: 499 });
+    // The partial refund's event delivered late, as another event: its smaller total changes nothing.
+    const late = partial.replace(/"id": "evt_[^"]+"/, `"id": "evt_late_${crypto.randomUUID()}"`);
+    expect((await p.deliver(late)).body.outcome).toBe("processed");
+    expect((await totals())?.[0]?.refunds).toEqual({ count: 1, amount: 499 });
+    // Once the invoice was known, no later refund of the payment asked Stripe again.
+    expect(lookups() - asked).toBe(askedAtOnce);
+
+    // Access follows the subscription, as after a renewal's refund: still paid for and offered.
+    expect(await purchaseBySubscription(buyer.subscription.id)).toMatchObject({ status: "active" });
+    expect((await installOf(buyer.userId, id))?.entitlementId).not.toBeNull();
+    expect(await p.offered(buyer.userId)).toEqual([id]);
+
+    // A renewal and its refund count besides it, each against its own payment.
+    const renewal = p.fake.renewSubscription(buyer.subscription.id);
+    expect((await p.deliver(renewal.paid)).body.outcome).toBe("processed");
+    await p.stripe.refunds.create({ payment_intent: renewal.paymentIntent?.id as string, amount: 100 });
+    expect((await p.deliver(p.lastEmitted("charge.refunded"))).body.outcome).toBe("processed");
+    expect(await totals()).toEqual([
+      {
+        currency: "eur",
+        purchases: 1,
+        renewals: 1,
+        gross: 998,
+        platform_fees: 124,
+        refunds: { count: 2, amount: 599 },
+        active: 1,
+      },
+    ]);
+
+    // Cancelling the subscription is what ends access; the refunds stay counted.
+    await p.stripe.subscriptions.cancel(buyer.subscription.id);
+    expect((await p.deliver(p.lastEmitted("customer.subscription.deleted"))).body.outcome).toBe("processed");
+    expect(await p.offered(buyer.userId)).toEqual([]);
+    expect(await totals()).toEqual([
+      {
+        currency: "eur",
+        purchases: 1,
+        renewals: 1,
+        gross: 998,
+        platform_fees: 124,
+        refunds: { count: 2, amount: 599 },
+        active: 0,
+      },
+    ]);
+  });
+
+  test("a refund delivered before its subscription's completion counts once the completion is recorded", async () => {
+    const seller = await p.payablePublisher();
+    const id = await p.paidPlugin(seller, MONTHLY, { name: "Refunded before completion" });
+    const buyer = await p.subscribedCheckout(id);
+    await p.stripe.refunds.create({ payment_intent: buyer.paymentIntent?.id as string });
+    const refunded = p.lastEmitted("charge.refunded");
+    expect((await p.deliver(refunded)).body.outcome).toBe("processed");
+    // No purchase yet: the plugin has sold nothing the publisher sees.
+    expect(await salesOf(seller.token)).toEqual([]);
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("processed");
+    expect((await salesOf(seller.token))[0]?.totals).toEqual([
+      {
+        currency: "eur",
+        purchases: 1,
+        renewals: 0,
+        gross: 499,
+        platform_fees: 62,
+        refunds: { count: 1, amount: 499 },
+        active: 1,
+      },
+    ]);
+    // Both again: nothing counts twice.
+    expect((await p.deliver(refunded)).body.outcome).toBe("duplicate");
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("duplicate");
+    expect((await salesOf(seller.token))[0]?.totals[0]?.refunds).toEqual({ count: 1, amount: 499 });
+    // The completion recorded the subscription's first invoice, which is what matches the refund.
+    expect(await purchaseBySubscription(buyer.subscription.id)).toMatchObject({
+      firstInvoiceId: buyer.invoice.id,
+      status: "active",
+    });
+  });
+
+  test("the buyer's export shows what was refunded of the first payment on the purchase", async () => {
+    const id = await p.paidPlugin(publisher, MONTHLY);
+    const buyer = await p.subscribedCheckout(id);
+    await p.deliver(buyer.event);
+    await p.stripe.refunds.create({ payment_intent: buyer.paymentIntent?.id as string, amount: 99 });
+    await p.deliver(p.lastEmitted("charge.refunded"));
+
+    const exportId = crypto.randomUUID();
+    await publishExportRequested(p.server.platform, { exportId, userId: buyer.userId, requestedAt: Date.now() });
+    const { redis, keys } = p.server.platform;
+    const raw = await eventually(
+      async () =>
+        ((await redis?.xrange(keys.exportPartsStream, "-", "+")) ?? [])
+          .map(([, fields]) => fields[1] as string)
+          .find((entry) => entry.includes(exportId)),
+      (entry) => entry !== undefined,
+    );
+    const data = JSON.parse(ExportPartEvent.parse(JSON.parse(raw as string)).json as string);
+    expect(data.purchases).toEqual([
+      expect.objectContaining({ plugin_id: id, model: "monthly", amount: 499, amount_refunded: 99, renewals: [] }),
+    ]);
+  });
+});
+
+describe("a payment completed after its publisher's account was deleted", () => {
+  /** A payable developer's live plugin, a buyer's checkout of it paid in Stripe, then the developer erased. */
+  const erasedAfter = async <T>(pricing: typeof ONE_OFF | typeof MONTHLY, buy: (pluginId: string) => Promise<T>) => {
+    const dev = await p.payablePublisher();
+    const id = await p.paidPlugin(dev, pricing);
+    const buyer = await buy(id);
+    await p.erase(dev.userId);
+    expect(await db().select().from(pluginRows).where(eq(pluginRows.id, id))).toEqual([]);
+    return { dev, id, buyer };
+  };
+  const boughtOnce = () => erasedAfter(ONE_OFF, (id) => p.paidCheckout(id));
+  const subscribed = () => erasedAfter(MONTHLY, (id) => p.subscribedCheckout(id));
+  const refundsOf = (paymentIntentId: string) =>
+    p.fake.requestsTo("POST", "/v1/refunds").filter((each) => each.params.payment_intent === paymentIntentId);
+  const nothingLeft = async (userId: string, pluginId: string) => {
+    expect(await db().select().from(purchases).where(eq(purchases.pluginId, pluginId))).toEqual([]);
+    expect(await purchasesOf(userId)).toEqual([]);
+    expect(await installOf(userId, pluginId)).toBeUndefined();
+    expect(await p.offered(userId)).toEqual([]);
+    expect(await listed(await p.token(userId, "team"))).toEqual([]);
+  };
+
+  test("one-off: refunded in full through Stripe, nothing recorded, nothing installed", async () => {
+    const { dev, id, buyer } = await boughtOnce();
+    const paymentIntentId = buyer.paymentIntent.id;
+    // The erasure kept the plugin's id, and nothing of its developer.
+    const kept = await db().select().from(erasedPlugins).where(eq(erasedPlugins.pluginId, id));
+    expect(kept).toHaveLength(1);
+    expect(JSON.stringify(kept)).not.toContain(dev.userId);
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("processed");
+
+    await nothingLeft(buyer.userId, id);
+    expect(refundsOf(paymentIntentId)).toEqual([
+      expect.objectContaining({
+        params: expect.objectContaining({ refund_application_fee: "true", reverse_transfer: "true" }),
+        idempotencyKey: `plugin-refund:${paymentIntentId}`,
+      }),
+    ]);
+    expect(p.fake.charges.get(buyer.charge.id)).toMatchObject({ refunded: true, amount_refunded: 1500 });
+    // A redelivery asks Stripe nothing more; Stripe's refund event changes nothing.
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("duplicate");
+    expect((await p.deliver(p.lastEmitted("charge.refunded"))).body.outcome).toBe("processed");
+    expect(refundsOf(paymentIntentId)).toHaveLength(1);
+    await nothingLeft(buyer.userId, id);
+  });
+
+  test("monthly: the subscription is cancelled at once and its customer deleted, nothing recorded, nothing installed", async () => {
+    const { id, buyer } = await subscribed();
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("processed");
+
+    expect(p.fake.subscriptions.get(buyer.subscription.id)).toMatchObject({ status: "canceled" });
+    expect(p.fake.requestsTo("DELETE", `/v1/subscriptions/${buyer.subscription.id}`)).toEqual([
+      expect.objectContaining({ idempotencyKey: `plugin-cancel:${buyer.subscription.id}` }),
+    ]);
+    // The customer Checkout made for this purchase only: nothing of it would ever be deleted otherwise.
+    expect(p.fake.customers.has(String(buyer.subscription.customer))).toBe(false);
+    await nothingLeft(buyer.userId, id);
+    const [state] = await db()
+      .select()
+      .from(subscriptionStates)
+      .where(eq(subscriptionStates.subscriptionId, buyer.subscription.id));
+    expect(state?.state).toBe("canceled");
+    // Stripe's deletion event and a redelivery change nothing and ask Stripe nothing more.
+    expect((await p.deliver(p.lastEmitted("customer.subscription.deleted"))).body.outcome).toBe("processed");
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("duplicate");
+    expect(p.fake.requestsTo("DELETE", `/v1/subscriptions/${buyer.subscription.id}`)).toHaveLength(1);
+    await nothingLeft(buyer.userId, id);
+  });
+
+  test("what was given back is logged with the event, the buyer, the plugin and the payment", async () => {
+    const { id, buyer } = await boughtOnce();
+    const captured = captureLogger();
+    const ctx = createPluginsContext({ ...p.server.platform, logger: captured.logger });
+    const signature = await signWebhook(buyer.event, WEBHOOK_SECRET);
+    expect(await receivePaymentWebhook({ ctx, input: { payload: buyer.event, signature } })).toEqual({
+      received: true,
+      outcome: "processed",
+    });
+    expect(captured.lines).toContainEqual(
+      expect.objectContaining({
+        msg: "a plugin payment made after its publisher's account was deleted: refunded",
+        event: JSON.parse(buyer.event).id,
+        user_id: buyer.userId,
+        plugin_id: id,
+        payment_intent: buyer.paymentIntent.id,
+      }),
+    );
+    // Not the error asking an operator to refund it by hand.
+    expect(captured.lines.map((line) => line.msg)).not.toContain("a plugin payment was not honoured; refund it");
+  });
+
+  test("Stripe unreachable: 503 and nothing recorded; Stripe's redelivery gives the payment back", async () => {
+    const { id, buyer } = await boughtOnce();
+    p.fake.unavailable = true;
+    try {
+      expect(codeOf(await p.deliver(buyer.event))).toEqual({ status: 503, code: "stripe_unavailable" });
+    } finally {
+      p.fake.unavailable = false;
+    }
+    expect(p.fake.charges.get(buyer.charge.id)).toMatchObject({ refunded: false });
+    expect((await p.deliver(buyer.event)).body.outcome).toBe("processed");
+    expect(p.fake.charges.get(buyer.charge.id)).toMatchObject({ refunded: true });
+    await nothingLeft(buyer.userId, id);
+  });
+
+  test("a plugin the service never had is not the erased publisher's: logged for an operator, nothing given back", async () => {
+    const id = await p.paidPlugin(publisher, ONE_OFF);
+    const buyer = await p.paidCheckout(id);
+    const object = JSON.parse(buyer.event).data.object;
+    const unknown = p.fake.event("checkout.session.completed", {
+      ...object,
+      id: `cs_unknown_${crypto.randomUUID()}`,
+      metadata: { ...object.metadata, plugin_id: crypto.randomUUID() },
+    });
+    expect((await p.deliver(unknown)).body.outcome).toBe("processed");
+    expect(refundsOf(buyer.paymentIntent.id)).toEqual([]);
+    expect(await purchasesOf(buyer.userId)).toEqual([]);
   });
 });

@@ -4,10 +4,12 @@ import m0 from "./0000_previous_malcolm_colcord.sql" with { type: "text" };
 import m1 from "./0001_paid_plugins.sql" with { type: "text" };
 import m2 from "./0002_subscription_states_and_renewals.sql" with { type: "text" };
 import m3 from "./0003_refunds_told_first_and_erased_users.sql" with { type: "text" };
+import m4 from "./0004_first_invoice_refunds_and_erased_plugins.sql" with { type: "text" };
 
 export const migrations: Migration[] = [
   { tag: "0000_previous_malcolm_colcord", sql: m0 },
   { tag: "0001_paid_plugins", sql: m1 },
   { tag: "0002_subscription_states_and_renewals", sql: m2 },
   { tag: "0003_refunds_told_first_and_erased_users", sql: m3 },
+  { tag: "0004_first_invoice_refunds_and_erased_plugins", sql: m4 },
 ];

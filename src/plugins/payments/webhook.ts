@@ -39,7 +39,7 @@ export interface PublisherAccountUpdated extends OutcomeBase {
  * A purchase paid (`checkout.session.completed` once paid, or `checkout.session.async_payment_succeeded`):
  * the user may install that version. One-off: `paymentIntentId` names the payment (what a refund
  * names). Monthly: `subscriptionId` names the subscription (what its end names); `amount` and
- * `platformFee` are the first month's.
+ * `platformFee` are the first month's, which `firstInvoiceId` paid (what a refund of it is matched with).
  */
 export interface PurchasePaid extends OutcomeBase, PurchaseRef {
   kind: "purchase_paid";
@@ -52,14 +52,16 @@ export interface PurchasePaid extends OutcomeBase, PurchaseRef {
   checkoutSessionId: string;
   paymentIntentId: string | null;
   subscriptionId: string | null;
+  /** Monthly: the subscription's first invoice, the one Checkout made (the session's `invoice`). */
+  firstInvoiceId: string | null;
   customerId: string | null;
 }
 
 /**
  * `charge.refunded` of a destination charge: money went back to the buyer. The handler keeps it by
  * `paymentIntentId` (the completion of a purchase it does not know yet reads it there; a
- * subscription invoice's counts against its renewal), finds the purchase by it and withdraws the
- * entitlement when `fullyRefunded`.
+ * subscription invoice's counts against its renewal, or the first invoice's against its purchase),
+ * finds a one-off purchase by it and withdraws the entitlement when `fullyRefunded`.
  */
 export interface PurchaseRefunded extends OutcomeBase {
   kind: "purchase_refunded";
@@ -288,6 +290,7 @@ function purchaseOutcome(
   const amount = session.amount_total ?? 0;
   // One-off: the fee the payment carried. Monthly: the invoice's percent, as Stripe computes it.
   const platformFee = terms.platformFeeAmount ?? Math.round((amount * terms.platformFeePercent) / 100);
+  const subscriptionId = idOf(session.subscription) || null;
   return {
     kind: "purchase_paid",
     ...base,
@@ -300,7 +303,9 @@ function purchaseOutcome(
     platformFee,
     checkoutSessionId: session.id,
     paymentIntentId: idOf(session.payment_intent) || null,
-    subscriptionId: idOf(session.subscription) || null,
+    subscriptionId,
+    // A subscription's: a one-off session has an invoice only if it asked for a receipt one.
+    firstInvoiceId: subscriptionId ? idOf(session.invoice) || null : null,
     customerId: idOf(session.customer) || null,
   };
 }

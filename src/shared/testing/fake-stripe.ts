@@ -112,10 +112,19 @@ export class FakeStripe {
    * What Stripe does when the customer pays a `subscription` session: an active subscription for the
    * session's price (a customer created if the session named none), its paid first invoice and, for a
    * subscription paying a connected account, the charge, the transfer and the platform's fee
-   * (`application_fee_percent` of the invoice). Emits `checkout.session.completed`, then the first
-   * invoice's `invoice.paid` (`billing_reason: subscription_create`).
+   * (`application_fee_percent` of the invoice). The session names that invoice (`invoice`), as
+   * Stripe's does; `paymentIntent` and `charge` are its payment's (null without a connected account).
+   * Emits `checkout.session.completed`, then the first invoice's `invoice.paid`
+   * (`billing_reason: subscription_create`).
    */
-  completeCheckout(sessionId: string): { session: StripeObject; subscription: StripeObject; event: string } {
+  completeCheckout(sessionId: string): {
+    session: StripeObject;
+    subscription: StripeObject;
+    invoice: StripeObject;
+    paymentIntent: StripeObject | null;
+    charge: StripeObject | null;
+    event: string;
+  } {
     const session = this.sessions.get(sessionId);
     if (!session) throw new Error(`no session ${sessionId}`);
     if (session.mode === "payment") throw new Error(`session ${sessionId} is in payment mode: use completePayment`);
@@ -156,9 +165,12 @@ export class FakeStripe {
       currency,
     };
     this.invoices.set(invoice.id, { ...invoice, number: `FAKE-${this.invoices.size + 1}`, created: this.tick() });
+    session.invoice = invoice.id;
+    let payment: { paymentIntent: StripeObject; charge: StripeObject } | null = null;
     if (data.transfer_data?.destination) {
       const percent = Number(data.application_fee_percent ?? 0);
-      const { paymentIntent } = this.charge({
+      // A subscription's charges carry none of the subscription's metadata, as Stripe's.
+      payment = this.charge({
         amount,
         currency,
         customer: customerId,
@@ -166,11 +178,18 @@ export class FakeStripe {
         fee: Math.round((amount * percent) / 100),
         metadata: {},
       });
-      this.payInvoice(invoice.id, paymentIntent);
+      this.payInvoice(invoice.id, payment.paymentIntent);
     }
     const event = this.emit("checkout.session.completed", session);
     this.emit("invoice.paid", this.invoices.get(invoice.id) ?? invoice);
-    return { session, subscription, event };
+    return {
+      session,
+      subscription,
+      invoice: this.invoices.get(invoice.id) ?? invoice,
+      paymentIntent: payment?.paymentIntent ?? null,
+      charge: payment?.charge ?? null,
+      event,
+    };
   }
 
   /**
@@ -710,6 +729,7 @@ export class FakeStripe {
         payment_status: "unpaid",
         payment_intent: null,
         subscription: null,
+        invoice: null,
         url: `${this.url}/c/pay/${id}`,
         expires_at: Math.floor(Date.now() / 1000) + 24 * 3600,
       };
