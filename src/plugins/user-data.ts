@@ -56,14 +56,17 @@ async function cancelSubscriptions(ctx: PluginsContext, tx: Tx, userId: string):
  * has one; a one-off payment only if Stripe made one rather than a guest), as billing deletes its
  * own: nothing the buyer gave Stripe (name, address, cards) stays once the stored ids are cleared.
  * Checkout is passed no customer, so it makes one per purchase and a user may have several. A
- * customer Stripe no longer has counts as deleted; Stripe unreachable throws and the event comes
- * back with the ids still stored.
+ * developer's erasure also deletes those of the purchases of their plugins: the cascade takes those
+ * purchases, and with them the only record of those customers that the buyers' own erasure would
+ * find. A customer Stripe no longer has counts as deleted; Stripe unreachable throws and the event
+ * comes back with the ids still stored.
  */
 async function deleteCustomers(ctx: PluginsContext, tx: Tx, userId: string): Promise<void> {
   const rows = await tx
     .selectDistinct({ customerId: purchases.customerId })
     .from(purchases)
-    .where(and(eq(purchases.userId, userId), isNotNull(purchases.customerId)));
+    .innerJoin(pluginRows, eq(pluginRows.id, purchases.pluginId))
+    .where(and(isNotNull(purchases.customerId), or(eq(purchases.userId, userId), eq(pluginRows.developerId, userId))));
   if (rows.length === 0) return;
   if (!ctx.payments.stripe) {
     ctx.logger.error(
@@ -103,7 +106,8 @@ async function deletePaymentAccount(ctx: PluginsContext, userId: string, account
  * Stripe Express account. Those users' chat instances are told once it is committed. Their
  * purchases stay in the publishers' figures without them (no user, no Stripe customer); the
  * subscriptions among them, and those to their own plugins, are cancelled in Stripe first, and the
- * Stripe customers their checkouts made are deleted there. The SHA-256 of the user's id is kept in
+ * Stripe customers their checkouts (and, for a developer, the checkouts of their plugins) made are
+ * deleted there. The SHA-256 of the user's id is kept in
  * `erased_users`, and the ids of the plugins they published in `erased_plugins`, so a payment
  * Stripe completes later for them, or for one of those plugins, is given back.
  *

@@ -1266,6 +1266,28 @@ describe("a deleted buyer's Stripe customers", () => {
     expect(customerDeletions(String(gone.subscription.customer))).toHaveLength(1);
   });
 
+  test("a developer's erasure deletes the customers the purchases of their plugins made; the buyers' others stay", async () => {
+    const dev = await p.payablePublisher();
+    const theirs = await p.paidPlugin(dev, MONTHLY);
+    const theirOneOff = await p.paidPlugin(dev, ONE_OFF);
+    const elsewhere = await p.paidPlugin(publisher, MONTHLY);
+    const buyer = await p.subscribedCheckout(theirs);
+    await p.deliver(buyer.event);
+    const payer = await oneOffWithCustomer(buyer.token, theirOneOff);
+    const started = await p.checkout(buyer.token, elsewhere);
+    const kept = p.fake.completeCheckout(started.body.session_id as string);
+    await p.deliver(kept.event);
+
+    await p.erase(dev.userId);
+    // The cascade took the purchases of the developer's plugins: nothing here names those customers any more.
+    expect((await purchasesOf(buyer.userId)).map((row) => row.pluginId)).toEqual([elsewhere]);
+    expect(customerDeletions(String(buyer.subscription.customer))).toHaveLength(1);
+    expect(customerDeletions(payer)).toHaveLength(1);
+    expect(p.fake.customers.has(String(buyer.subscription.customer))).toBe(false);
+    expect(p.fake.customers.has(payer)).toBe(false);
+    expect(p.fake.customers.has(String(kept.subscription.customer))).toBe(true);
+  });
+
   test("Stripe unreachable: the erasure throws (the event comes again) and keeps the customer; it finishes once Stripe answers", async () => {
     const monthly = await p.paidPlugin(publisher, MONTHLY);
     // Subscribed, then cancelled and ended: only the customer is left in Stripe for the erasure.
