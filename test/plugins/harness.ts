@@ -5,7 +5,9 @@
 import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
 import { createPluginsService, type PluginsServiceOptions } from "../../src/plugins";
 import { canonicalJson } from "../../src/plugins/manifest";
-import { createTestContext, type PlatformOverrides, type TestContext } from "../../src/shared/testing";
+import { ExportPartEvent, publishExportRequested } from "../../src/shared/events/user-export";
+import type { Platform } from "../../src/shared/platform";
+import { createTestContext, eventually, type PlatformOverrides, type TestContext } from "../../src/shared/testing";
 import type { Tier } from "../../src/shared/tiers";
 
 export const newUserId = () => crypto.randomUUID();
@@ -192,3 +194,18 @@ export async function startPlugins(overrides: PlatformOverrides = {}, service: P
 }
 
 export type Plugins = Awaited<ReturnType<typeof startPlugins>>;
+
+/** Asks for an export of the user's data, as auth does, and returns the plugins service's part of it once published. */
+export async function exportPartOf(platform: Platform, userId: string): Promise<ExportPartEvent> {
+  const exportId = crypto.randomUUID();
+  await publishExportRequested(platform, { exportId, userId, requestedAt: Date.now() });
+  const { redis, keys } = platform;
+  const raw = await eventually(
+    async () =>
+      ((await redis?.xrange(keys.exportPartsStream, "-", "+")) ?? [])
+        .map(([, fields]) => fields[1] as string)
+        .find((entry) => entry.includes(exportId)),
+    (entry) => entry !== undefined,
+  );
+  return ExportPartEvent.parse(JSON.parse(raw as string));
+}

@@ -24,10 +24,9 @@ import {
   subscriptionStates,
 } from "../../src/plugins/tables";
 import { publishUserDeleted } from "../../src/shared/events/user-deleted";
-import { ExportPartEvent, publishExportRequested } from "../../src/shared/events/user-export";
 import { captureLogger, eventually } from "../../src/shared/testing";
 import { signWebhook } from "../../src/shared/testing/fake-stripe";
-import { type Developer, manifest, newUserId } from "./harness";
+import { type Developer, exportPartOf, manifest, newUserId } from "./harness";
 import {
   CONNECT_WEBHOOK_SECRET,
   codeOf,
@@ -1409,17 +1408,8 @@ describe("refunds of renewals", () => {
     await p.stripe.refunds.create({ payment_intent: renewals[1]?.paymentIntent?.id as string, amount: 200 });
     await p.deliver(p.lastEmitted("charge.refunded"));
 
-    const exportId = crypto.randomUUID();
-    await publishExportRequested(p.server.platform, { exportId, userId: buyer.userId, requestedAt: Date.now() });
-    const { redis, keys } = p.server.platform;
-    const raw = await eventually(
-      async () =>
-        ((await redis?.xrange(keys.exportPartsStream, "-", "+")) ?? [])
-          .map(([, fields]) => fields[1] as string)
-          .find((entry) => entry.includes(exportId)),
-      (entry) => entry !== undefined,
-    );
-    const data = JSON.parse(ExportPartEvent.parse(JSON.parse(raw as string)).json as string);
+    const part = await exportPartOf(p.server.platform, buyer.userId);
+    const data = JSON.parse(part.json as string);
     expect(data.purchases).toEqual([
       expect.objectContaining({
         plugin_id: id,
@@ -1562,17 +1552,8 @@ describe("refunds of a subscription's first payment", () => {
     await p.stripe.refunds.create({ payment_intent: buyer.paymentIntent?.id as string, amount: 99 });
     await p.deliver(p.lastEmitted("charge.refunded"));
 
-    const exportId = crypto.randomUUID();
-    await publishExportRequested(p.server.platform, { exportId, userId: buyer.userId, requestedAt: Date.now() });
-    const { redis, keys } = p.server.platform;
-    const raw = await eventually(
-      async () =>
-        ((await redis?.xrange(keys.exportPartsStream, "-", "+")) ?? [])
-          .map(([, fields]) => fields[1] as string)
-          .find((entry) => entry.includes(exportId)),
-      (entry) => entry !== undefined,
-    );
-    const data = JSON.parse(ExportPartEvent.parse(JSON.parse(raw as string)).json as string);
+    const part = await exportPartOf(p.server.platform, buyer.userId);
+    const data = JSON.parse(part.json as string);
     expect(data.purchases).toEqual([
       expect.objectContaining({ plugin_id: id, model: "monthly", amount: 499, amount_refunded: 99, renewals: [] }),
     ]);

@@ -6,9 +6,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eq, sql } from "drizzle-orm";
 import { pluginRows } from "../../src/plugins/tables";
 import { publishUserDeleted } from "../../src/shared/events/user-deleted";
-import { ExportPartEvent, publishExportRequested } from "../../src/shared/events/user-export";
 import { eventually } from "../../src/shared/testing";
-import { keyPair, manifest, newUserId, type Plugins, startPlugins } from "./harness";
+import { exportPartOf, keyPair, manifest, newUserId, type Plugins, startPlugins } from "./harness";
 
 let p: Plugins;
 beforeAll(async () => {
@@ -140,18 +139,8 @@ describe("erasure", () => {
 describe("export", () => {
   test("the part holds the developer account, plugins with versions as signed, installs, reviews and reports", async () => {
     const world = await fullUser();
-    const exportId = crypto.randomUUID();
-    await publishExportRequested(p.server.platform, { exportId, userId: world.userId, requestedAt: Date.now() });
-    const { redis, keys } = p.server.platform;
-    const raw = await eventually(
-      async () =>
-        ((await redis?.xrange(keys.exportPartsStream, "-", "+")) ?? [])
-          .map(([, fields]) => fields[1] as string)
-          .find((entry) => entry.includes(exportId)),
-      (entry) => entry !== undefined,
-    );
-    const part = ExportPartEvent.parse(JSON.parse(raw as string));
-    expect(part).toMatchObject({ exportId, userId: world.userId, service: "plugins" });
+    const part = await exportPartOf(p.server.platform, world.userId);
+    expect(part).toMatchObject({ userId: world.userId, service: "plugins" });
     const data = JSON.parse(part.json as string);
     expect(data.developer).toMatchObject({ display_name: "Leaving", public_key: expect.any(String) });
     expect(data.plugins).toEqual([
