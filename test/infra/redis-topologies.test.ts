@@ -127,7 +127,15 @@ async function runOn(topology: Topology, files: string[]): Promise<RunOutcome> {
   children.delete(child);
   const output = `${out}\n${err}`;
   const count = (word: string) => Number(new RegExp(`^\\s*(\\d+) ${word}$`, "m").exec(output)?.[1] ?? -1);
-  const failures = [...new Set(output.split("\n").filter((line) => line.startsWith("(fail) ")))];
+  // Each failure with what bun printed before it (its assertion, its stack), not only its name.
+  const lines = output.split("\n");
+  const failures = [
+    ...new Set(
+      lines.flatMap((line, index) =>
+        line.startsWith("(fail) ") ? [[...lines.slice(Math.max(0, index - 30), index), line].join("\n")] : [],
+      ),
+    ),
+  ];
   return { code, passed: count("pass"), failed: count("fail"), failures, tail: output.slice(-6000) };
 }
 

@@ -169,7 +169,8 @@ describe("redis lane across a connection loss", () => {
     proxy.cut();
     const started = performance.now();
     expect(await lane.publish(channel, "down").catch(() => "failed")).toBe("failed");
-    expect(performance.now() - started).toBeLessThan(100);
+    // At once: not after a reconnect attempt (3 s connect timeout); 1 s leaves room for a loaded machine.
+    expect(performance.now() - started).toBeLessThan(1000);
 
     proxy.resume();
     const live = lane;
@@ -204,7 +205,7 @@ describe("inbox sender across a connection loss", () => {
         [1, 2, 3].map((n) => sender.send("i1", message(n)).then(String, () => "failed")),
       );
       expect(outcomes).toEqual(["failed", "failed", "failed"]);
-      expect(performance.now() - started).toBeLessThan(100);
+      expect(performance.now() - started).toBeLessThan(1000);
     } finally {
       await lane.close();
       proxy.stop();
