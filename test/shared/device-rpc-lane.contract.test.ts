@@ -165,6 +165,11 @@ describe("redis lane across a connection loss", () => {
     const seen: string[] = [];
     await lane.subscribe(channel, (message) => seen.push(message));
     expect(await lane.publish(channel, "before")).toBe(1);
+    // Taken by Redis is not yet read by the subscriber: cutting before it arrives would lose it in the proxy.
+    await eventually(
+      () => seen.length,
+      (count) => count === 1,
+    );
 
     proxy.cut();
     const started = performance.now();
