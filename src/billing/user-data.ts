@@ -1,6 +1,6 @@
 import { asc, eq } from "drizzle-orm";
 import Stripe from "stripe";
-import { isMissing, toServiceError } from "../shared/stripe-call";
+import { isMissing, stripeRemoval, toServiceError } from "../shared/stripe-call";
 import { startUserDataConsumers, type UserDataConsumers } from "../shared/user-data";
 import type { BillingContext } from "./context";
 import { lockCustomer } from "./sync";
@@ -55,12 +55,7 @@ async function cancelNow(ctx: BillingContext, stripe: Stripe, subscriptionId: st
 }
 
 async function deleteCustomer(ctx: BillingContext, stripe: Stripe, customerId: string): Promise<void> {
-  try {
-    await stripe.customers.del(customerId);
-  } catch (error) {
-    if (isMissing(error)) return;
-    throw toServiceError(ctx.logger, "customers.del", error);
-  }
+  await stripeRemoval(ctx.logger, "customers.del", () => stripe.customers.del(customerId));
 }
 
 /** The user's tier, subscriptions (our copy of Stripe's) and invoices (listed from Stripe). */

@@ -15,6 +15,19 @@ export async function stripeCall<T>(logger: Logger, what: string, call: () => Pr
   }
 }
 
+/**
+ * A Stripe call that deletes or ends something: what Stripe no longer has counts as done, so a
+ * retried erasure finishes; any other failure as `stripeCall`.
+ */
+export async function stripeRemoval(logger: Logger, what: string, call: () => Promise<unknown>): Promise<void> {
+  try {
+    await call();
+  } catch (error) {
+    if (isMissing(error)) return;
+    throw toServiceError(logger, what, error);
+  }
+}
+
 export function toServiceError(logger: Logger, what: string, error: unknown): unknown {
   if (!(error instanceof Stripe.errors.StripeError)) return error;
   const status = error.statusCode ?? 0;

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import Stripe from "stripe";
 import { conflict, notFound, unavailable } from "../../shared/errors";
 import type { Logger } from "../../shared/logger";
-import { isMissing, stripeCall, toServiceError } from "../../shared/stripe-call";
+import { isMissing, stripeCall, stripeRemoval, toServiceError } from "../../shared/stripe-call";
 import { type PluginPaymentsConfig, requirePluginStripe } from "./config";
 import { type PaidPricingModel, PLUGIN_PURCHASE, publisherMetadata, purchaseMetadata } from "./metadata";
 
@@ -111,12 +111,7 @@ export async function readPublisherAccount(deps: PaymentsDeps, accountId: string
  */
 export async function deletePublisherAccount(deps: PaymentsDeps, accountId: string): Promise<void> {
   const stripe = requirePluginStripe(deps.config);
-  try {
-    await stripe.accounts.del(accountId);
-  } catch (error) {
-    if (isMissing(error)) return;
-    throw toServiceError(deps.logger, "accounts.del", error);
-  }
+  await stripeRemoval(deps.logger, "accounts.del", () => stripe.accounts.del(accountId));
 }
 
 /**
@@ -127,12 +122,7 @@ export async function deletePublisherAccount(deps: PaymentsDeps, accountId: stri
  */
 export async function deleteBuyerCustomer(deps: PaymentsDeps, customerId: string): Promise<void> {
   const stripe = requirePluginStripe(deps.config);
-  try {
-    await stripe.customers.del(customerId);
-  } catch (error) {
-    if (isMissing(error)) return;
-    throw toServiceError(deps.logger, "customers.del", error);
-  }
+  await stripeRemoval(deps.logger, "customers.del", () => stripe.customers.del(customerId));
 }
 
 /**
@@ -329,22 +319,21 @@ export async function cancelPluginSubscription(
   when: "period_end" | "now",
 ): Promise<void> {
   const stripe = requirePluginStripe(deps.config);
-  try {
-    if (when === "now") {
-      // Ending at once is the same operation however often it is asked: one key per subscription.
-      await stripe.subscriptions.cancel(subscriptionId, {}, { idempotencyKey: `plugin-cancel:${subscriptionId}` });
-    } else {
-      // A fresh key per request, as billing's cancel: the SDK's retries reuse it, a later request is its own.
-      await stripe.subscriptions.update(
-        subscriptionId,
-        { cancel_at_period_end: true },
-        { idempotencyKey: `plugin-cancel-at-period-end:${subscriptionId}:${crypto.randomUUID()}` },
-      );
-    }
-  } catch (error) {
-    if (isMissing(error)) return;
-    throw toServiceError(deps.logger, `subscriptions.${when === "now" ? "cancel" : "update"}`, error);
+  if (when === "now") {
+    // Ending at once is the same operation however often it is asked: one key per subscription.
+    await stripeRemoval(deps.logger, "subscriptions.cancel", () =>
+      stripe.subscriptions.cancel(subscriptionId, {}, { idempotencyKey: `plugin-cancel:${subscriptionId}` }),
+    );
+    return;
   }
+  // A fresh key per request, as billing's cancel: the SDK's retries reuse it, a later request is its own.
+  await stripeRemoval(deps.logger, "subscriptions.update", () =>
+    stripe.subscriptions.update(
+      subscriptionId,
+      { cancel_at_period_end: true },
+      { idempotencyKey: `plugin-cancel-at-period-end:${subscriptionId}:${crypto.randomUUID()}` },
+    ),
+  );
 }
 
 /**
